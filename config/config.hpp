@@ -1,0 +1,64 @@
+// The daemon's configuration: one JSON file, validated into plain structs.
+//
+// Loading is pure (no I/O besides reading the file in load_file) and never throws: every error
+// names the JSON path it is about ("$.domains.d1.sources[0].path: expected a string"). Unknown keys
+// are errors, so a typo never silently falls back to a default. A loaded config is immutable and
+// shared (shared_ptr<const config>) between threads.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "daemon/base/result.hpp"
+
+namespace blobd::cfg {
+
+/// Blobs are files named after the cookie key in a local directory: `<path>/<cookie name>`.
+struct local_source {
+    std::string path;
+    bool operator==(const local_source&) const = default;
+};
+
+/// One place blobs may come from. Sources are tried in order; http and oci join this variant later.
+using source = std::variant<local_source>;
+
+struct domain_config {
+    std::vector<source> sources;  ///< overrides the top-level list for this domain
+};
+
+struct config {
+    std::string cache_dir;                    ///< "cache.dir": cachefiles' cache directory (required)
+    std::string cache_tag = "erofs-blobd";    ///< "cache.tag": the cachefiles tag (cache name)
+    std::string device = "/dev/cachefiles";   ///< "device": the cachefiles misc device
+    std::uint64_t chunk_size = 1 << 20;       ///< "chunk_size": fetch unit; power of two, 4 KiB..64 MiB
+    std::vector<source> sources;              ///< "sources": default source list
+    /// "domains": keyed by what follows "erofs," in the volume key, i.e. the mount's domain_id,
+    /// or its fsid when the mount has no domain_id.
+    std::map<std::string, domain_config, std::less<>> domains;
+    std::string control_socket = "/run/erofs-blobd/control.sock";  ///< "control_socket"; "" disables
+    std::string log_level = "info";           ///< "log_level": err, warning, notice, info, debug
+
+    /// The sources that serve `domain` (the domain's own list if it has one, else the top-level one).
+    const std::vector<source>& sources_for(std::string_view domain) const;
+};
+
+struct config_error {
+    std::string path;     ///< JSON path of the offending value, "$" for the document, "" for file errors
+    std::string message;  ///< what is wrong and, where it helps, what is expected
+    std::string what() const { return path.empty() ? message : path + ": " + message; }
+};
+
+/// Parses and validates JSON text. Pure.
+result<config, config_error> parse(std::string_view json_text);
+/// Reads `path` and parses it; a missing or unreadable file is a config_error naming the file.
+result<config, config_error> load_file(const std::string& path);
+/// The effective config with every default filled in (what `--check-config` prints).
+nlohmann::json to_json(const config& c);
+
+}  // namespace blobd::cfg

@@ -1,0 +1,517 @@
+// JSON config loading and validation. See docs/config.md for the schema.
+//
+// Every validation step returns the first problem it finds (or nothing) and the first one wins:
+// one precise message naming its JSON path beats a cascade of follow-up errors.
+#include "config/config.hpp"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+namespace blobd::cfg {
+namespace {
+
+using json = nlohmann::json;
+using problem = std::optional<config_error>;
+
+constexpr std::uint64_t min_chunk_size = 4096;
+constexpr std::uint64_t max_chunk_size = std::uint64_t{64} << 20;
+constexpr std::size_t max_domain_name = 255;
+constexpr std::size_t max_socket_path = 107;  // sizeof(sockaddr_un::sun_path) minus the NUL
+constexpr std::size_t max_file_size = 1 << 20;  // a config is a few hundred bytes; bounds a mistake
+constexpr std::array<std::string_view, 5> log_levels{"err", "warning", "notice", "info", "debug"};
+
+problem fail(std::string path, std::string message) {
+    return config_error{std::move(path), std::move(message)};
+}
+
+// Config strings come from parsed JSON and are valid UTF-8, but `replace` keeps dump() from
+// throwing should that ever change.
+std::string quote(std::string_view s) {
+    return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string join(std::initializer_list<std::string_view> words) {
+    std::string out;
+    for (std::string_view w : words) {
+        out += out.empty() ? "" : ", ";
+        out += w;
+    }
+    return out;
+}
+
+// Plain keys read naturally as `$.a.b`; anything else (dots, spaces, "") is quoted, `$["a.b"]`,
+// so a path always names exactly one value.
+std::string member(const std::string& path, std::string_view key) {
+    const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+    });
+    return plain ? path + "." + std::string(key) : path + "[" + quote(key) + "]";
+}
+
+std::string element(const std::string& path, std::size_t index) {
+    return path + "[" + std::to_string(index) + "]";
+}
+
+// Scalars are shown by value ("got -1", "got \"info\"") since the value usually is the mistake.
+std::string describe(const json& v) {
+    if (v.is_object()) {
+        return "an object";
+    }
+    if (v.is_array()) {
+        return "an array";
+    }
+    return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+problem wrong_type(const std::string& path, std::string_view expected, const json& got) {
+    return fail(path, "expected " + std::string(expected) + ", got " + describe(got));
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    std::iota(row.begin(), row.end(), std::size_t{0});
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = std::exchange(row[0], i);
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t substitute = diagonal + (a[i - 1] != b[j - 1] ? 1 : 0);
+            diagonal = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, substitute});
+        }
+    }
+    return row[b.size()];
+}
+
+// Unknown keys are errors so that a typo never silently falls back to a default.
+problem check_keys(const json& obj, const std::string& path, std::initializer_list<std::string_view> known) {
+    for (auto it = obj.begin(); it != obj.end(); ++it) {
+        const std::string& key = it.key();
+        if (std::find(known.begin(), known.end(), key) != known.end()) {
+            continue;
+        }
+        std::string_view best;
+        std::size_t best_distance = 3;  // suggest near-misses only; "x" is not a typo of "tag"
+        for (std::string_view k : known) {
+            const std::size_t d = edit_distance(key, k);
+            if (d < best_distance && d < key.size()) {
+                best = k;
+                best_distance = d;
+            }
+        }
+        return fail(member(path, key), best.empty() ? "unknown key (known keys: " + join(known) + ")"
+                                                    : "unknown key (did you mean " + quote(best) + "?)");
+    }
+    return {};
+}
+
+const json* find(const json& obj, const char* key) {
+    const auto it = obj.find(key);
+    return it == obj.end() ? nullptr : &*it;
+}
+
+problem read_string(const json& v, const std::string& path, std::string& out) {
+    if (!v.is_string()) {
+        return wrong_type(path, "a string", v);
+    }
+    out = v.get<std::string>();
+    return {};
+}
+
+// An embedded NUL would silently truncate the path at the syscall boundary.
+problem read_absolute_path(const json& v, const std::string& path, std::string& out) {
+    if (auto p = read_string(v, path, out)) {
+        return p;
+    }
+    if (out.empty() || out.front() != '/') {
+        return fail(path, "expected an absolute path, got " + quote(out));
+    }
+    if (out.find('\0') != std::string::npos) {
+        return fail(path, "must not contain a NUL character");
+    }
+    return {};
+}
+
+// Reads an optional key; absent keys keep the struct's default.
+template <class Reader, class T>
+problem read_optional(const json& obj, const std::string& path, const char* key, T& out, Reader reader) {
+    const json* v = find(obj, key);
+    return v ? reader(*v, member(path, key), out) : problem{};
+}
+
+problem read_local(const json& v, const std::string& path, source& out) {
+    if (auto p = check_keys(v, path, {"type", "path"})) {
+        return p;
+    }
+    const json* dir = find(v, "path");
+    if (!dir) {
+        return fail(member(path, "path"), "required key missing (the directory holding the blobs)");
+    }
+    local_source s;
+    if (auto p = read_absolute_path(*dir, member(path, "path"), s.path)) {
+        return p;
+    }
+    out = std::move(s);
+    return {};
+}
+
+struct source_kind {
+    std::string_view type;
+    problem (*read)(const json& v, const std::string& path, source& out);
+};
+// One entry per alternative of `source`; "known types" messages are built from this table.
+constexpr std::array<source_kind, 1> source_kinds{{{"local", read_local}}};
+
+std::string known_types() {
+    std::string out;
+    for (const source_kind& k : source_kinds) {
+        out += out.empty() ? "" : ", ";
+        out += k.type;
+    }
+    return "known types: " + out;
+}
+
+problem read_source(const json& v, const std::string& path, source& out) {
+    if (!v.is_object()) {
+        return wrong_type(path, "an object", v);
+    }
+    const json* type = find(v, "type");
+    if (!type) {
+        // Checked against every key any source type accepts, so a typo like "typ" gets its hint.
+        if (auto p = check_keys(v, path, {"type", "path"})) {
+            return p;
+        }
+        return fail(member(path, "type"), "required key missing (" + known_types() + ")");
+    }
+    if (!type->is_string()) {
+        return wrong_type(member(path, "type"), "a string", *type);
+    }
+    for (const source_kind& k : source_kinds) {
+        if (type->get_ref<const std::string&>() == k.type) {
+            return k.read(v, path, out);
+        }
+    }
+    return fail(member(path, "type"), "unknown source type " + describe(*type) + " (" + known_types() + ")");
+}
+
+problem read_sources(const json& v, const std::string& path, std::vector<source>& out) {
+    if (!v.is_array()) {
+        return wrong_type(path, "an array", v);
+    }
+    out.clear();
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        source s;
+        if (auto p = read_source(v[i], element(path, i), s)) {
+            return p;
+        }
+        out.push_back(std::move(s));
+    }
+    return {};
+}
+
+problem check_domain_name(const std::string& path, const std::string& name) {
+    if (name.empty()) {
+        return fail(path, "invalid domain name: must not be empty");
+    }
+    if (name.size() > max_domain_name) {
+        return fail(path, "invalid domain name: " + std::to_string(name.size()) + " bytes long, at most " +
+                              std::to_string(max_domain_name) + " allowed");
+    }
+    if (name.find('/') != std::string::npos) {
+        return fail(path, "invalid domain name: must not contain '/'");
+    }
+    if (name.find('\0') != std::string::npos) {
+        return fail(path, "invalid domain name: must not contain a NUL character");
+    }
+    return {};
+}
+
+problem read_domains(const json& v, const std::string& path, std::map<std::string, domain_config, std::less<>>& out) {
+    if (!v.is_object()) {
+        return wrong_type(path, "an object", v);
+    }
+    for (auto it = v.begin(); it != v.end(); ++it) {
+        const std::string at = member(path, it.key());
+        if (auto p = check_domain_name(at, it.key())) {
+            return p;
+        }
+        if (!it->is_object()) {
+            return wrong_type(at, "an object", *it);
+        }
+        if (auto p = check_keys(*it, at, {"sources"})) {
+            return p;
+        }
+        const json* sources = find(*it, "sources");
+        if (!sources) {
+            return fail(member(at, "sources"), "required key missing (the domain's own list of sources)");
+        }
+        domain_config d;
+        if (auto p = read_sources(*sources, member(at, "sources"), d.sources)) {
+            return p;
+        }
+        // An empty override would make every fetch for the domain fail; omitting it is the way
+        // to use the top-level list.
+        if (d.sources.empty()) {
+            return fail(member(at, "sources"), "must not be empty (remove the domain to use the top-level sources)");
+        }
+        out.emplace(it.key(), std::move(d));
+    }
+    return {};
+}
+
+problem read_cache(const json& v, const std::string& path, config& c) {
+    if (!v.is_object()) {
+        return wrong_type(path, "an object", v);
+    }
+    if (auto p = check_keys(v, path, {"dir", "tag"})) {
+        return p;
+    }
+    const json* dir = find(v, "dir");
+    if (!dir) {
+        return fail(member(path, "dir"), "required key missing (the cachefiles cache directory, an absolute path)");
+    }
+    if (auto p = read_absolute_path(*dir, member(path, "dir"), c.cache_dir)) {
+        return p;
+    }
+    // The tag is sent to the kernel as the argument of a "tag" command; cachefiles rejects an
+    // empty one and whitespace would end it early.
+    return read_optional(v, path, "tag", c.cache_tag, [](const json& t, const std::string& at, std::string& out) {
+        if (auto p = read_string(t, at, out)) {
+            return p;
+        }
+        const bool bad = out.empty() || std::any_of(out.begin(), out.end(), [](char ch) {
+            return std::isspace(static_cast<unsigned char>(ch)) || std::iscntrl(static_cast<unsigned char>(ch));
+        });
+        return bad ? fail(at, "expected a non-empty name without spaces or control characters, got " + quote(out))
+                   : problem{};
+    });
+}
+
+problem read_chunk_size(const json& v, const std::string& path, std::uint64_t& out) {
+    if (!v.is_number_integer()) {
+        return wrong_type(path, "an integer", v);
+    }
+    const bool ok = v.is_number_unsigned() && v.get<std::uint64_t>() >= min_chunk_size &&
+                    v.get<std::uint64_t>() <= max_chunk_size && std::has_single_bit(v.get<std::uint64_t>());
+    if (!ok) {
+        return fail(path, "expected a power of two from 4096 (4 KiB) to 67108864 (64 MiB), got " + describe(v));
+    }
+    out = v.get<std::uint64_t>();
+    return {};
+}
+
+problem read_control_socket(const json& v, const std::string& path, std::string& out) {
+    if (auto p = read_string(v, path, out)) {
+        return p;
+    }
+    if (out.empty()) {
+        return {};
+    }
+    if (auto p = read_absolute_path(v, path, out)) {
+        return p;
+    }
+    if (out.size() > max_socket_path) {
+        return fail(path, "too long for a unix socket path (" + std::to_string(out.size()) + " bytes, at most " +
+                              std::to_string(max_socket_path) + ")");
+    }
+    return {};
+}
+
+problem read_log_level(const json& v, const std::string& path, std::string& out) {
+    if (auto p = read_string(v, path, out)) {
+        return p;
+    }
+    if (std::find(log_levels.begin(), log_levels.end(), out) == log_levels.end()) {
+        return fail(path, "expected one of err, warning, notice, info, debug, got " + quote(out));
+    }
+    return {};
+}
+
+problem read_config(const json& root, config& c) {
+    const std::string path = "$";
+    if (!root.is_object()) {
+        return wrong_type(path, "an object", root);
+    }
+    if (auto p = check_keys(root, path,
+                            {"cache", "device", "chunk_size", "sources", "domains", "control_socket", "log_level"})) {
+        return p;
+    }
+    const json* cache = find(root, "cache");
+    if (!cache) {
+        return fail(member(path, "cache"), "required key missing (an object with the cache \"dir\")");
+    }
+    if (auto p = read_cache(*cache, member(path, "cache"), c)) {
+        return p;
+    }
+    if (auto p = read_optional(root, path, "device", c.device, read_absolute_path)) {
+        return p;
+    }
+    if (auto p = read_optional(root, path, "chunk_size", c.chunk_size, read_chunk_size)) {
+        return p;
+    }
+    if (auto p = read_optional(root, path, "sources", c.sources, read_sources)) {
+        return p;
+    }
+    if (auto p = read_optional(root, path, "domains", c.domains, read_domains)) {
+        return p;
+    }
+    if (auto p = read_optional(root, path, "control_socket", c.control_socket, read_control_socket)) {
+        return p;
+    }
+    if (auto p = read_optional(root, path, "log_level", c.log_level, read_log_level)) {
+        return p;
+    }
+    // Every domain's own list is non-empty (checked above), so with any domain configured there is
+    // somewhere to fetch from; an empty top-level list then serves only the listed domains.
+    if (c.sources.empty() && c.domains.empty()) {
+        return fail(member(path, "sources"), "at least one source is required (here, or in every domain)");
+    }
+    return {};
+}
+
+// nlohmann keeps the last of duplicate keys without a word; two "sources" in one object are a
+// mistake worth reporting, so the parse callback tracks the keys of every open object.
+class duplicate_key_finder {
+public:
+    bool on_event(json::parse_event_t event, const json& parsed) {
+        switch (event) {
+        case json::parse_event_t::object_start:
+        case json::parse_event_t::array_start:
+            stack_.push_back({event == json::parse_event_t::array_start, {}, {}, 0});
+            break;
+        case json::parse_event_t::key:
+            stack_.back().key = parsed.get<std::string>();
+            if (!stack_.back().keys.insert(stack_.back().key).second && !found) {
+                found = config_error{path(), "duplicate key"};
+            }
+            break;
+        case json::parse_event_t::object_end:
+        case json::parse_event_t::array_end:
+            stack_.pop_back();
+            next_element();
+            break;
+        case json::parse_event_t::value:
+            next_element();
+            break;
+        }
+        return true;
+    }
+    problem found;
+
+private:
+    struct frame {
+        bool array;
+        std::set<std::string> keys;
+        std::string key;
+        std::size_t index;
+    };
+    void next_element() {
+        if (!stack_.empty() && stack_.back().array) {
+            ++stack_.back().index;
+        }
+    }
+    std::string path() const {
+        std::string p = "$";
+        for (const frame& f : stack_) {
+            p = f.array ? element(p, f.index) : member(p, f.key);
+        }
+        return p;
+    }
+    std::vector<frame> stack_;
+};
+
+struct source_writer {
+    json operator()(const local_source& s) const { return {{"type", "local"}, {"path", s.path}}; }
+};
+
+json sources_to_json(const std::vector<source>& sources) {
+    json out = json::array();
+    for (const source& s : sources) {
+        out.push_back(std::visit(source_writer{}, s));
+    }
+    return out;
+}
+
+}  // namespace
+
+const std::vector<source>& config::sources_for(std::string_view domain) const {
+    const auto it = domains.find(domain);
+    return it == domains.end() ? sources : it->second.sources;
+}
+
+result<config, config_error> parse(std::string_view json_text) {
+    duplicate_key_finder duplicates;
+    json root;
+    // parse() reports positions only through its exception, so it is caught right here; nothing
+    // else in this file throws on bad input.
+    try {
+        root = json::parse(
+            json_text.begin(), json_text.end(),
+            [&duplicates](int, json::parse_event_t event, json& parsed) { return duplicates.on_event(event, parsed); });
+    } catch (const json::exception& e) {
+        std::string_view what = e.what();  // "[json.exception.parse_error.101] parse error at line 1, ..."
+        if (const auto end = what.find("] "); what.starts_with("[json.exception.") && end != what.npos) {
+            what.remove_prefix(end + 2);
+        }
+        return unexpected{config_error{"$", "invalid JSON: " + std::string(what)}};
+    }
+    if (duplicates.found) {
+        return unexpected{std::move(*duplicates.found)};
+    }
+    config c;
+    if (auto p = read_config(root, c)) {
+        return unexpected{std::move(*p)};
+    }
+    return c;
+}
+
+result<config, config_error> load_file(const std::string& path) {
+    const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
+    if (!file) {
+        return unexpected{config_error{"", path + ": cannot open: " + std::strerror(errno)}};
+    }
+    std::string text;
+    char buffer[4096];
+    while (text.size() <= max_file_size) {
+        const std::size_t n = std::fread(buffer, 1, sizeof buffer, file.get());
+        text.append(buffer, n);
+        if (n < sizeof buffer) {
+            break;
+        }
+    }
+    if (std::ferror(file.get())) {
+        return unexpected{config_error{"", path + ": cannot read: " + std::strerror(errno)}};
+    }
+    if (text.size() > max_file_size) {
+        return unexpected{config_error{"", path + ": larger than 1 MiB; not a config file?"}};
+    }
+    return parse(text);
+}
+
+json to_json(const config& c) {
+    json domains = json::object();
+    for (const auto& [name, d] : c.domains) {
+        domains[name] = {{"sources", sources_to_json(d.sources)}};
+    }
+    return {
+        {"cache", {{"dir", c.cache_dir}, {"tag", c.cache_tag}}},
+        {"device", c.device},
+        {"chunk_size", c.chunk_size},
+        {"sources", sources_to_json(c.sources)},
+        {"domains", std::move(domains)},
+        {"control_socket", c.control_socket},
+        {"log_level", c.log_level},
+    };
+}
+
+}  // namespace blobd::cfg

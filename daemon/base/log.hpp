@@ -1,0 +1,62 @@
+// Logging to stderr in the form journald understands: each line starts with a syslog priority
+// prefix ("<3>" error ... "<7>" debug), then "module: message". fmt format strings are checked at
+// compile time. Thread-safe: one write() per line. Rate-limited helpers keep per-request warnings
+// from flooding the journal when a source fails for every READ.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+#include <string_view>
+
+namespace blobd::log {
+
+enum class level : int { err = 3, warning = 4, notice = 5, info = 6, debug = 7 };
+
+/// Messages above this level are dropped. Set once at startup (main), read by every thread.
+void set_max_level(level l) noexcept;
+level max_level() noexcept;
+bool enabled(level l) noexcept;
+
+/// Writes one line; `module` names the subsystem ("loop", "registry", "local").
+void write(level l, std::string_view module, std::string_view msg) noexcept;
+
+template <class... Args>
+void emit(level l, std::string_view module, fmt::format_string<Args...> f, Args&&... args) {
+    if (!enabled(l)) return;
+    write(l, module, fmt::format(f, std::forward<Args>(args)...));
+}
+
+/// A named logger per module, as in Seastar: `inline log::logger lg{"loop"}; lg.info("x {}", 1);`
+class logger {
+public:
+    constexpr explicit logger(std::string_view name) : name_(name) {}
+    template <class... A> void err(fmt::format_string<A...> f, A&&... a) const { emit(level::err, name_, f, std::forward<A>(a)...); }
+    template <class... A> void warn(fmt::format_string<A...> f, A&&... a) const { emit(level::warning, name_, f, std::forward<A>(a)...); }
+    template <class... A> void notice(fmt::format_string<A...> f, A&&... a) const { emit(level::notice, name_, f, std::forward<A>(a)...); }
+    template <class... A> void info(fmt::format_string<A...> f, A&&... a) const { emit(level::info, name_, f, std::forward<A>(a)...); }
+    template <class... A> void debug(fmt::format_string<A...> f, A&&... a) const { emit(level::debug, name_, f, std::forward<A>(a)...); }
+
+private:
+    std::string_view name_;
+};
+
+/// Allows at most `burst` messages per `period`; the next allowed message reports how many were
+/// suppressed. Cheap enough for per-request paths; any thread.
+class rate_limit {
+public:
+    explicit rate_limit(unsigned burst = 10, std::chrono::seconds period = std::chrono::seconds(5))
+        : burst_(burst), period_(period) {}
+    /// Returns true if the caller may log; `suppressed` receives the count dropped since the last allowed one.
+    bool allow(unsigned& suppressed) noexcept;
+
+private:
+    unsigned burst_;
+    std::chrono::seconds period_;
+    std::atomic<long long> window_start_{0};
+    std::atomic<unsigned> in_window_{0};
+    std::atomic<unsigned> dropped_{0};
+};
+
+}  // namespace blobd::log

@@ -1,0 +1,418 @@
+#include "config/config.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+using blobd::cfg::config;
+using blobd::cfg::local_source;
+using blobd::cfg::source;
+using json = nlohmann::json;
+
+namespace {
+
+json one_source(const std::string& path) {
+    return json::array({{{"type", "local"}, {"path", path}}});
+}
+
+json minimal() {
+    return {{"cache", {{"dir", "/var/cache/blobd"}}}, {"sources", one_source("/srv/blobs")}};
+}
+
+// Every key set to a non-default value.
+json full() {
+    return {
+        {"cache", {{"dir", "/var/cache/blobd"}, {"tag", "mytag"}}},
+        {"device", "/dev/cachefiles2"},
+        {"chunk_size", 65536},
+        {"sources", json::array({{{"type", "local"}, {"path", "/srv/a"}}, {{"type", "local"}, {"path", "/srv/b"}}})},
+        {"domains", {{"d1", {{"sources", one_source("/srv/d1")}}}, {"fs.example", {{"sources", one_source("/srv/x")}}}}},
+        {"control_socket", "/tmp/blobd.sock"},
+        {"log_level", "debug"},
+    };
+}
+
+json with(json doc, const std::string& pointer, json value) {
+    doc[json::json_pointer(pointer)] = std::move(value);
+    return doc;
+}
+
+json without(json doc, const std::string& pointer) {
+    const json::json_pointer p(pointer);
+    doc[p.parent_pointer()].erase(p.back());
+    return doc;
+}
+
+config parse_ok(const std::string& text) {
+    INFO("document: " << text);
+    auto r = blobd::cfg::parse(text);
+    if (!r) {
+        FAIL("unexpected error: " << r.error().what());
+    }
+    return std::move(r).value();
+}
+
+void require_error(const std::string& text, const std::string& path, const std::string& fragment) {
+    INFO("document: " << text);
+    const auto r = blobd::cfg::parse(text);
+    REQUIRE_FALSE(r.has_value());
+    INFO("error: " << r.error().what());
+    CHECK(r.error().path == path);
+    CHECK_THAT(r.error().message, Catch::Contains(fragment));
+}
+
+std::vector<std::string> paths(const std::vector<source>& sources) {
+    std::vector<std::string> out;
+    for (const source& s : sources) {
+        out.push_back(std::get<local_source>(s).path);
+    }
+    return out;
+}
+
+bool same(const config& a, const config& b) {
+    if (a.domains.size() != b.domains.size()) {
+        return false;
+    }
+    for (const auto& [name, d] : a.domains) {
+        const auto it = b.domains.find(name);
+        if (it == b.domains.end() || it->second.sources != d.sources) {
+            return false;
+        }
+    }
+    return a.cache_dir == b.cache_dir && a.cache_tag == b.cache_tag && a.device == b.device &&
+           a.chunk_size == b.chunk_size && a.sources == b.sources && a.control_socket == b.control_socket &&
+           a.log_level == b.log_level;
+}
+
+// The checkout root, derived from this file's path so the shipped configs can be loaded wherever
+// the test binary runs.
+std::string source_root() {
+    std::string file = __FILE__;
+    return file.substr(0, file.rfind("tests/unit/config_test.cpp"));
+}
+
+struct temp_file {
+    std::string path;
+    explicit temp_file(const std::string& content) {
+        char name[] = "/tmp/config_test.XXXXXX";
+        const int fd = ::mkstemp(name);
+        REQUIRE(fd >= 0);
+        ::close(fd);
+        path = name;
+        std::ofstream(path) << content;
+    }
+    ~temp_file() { ::unlink(path.c_str()); }
+};
+
+struct error_case {
+    std::string pointer;
+    json value;
+    std::string path;
+    std::string fragment;
+};
+
+void check_cases(const json& base, const std::vector<error_case>& cases) {
+    for (const error_case& c : cases) {
+        require_error(with(base, c.pointer, c.value).dump(), c.path, c.fragment);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("minimal config gets every default", "[config]") {
+    // Description: only cache.dir and one source given; everything else takes the documented default.
+    const config c = parse_ok(minimal().dump());
+    CHECK(c.cache_dir == "/var/cache/blobd");
+    CHECK(c.cache_tag == "erofs-blobd");
+    CHECK(c.device == "/dev/cachefiles");
+    CHECK(c.chunk_size == 1048576);
+    CHECK(paths(c.sources) == std::vector<std::string>{"/srv/blobs"});
+    CHECK(c.domains.empty());
+    CHECK(c.control_socket == "/run/erofs-blobd/control.sock");
+    CHECK(c.log_level == "info");
+}
+
+TEST_CASE("full config keeps every value", "[config]") {
+    // Description: every key set to a non-default value is read into the struct, order preserved.
+    const config c = parse_ok(full().dump());
+    CHECK(c.cache_dir == "/var/cache/blobd");
+    CHECK(c.cache_tag == "mytag");
+    CHECK(c.device == "/dev/cachefiles2");
+    CHECK(c.chunk_size == 65536);
+    CHECK(paths(c.sources) == std::vector<std::string>{"/srv/a", "/srv/b"});
+    REQUIRE(c.domains.size() == 2);
+    CHECK(paths(c.domains.at("d1").sources) == std::vector<std::string>{"/srv/d1"});
+    CHECK(paths(c.domains.at("fs.example").sources) == std::vector<std::string>{"/srv/x"});
+    CHECK(c.control_socket == "/tmp/blobd.sock");
+    CHECK(c.log_level == "debug");
+}
+
+TEST_CASE("accepted edge values", "[config]") {
+    // Description: boundary values that must be accepted: chunk sizes at both ends, every log level,
+    // an empty control_socket, a 255-byte domain name, an empty top-level list when domains exist.
+    for (const std::uint64_t size : {std::uint64_t{4096}, std::uint64_t{8192}, std::uint64_t{1} << 26}) {
+        CHECK(parse_ok(with(minimal(), "/chunk_size", size).dump()).chunk_size == size);
+    }
+    for (const char* level : {"err", "warning", "notice", "info", "debug"}) {
+        CHECK(parse_ok(with(minimal(), "/log_level", level).dump()).log_level == level);
+    }
+    CHECK(parse_ok(with(minimal(), "/control_socket", "").dump()).control_socket.empty());
+    const std::string long_name(255, 'a');
+    CHECK(parse_ok(with(minimal(), "/domains/" + long_name + "/sources", one_source("/x")).dump())
+              .domains.count(long_name) == 1);
+    const config only_domains = parse_ok(with(with(minimal(), "/sources", json::array()), "/domains/d1/sources",
+                                              one_source("/d1"))
+                                             .dump());
+    CHECK(only_domains.sources.empty());
+    CHECK(parse_ok(with(minimal(), "/domains", json::object()).dump()).domains.empty());
+    CHECK(parse_ok(with(minimal(), "/cache/dir", "/").dump()).cache_dir == "/");
+}
+
+TEST_CASE("wrong types name the path and the expected type", "[config]") {
+    // Description: each key given a value of the wrong JSON type is rejected at its exact path,
+    // saying what was expected and what was found.
+    check_cases(full(), {
+                            {"/cache", 1, "$.cache", "expected an object, got 1"},
+                            {"/cache/dir", 5, "$.cache.dir", "expected a string, got 5"},
+                            {"/cache/tag", true, "$.cache.tag", "expected a string, got true"},
+                            {"/device", nullptr, "$.device", "expected a string, got null"},
+                            {"/chunk_size", "1048576", "$.chunk_size", "expected an integer, got \"1048576\""},
+                            {"/sources", json::object(), "$.sources", "expected an array, got an object"},
+                            {"/sources/1", "local", "$.sources[1]", "expected an object, got \"local\""},
+                            {"/sources/0/type", 1, "$.sources[0].type", "expected a string, got 1"},
+                            {"/sources/0/path", json::array(), "$.sources[0].path", "expected a string, got an array"},
+                            {"/domains", json::array(), "$.domains", "expected an object, got an array"},
+                            {"/domains/d1", "x", "$.domains.d1", "expected an object, got \"x\""},
+                            {"/domains/d1/sources", 3, "$.domains.d1.sources", "expected an array, got 3"},
+                            {"/domains/d1/sources/0", json::array(), "$.domains.d1.sources[0]", "expected an object"},
+                            {"/domains/d1/sources/0/path", 7, "$.domains.d1.sources[0].path",
+                             "expected a string, got 7"},
+                            {"/domains/fs.example/sources", false, "$.domains[\"fs.example\"].sources",
+                             "expected an array, got false"},
+                            {"/control_socket", false, "$.control_socket", "expected a string, got false"},
+                            {"/log_level", 3, "$.log_level", "expected a string, got 3"},
+                        });
+}
+
+TEST_CASE("unknown keys are rejected at every level", "[config]") {
+    // Description: an unknown key at the root, in cache, in a source and in a domain is an error at
+    // its own path; near-misses get a did-you-mean hint, others the list of known keys.
+    check_cases(full(), {
+                            {"/cahce", 1, "$.cahce", "unknown key (did you mean \"cache\"?)"},
+                            {"/log-level", "info", "$.log-level", "did you mean \"log_level\"?"},
+                            {"/verbose", true, "$.verbose",
+                             "unknown key (known keys: cache, device, chunk_size, sources, domains, "
+                             "control_socket, log_level)"},
+                            {"/cache/dri", "/x", "$.cache.dri", "did you mean \"dir\"?"},
+                            {"/cache/size", 1, "$.cache.size", "known keys: dir, tag"},
+                            {"/sources/0/pth", "/x", "$.sources[0].pth", "did you mean \"path\"?"},
+                            {"/sources/1/mirror", "/x", "$.sources[1].mirror", "known keys: type, path"},
+                            {"/domains/d1/source", json::array(), "$.domains.d1.source", "did you mean \"sources\"?"},
+                            {"/domains/d1/sources/0/x", 1, "$.domains.d1.sources[0].x", "known keys: type, path"},
+                        });
+    // Without "type" the key list of every source type is used, so the typo still gets its hint.
+    require_error(with(minimal(), "/sources/0", {{"typ", "local"}, {"path", "/x"}}).dump(), "$.sources[0].typ",
+                  "did you mean \"type\"?");
+    // Domain names are user data, not keys: no suggestion machinery applies to them.
+    CHECK(parse_ok(with(minimal(), "/domains/cache/sources", one_source("/x")).dump()).domains.count("cache") == 1);
+}
+
+TEST_CASE("chunk_size must be a power of two from 4 KiB to 64 MiB", "[config]") {
+    // Description: zero, just below the minimum, a non-power-of-two, above the maximum, negative,
+    // fractional, string and overflowing values are all rejected at $.chunk_size.
+    const std::string range = "expected a power of two from 4096 (4 KiB) to 67108864 (64 MiB), got ";
+    check_cases(minimal(), {
+                               {"/chunk_size", 0, "$.chunk_size", range + "0"},
+                               {"/chunk_size", 4095, "$.chunk_size", range + "4095"},
+                               {"/chunk_size", 3 * 4096, "$.chunk_size", range + "12288"},
+                               {"/chunk_size", std::uint64_t{1} << 27, "$.chunk_size", range + "134217728"},
+                               {"/chunk_size", -4096, "$.chunk_size", range + "-4096"},
+                               {"/chunk_size", 4096.0, "$.chunk_size", "expected an integer, got 4096.0"},
+                               {"/chunk_size", 1.5, "$.chunk_size", "expected an integer, got 1.5"},
+                               {"/chunk_size", "4096", "$.chunk_size", "expected an integer, got \"4096\""},
+                           });
+    require_error(R"({"cache":{"dir":"/c"},"sources":[],"chunk_size":18446744073709551616})", "$.chunk_size",
+                  "expected an integer");
+    require_error(R"({"cache":{"dir":"/c"},"sources":[],"chunk_size":1e4})", "$.chunk_size", "expected an integer");
+}
+
+TEST_CASE("bad values of the right type", "[config]") {
+    // Description: relative or empty paths, NUL bytes, bad tags, unknown log levels and source types,
+    // and over-long socket paths are rejected with a message saying what is expected.
+    check_cases(minimal(), {
+                               {"/cache/dir", "var/cache", "$.cache.dir", "expected an absolute path, got \"var/cache\""},
+                               {"/cache/dir", "", "$.cache.dir", "expected an absolute path, got \"\""},
+                               {"/cache/dir", std::string("/a\0b", 4), "$.cache.dir", "NUL"},
+                               {"/cache/tag", "", "$.cache.tag", "non-empty name"},
+                               {"/cache/tag", "my tag", "$.cache.tag", "without spaces"},
+                               {"/device", "cachefiles", "$.device", "expected an absolute path"},
+                               {"/sources/0/path", "", "$.sources[0].path", "expected an absolute path, got \"\""},
+                               {"/sources/0/path", "blobs", "$.sources[0].path", "expected an absolute path"},
+                               {"/sources/0/type", "http", "$.sources[0].type",
+                                "unknown source type \"http\" (known types: local)"},
+                               {"/control_socket", "control.sock", "$.control_socket", "expected an absolute path"},
+                               {"/control_socket", "/" + std::string(107, 's'), "$.control_socket",
+                                "too long for a unix socket path (108 bytes, at most 107)"},
+                               {"/log_level", "verbose", "$.log_level",
+                                "expected one of err, warning, notice, info, debug, got \"verbose\""},
+                               {"/log_level", "INFO", "$.log_level", "expected one of"},
+                           });
+}
+
+TEST_CASE("required keys", "[config]") {
+    // Description: missing cache, cache.dir, source type, source path or a domain's sources is an
+    // error at the path where the key should be.
+    require_error(without(minimal(), "/cache").dump(), "$.cache", "required key missing");
+    require_error(with(minimal(), "/cache", json::object()).dump(), "$.cache.dir", "required key missing");
+    require_error(without(minimal(), "/sources/0/type").dump(), "$.sources[0].type",
+                  "required key missing (known types: local)");
+    require_error(without(minimal(), "/sources/0/path").dump(), "$.sources[0].path", "required key missing");
+    require_error(with(minimal(), "/domains/d1", json::object()).dump(), "$.domains.d1.sources",
+                  "required key missing");
+}
+
+TEST_CASE("bad domain names", "[config]") {
+    // Description: empty names, names with '/' or NUL and names over 255 bytes are rejected; the
+    // path quotes names that are not plain identifiers.
+    const json d = {{"sources", one_source("/x")}};
+    require_error(with(minimal(), "/domains", {{"", d}}).dump(), "$.domains[\"\"]", "must not be empty");
+    require_error(with(minimal(), "/domains", {{"a/b", d}}).dump(), "$.domains[\"a/b\"]", "must not contain '/'");
+    require_error(with(minimal(), "/domains", {{std::string(256, 'a'), d}}).dump(),
+                  "$.domains." + std::string(256, 'a'), "256 bytes long, at most 255");
+    require_error(with(minimal(), "/domains", {{std::string("a\0b", 3), d}}).dump(), "$.domains[\"a\\u0000b\"]",
+                  "must not contain a NUL");
+}
+
+TEST_CASE("empty source lists", "[config]") {
+    // Description: a domain's own list must not be empty, and some source must exist overall.
+    require_error(with(full(), "/domains/d1/sources", json::array()).dump(), "$.domains.d1.sources",
+                  "must not be empty");
+    require_error(with(minimal(), "/sources", json::array()).dump(), "$.sources", "at least one source is required");
+    require_error(without(minimal(), "/sources").dump(), "$.sources", "at least one source is required");
+    require_error(with(with(minimal(), "/sources", json::array()), "/domains", json::object()).dump(), "$.sources",
+                  "at least one source is required");
+}
+
+TEST_CASE("root must be an object", "[config]") {
+    // Description: any JSON value other than an object is rejected at "$".
+    require_error("[]", "$", "expected an object, got an array");
+    require_error("42", "$", "expected an object, got 42");
+    require_error("\"cache\"", "$", "expected an object, got \"cache\"");
+    require_error("null", "$", "expected an object, got null");
+}
+
+TEST_CASE("invalid JSON text", "[config]") {
+    // Description: syntax errors are reported at "$" with the parser's position; nothing throws.
+    require_error("", "$", "invalid JSON");
+    require_error("{", "$", "invalid JSON: parse error at line 1, column 2");
+    require_error("{\n  \"cache\": }", "$", "line 2, column 12");
+    require_error(R"({"cache":{"dir":"/c"},})", "$", "invalid JSON");
+    require_error("{} // comment", "$", "invalid JSON");
+    require_error("{} {}", "$", "invalid JSON");
+    require_error("{\"a\": \"\xff\"}", "$", "invalid JSON");
+    require_error(R"({"chunk_size": 1e999})", "$", "invalid JSON");
+}
+
+TEST_CASE("duplicate keys are rejected", "[config]") {
+    // Description: JSON libraries keep the last duplicate silently; the loader reports the repeated
+    // key at its path instead, including inside arrays.
+    require_error(R"({"log_level":"info","cache":{"dir":"/c"},"log_level":"debug"})", "$.log_level", "duplicate key");
+    require_error(R"({"cache":{"dir":"/c"},"sources":[{"type":"local","path":"/a"},[1,{}],
+                     {"type":"local","path":"/a","path":"/b"}]})",
+                  "$.sources[2].path", "duplicate key");
+    // The same key in sibling objects is fine.
+    CHECK(parse_ok(R"({"cache":{"dir":"/c"},"sources":[{"type":"local","path":"/a"},{"type":"local","path":"/b"}]})")
+              .sources.size() == 2);
+}
+
+TEST_CASE("load_file", "[config]") {
+    // Description: a missing file or a directory is an error naming the file with an empty JSON path;
+    // a readable file is parsed like parse() does, including its errors.
+    auto missing = blobd::cfg::load_file("/nonexistent/erofs-blobd.json");
+    REQUIRE_FALSE(missing.has_value());
+    CHECK(missing.error().path.empty());
+    CHECK(missing.error().what() == "/nonexistent/erofs-blobd.json: cannot open: No such file or directory");
+
+    auto directory = blobd::cfg::load_file("/tmp");
+    REQUIRE_FALSE(directory.has_value());
+    CHECK(directory.error().path.empty());
+    CHECK_THAT(directory.error().message, Catch::StartsWith("/tmp: cannot read"));
+
+    const temp_file good(full().dump(2));
+    auto loaded = blobd::cfg::load_file(good.path);
+    REQUIRE(loaded.has_value());
+    CHECK(same(*loaded, parse_ok(full().dump())));
+
+    const temp_file bad(with(minimal(), "/log_level", 1).dump());
+    auto failed = blobd::cfg::load_file(bad.path);
+    REQUIRE_FALSE(failed.has_value());
+    CHECK(failed.error().what() == "$.log_level: expected a string, got 1");
+
+    const temp_file huge(std::string((1 << 20) + 1, ' '));
+    auto too_big = blobd::cfg::load_file(huge.path);
+    REQUIRE_FALSE(too_big.has_value());
+    CHECK_THAT(too_big.error().message, Catch::Contains("larger than 1 MiB"));
+}
+
+TEST_CASE("shipped configs are valid", "[config]") {
+    // Description: config/example.json and packaging/config.json load and say what the docs claim.
+    auto example = blobd::cfg::load_file(source_root() + "config/example.json");
+    INFO((example ? "" : example.error().what()));
+    REQUIRE(example.has_value());
+    CHECK(example->cache_dir == "/var/cache/erofs-blobd");
+    CHECK(paths(example->sources) == std::vector<std::string>{"/var/lib/erofs-blobd/blobs"});
+    CHECK(example->domains.size() == 1);
+
+    auto packaged = blobd::cfg::load_file(source_root() + "packaging/config.json");
+    INFO((packaged ? "" : packaged.error().what()));
+    REQUIRE(packaged.has_value());
+    CHECK(packaged->cache_dir == "/var/cache/erofs-blobd");
+    CHECK(paths(packaged->sources) == std::vector<std::string>{"/var/lib/erofs-blobd/blobs"});
+    CHECK(packaged->domains.empty());
+}
+
+TEST_CASE("to_json round trip", "[config]") {
+    // Description: to_json fills in every default in the same schema, and its output parses back to
+    // an equal config (minimal, full, and with only domain sources and awkward domain names).
+    const json minimal_out = blobd::cfg::to_json(parse_ok(minimal().dump()));
+    CHECK(minimal_out == json{
+                             {"cache", {{"dir", "/var/cache/blobd"}, {"tag", "erofs-blobd"}}},
+                             {"device", "/dev/cachefiles"},
+                             {"chunk_size", 1048576},
+                             {"sources", one_source("/srv/blobs")},
+                             {"domains", json::object()},
+                             {"control_socket", "/run/erofs-blobd/control.sock"},
+                             {"log_level", "info"},
+                         });
+    CHECK(blobd::cfg::to_json(parse_ok(full().dump())) == full());
+
+    const json odd = with(with(with(minimal(), "/sources", json::array()), "/domains/a b.c", {{"sources", one_source("/1")}}),
+                          "/control_socket", "");
+    for (const json& doc : {minimal(), full(), odd}) {
+        const config first = parse_ok(doc.dump());
+        const config second = parse_ok(blobd::cfg::to_json(first).dump(2));
+        CHECK(same(first, second));
+        CHECK(blobd::cfg::to_json(second) == blobd::cfg::to_json(first));
+    }
+}
+
+TEST_CASE("sources_for picks the domain's list or the default", "[config]") {
+    // Description: a configured domain gets its own list, any other domain (and "") the top-level one.
+    const config c = parse_ok(full().dump());
+    CHECK(paths(c.sources_for("d1")) == std::vector<std::string>{"/srv/d1"});
+    CHECK(paths(c.sources_for("fs.example")) == std::vector<std::string>{"/srv/x"});
+    CHECK(paths(c.sources_for("other")) == std::vector<std::string>{"/srv/a", "/srv/b"});
+    CHECK(paths(c.sources_for("")) == std::vector<std::string>{"/srv/a", "/srv/b"});
+    CHECK(&c.sources_for("d2") == &c.sources);
+
+    const config only_domains =
+        parse_ok(with(with(minimal(), "/sources", json::array()), "/domains/d1/sources", one_source("/d1")).dump());
+    CHECK(paths(only_domains.sources_for("d1")) == std::vector<std::string>{"/d1"});
+    CHECK(only_domains.sources_for("d2").empty());
+}
