@@ -1,0 +1,273 @@
+#include "daemon/app.hpp"
+
+#include <poll.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/base/log.hpp"
+#include "fetchers/local_fetcher.hpp"
+
+namespace blobd {
+
+namespace {
+const log::logger lg{"daemon"};
+log::rate_limit bad_msg_limit;
+
+// Source configs are compared by value, so two domains naming the same directory share one
+// fetcher (and its open-file cache and counters).
+std::shared_ptr<fetcher> make_source(event_loop& loop, const cfg::source& s) {
+    return std::visit([&](const auto& src) -> std::shared_ptr<fetcher> {
+        using T = std::decay_t<decltype(src)>;
+        if constexpr (std::is_same_v<T, cfg::local_source>) {
+            return std::make_shared<local_fetcher>(loop, src.path);
+        }
+    }, s);
+}
+}  // namespace
+
+app::app(event_loop& loop, device& dev, std::shared_ptr<const cfg::config> config)
+    : loop_(loop), dev_(dev), config_(std::move(config)), registry_(config_->chunk_size) {
+    std::vector<std::pair<cfg::source, std::shared_ptr<fetcher>>> made;
+    auto chain = [&](const std::vector<cfg::source>& list) {
+        std::vector<std::shared_ptr<fetcher>> parts;
+        for (const auto& s : list) {
+            std::shared_ptr<fetcher> f;
+            for (auto& [cfgsrc, existing] : made) {
+                if (cfgsrc == s) f = existing;
+            }
+            if (!f) {
+                f = make_source(loop_, s);
+                made.emplace_back(s, f);
+                all_sources_.push_back(f);
+            }
+            parts.push_back(std::move(f));
+        }
+        return std::make_shared<source_chain>(std::move(parts));
+    };
+    default_chain_ = chain(config_->sources);
+    for (const auto& [name, d] : config_->domains) domain_chains_.emplace(name, chain(d.sources));
+}
+
+app::~app() = default;
+
+result<bool, std::string> app::start() {
+    if (!config_->control_socket.empty()) {
+        auto c = control_server::listen(loop_, config_->control_socket,
+                                        [this](std::string_view req) { return control(req); });
+        if (!c) return unexpected{c.error()};
+        control_ = std::move(*c);
+    }
+    arm_device();
+    lg.info("serving: chunk size {} bytes, default sources: {}", config_->chunk_size,
+            default_chain_->describe().empty() ? "(none)" : default_chain_->describe());
+    return true;
+}
+
+void app::arm_device() {
+    loop_.poll(dev_.fd(), POLLIN, [this](int res) {
+        if (stopping_) return;
+        if (res < 0) {
+            lg.err("device poll failed: {}", std::strerror(-res));
+            loop_.after(std::chrono::milliseconds(100), [this] { if (!stopping_) arm_device(); });
+            return;
+        }
+        drain_device();
+    });
+}
+
+void app::drain_device() {
+    // One read() returns one message and 0 when none is pending; read them all, but yield to
+    // the ring every so often so that completions (and the READs waiting on them) keep flowing.
+    alignas(8) std::array<std::byte, proto::max_message_size> buf;
+    for (int i = 0; i < 256; ++i) {
+        ssize_t n = dev_.read_message(buf);
+        if (n == 0 || n == -EAGAIN) return arm_device();
+        if (n == -EMSGSIZE) {
+            // Cannot happen with a kernel that honours CACHEFILES_MSG_MAX_SIZE; the message stays
+            // queued, so back off instead of spinning on it.
+            lg.err("device message larger than {} bytes; retrying in 1s", buf.size());
+            loop_.after(std::chrono::seconds(1), [this] { if (!stopping_) arm_device(); });
+            return;
+        }
+        if (n < 0) {
+            lg.err("device read failed: {}", std::strerror(static_cast<int>(-n)));
+            loop_.after(std::chrono::milliseconds(100), [this] { if (!stopping_) arm_device(); });
+            return;
+        }
+        auto parsed = proto::parse(std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n)));
+        if (parsed) {
+            handle(std::move(*parsed));
+        } else {
+            handle_bad(parsed.error());
+        }
+        if (stopping_) return;
+    }
+    loop_.defer([this] { if (!stopping_) drain_device(); });
+}
+
+void app::handle_bad(const proto::parse_error& err) {
+    ++registry_.stats().bad_messages;
+    unsigned suppressed = 0;
+    if (bad_msg_limit.allow(suppressed)) {
+        lg.err("malformed kernel message (msg_id {}, opcode {}): {}{}", err.msg_id ? std::to_string(*err.msg_id) : "?",
+               err.opcode ? std::to_string(*err.opcode) : "?", err.ec.message(),
+               suppressed ? fmt::format(" ({} similar suppressed)", suppressed) : "");
+    }
+    unique_fd stray(err.stray_fd);
+    if (err.opcode == CACHEFILES_OP_OPEN) {
+        ++registry_.stats().opens;
+        ++registry_.stats().open_failures;
+    }
+    // An OPEN must be answered even when unparseable, or the mount waits forever. A READ we
+    // cannot parse has no trustworthy object to complete it on; the kernel fails it when the
+    // object closes.
+    if (err.opcode == CACHEFILES_OP_OPEN && err.msg_id) {
+        if (int r = dev_.send(proto::copen(*err.msg_id, -EINVAL)); r < 0) ++reply_errors_;
+    }
+}
+
+void app::handle(proto::message&& msg) {
+    if (auto* o = std::get_if<proto::open_request>(&msg)) {
+        unique_fd fd(o->fd);
+        const std::string domain(proto::domain_of(o->volume_key));
+        if (auto problem = proto::cookie_name_problem(o->cookie_key)) {
+            lg.err("OPEN {} refused: cookie name \"{}\" in volume \"{}\" {}: not a plain file name", o->msg_id,
+                   proto::printable(o->cookie_key), proto::printable(o->volume_key), *problem);
+            ++registry_.stats().opens;
+            ++registry_.stats().open_failures;
+            if (int r = dev_.send(proto::copen(o->msg_id, -EINVAL)); r < 0) ++reply_errors_;
+            return;
+        }
+        lg.debug("OPEN {} object {} {}/{}", o->msg_id, o->object_id, domain, proto::printable(o->cookie_key));
+        execute(registry_.open(o->msg_id, o->object_id, domain, std::move(o->cookie_key), std::move(fd)));
+    } else if (auto* r = std::get_if<proto::read_request>(&msg)) {
+        lg.debug("READ {} object {} [{}, +{})", r->msg_id, r->object_id, r->off, r->len);
+        execute(registry_.read(r->msg_id, r->object_id, r->off, r->len));
+    } else if (auto* c = std::get_if<proto::close_request>(&msg)) {
+        lg.debug("CLOSE object {}", c->object_id);
+        execute(registry_.close(c->object_id));
+    }
+}
+
+fetcher& app::chain_for(const std::string& domain) {
+    auto it = domain_chains_.find(domain);
+    return it != domain_chains_.end() ? *it->second : *default_chain_;
+}
+
+void app::execute(effects&& effs) {
+    for (auto& e : effs) {
+        std::visit([this](auto& eff) {
+            using T = std::decay_t<decltype(eff)>;
+            if constexpr (std::is_same_v<T, reply_open>) {
+                if (int r = dev_.send(proto::copen(eff.msg_id, eff.size_or_errno)); r < 0) {
+                    ++reply_errors_;
+                    lg.err("copen {} failed: {}", eff.msg_id, std::strerror(-r));
+                }
+                // eff.fd_to_close closes here, after the reply.
+            } else if constexpr (std::is_same_v<T, stat_blob>) {
+                chain_for(eff.domain).stat(blob_ref{eff.domain, eff.name},
+                                           [this, id = eff.blob, d = eff.domain, n = eff.name](result<std::uint64_t, int> r) {
+                                               if (!r) {
+                                                   lg.err("blob {}/{}: not available from any source: {}", d, n,
+                                                          std::strerror(-r.error()));
+                                               } else {
+                                                   lg.info("blob {}/{}: {} bytes", d, n, *r);
+                                               }
+                                               execute(registry_.on_stat(id, r));
+                                           });
+            } else if constexpr (std::is_same_v<T, fetch_chunk>) {
+                chain_for(eff.domain).fetch(blob_ref{eff.domain, eff.name}, eff.off, eff.len,
+                                            [this, id = eff.blob, chunk = eff.chunk](result<buffer_ptr, int> r) {
+                                                execute(registry_.on_fetched(id, chunk, std::move(r)));
+                                            });
+            } else if constexpr (std::is_same_v<T, write_chunk>) {
+                // Writes into an anon fd are direct I/O into the backing file: the length must be a
+                // multiple of the logical block size, so an unaligned blob tail is written as a whole
+                // zero-padded block (observed on 6.1: an exact 577-byte tail write fails with EINVAL).
+                // Chunk offsets are multiples of the chunk size, so only the length needs rounding.
+                const auto len = static_cast<unsigned>(std::min<std::uint64_t>(round_up(eff.len, io_alignment),
+                                                                               eff.data->capacity()));
+                // The callback holds the object (so its fd) and the buffer until the CQE.
+                loop_.write_all(eff.object->fd.get(), eff.data->data(), len, eff.off,
+                                [this, obj = eff.object, data = eff.data, chunk = eff.chunk, off = eff.off,
+                                 want = eff.len, len](int res) {
+                                    if (res >= 0 && static_cast<unsigned>(res) != len) res = -EIO;
+                                    if (res < 0) {
+                                        lg.err("write of {} bytes at {} into object {} failed: {}", len, off,
+                                               obj->object_id, std::strerror(-res));
+                                    }
+                                    execute(registry_.on_written(obj, chunk, res < 0 ? res : static_cast<int>(want)));
+                                });
+            } else if constexpr (std::is_same_v<T, complete_read>) {
+                if (int r = dev_.complete_read(eff.object->fd.get(), eff.msg_id); r < 0) {
+                    ++completion_errors_;
+                    lg.debug("READ_COMPLETE {} on object {}: {}", eff.msg_id, eff.object->object_id, std::strerror(-r));
+                }
+            }
+        }, e);
+    }
+}
+
+void app::request_stop(std::chrono::milliseconds grace) {
+    if (stopping_) return;
+    stopping_ = true;
+    lg.info("stopping: finishing in-flight work");
+    if (control_) control_->stop();
+    loop_.after(grace, [this] {
+        if (!registry_.busy()) return;
+        lg.warn("in-flight work did not finish in time: failing what is left");
+        failed_pending_ = true;
+        execute(registry_.fail_all(-EIO));
+    });
+}
+
+bool app::finished() const { return stopping_ && !registry_.busy() && loop_.inflight() == 0; }
+
+void app::run() {
+    while (!finished()) loop_.run_once(std::chrono::milliseconds(1000));
+    const auto& s = registry_.stats();
+    lg.info("stopped: {} opens ({} failed), {} reads ({} failed), {} bytes fetched, {} bytes written, {} fetch joins",
+            s.opens, s.open_failures, s.reads, s.reads_failed, s.bytes_fetched, s.bytes_written, s.fetch_joins);
+}
+
+std::string app::control(std::string_view request) {
+    std::string cmd(request);
+    auto j = nlohmann::json::parse(request, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.contains("cmd") && j["cmd"].is_string()) {
+        cmd = j["cmd"].get<std::string>();
+    }
+    while (!cmd.empty() && (cmd.back() == '\r' || cmd.back() == ' ')) cmd.pop_back();
+    if (cmd == "stats") return stats_json();
+    if (cmd == "ping") return R"({"ok":true})";
+    nlohmann::json err = {{"ok", false}, {"error", "unknown command (try \"stats\" or \"ping\")"}};
+    return err.dump();
+}
+
+std::string app::stats_json() const {
+    const auto& s = registry_.stats();
+    nlohmann::json j = {
+        {"ok", true},
+        {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
+        {"chunk_size", config_->chunk_size},
+        {"opens", s.opens}, {"open_failures", s.open_failures}, {"closes", s.closes},
+        {"objects_open", s.objects_open}, {"blobs", s.blobs},
+        {"reads", s.reads}, {"reads_failed", s.reads_failed}, {"read_bytes_requested", s.read_bytes_requested},
+        {"chunks_fetched", s.chunks_fetched}, {"bytes_fetched", s.bytes_fetched}, {"fetch_errors", s.fetch_errors},
+        {"fetch_joins", s.fetch_joins},
+        {"chunks_written", s.chunks_written}, {"bytes_written", s.bytes_written}, {"write_errors", s.write_errors},
+        {"bad_messages", s.bad_messages}, {"completion_errors", completion_errors_}, {"reply_errors", reply_errors_},
+    };
+    auto& sources = j["sources"] = nlohmann::json::array();
+    for (const auto& f : all_sources_) {
+        const auto& st = f->stats();
+        sources.push_back({{"source", f->describe()}, {"stats", st.stats}, {"stat_misses", st.stat_misses},
+                           {"fetches", st.fetches}, {"fetch_errors", st.fetch_errors}, {"bytes", st.bytes}});
+    }
+    return j.dump();
+}
+
+}  // namespace blobd

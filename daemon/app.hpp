@@ -1,0 +1,70 @@
+// app: the cachefiles frontend and the wiring of one daemon instance.
+//
+// It drains the device when it polls readable, parses each message (protocol/), turns it into
+// registry calls and carries out the registry's effects: copen replies, fetches through the
+// per-domain source chains, ring writes into anon fds and READ completions. It also answers the
+// control socket. Owns the registry and the fetchers; borrows the loop and the device, which must
+// outlive it (the device is closed last, by main).
+//
+// Threading: loop thread only.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "config/config.hpp"
+#include "daemon/control/control_server.hpp"
+#include "daemon/device/device.hpp"
+#include "daemon/loop/event_loop.hpp"
+#include "daemon/registry/registry.hpp"
+#include "fetchers/fetcher.hpp"
+#include "protocol/message.hpp"
+
+namespace blobd {
+
+class app {
+public:
+    app(event_loop& loop, device& dev, std::shared_ptr<const cfg::config> config);
+    ~app();
+
+    /// Starts serving: arms the device poll and, if configured, the control socket. Returns an
+    /// error line when the control socket cannot be set up.
+    result<bool, std::string> start();
+    /// Stops taking new requests and finishes what is in flight; after `grace`, pending READs and
+    /// OPENs are failed so that no reader hangs. Idempotent.
+    void request_stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
+    /// True once a stop was requested and nothing is in flight any more.
+    bool finished() const;
+    /// Runs the loop until finished().
+    void run();
+
+    /// Counters as one JSON object (what `erofs-blobctl stats` prints).
+    std::string stats_json() const;
+    const registry_stats& stats() const { return registry_.stats(); }
+
+private:
+    void arm_device();
+    void drain_device();
+    void handle(proto::message&& msg);
+    void handle_bad(const proto::parse_error& err);
+    void execute(effects&& effs);
+    fetcher& chain_for(const std::string& domain);
+    std::string control(std::string_view request);
+
+    event_loop& loop_;
+    device& dev_;
+    std::shared_ptr<const cfg::config> config_;
+    registry registry_;
+    std::shared_ptr<fetcher> default_chain_;
+    std::map<std::string, std::shared_ptr<fetcher>, std::less<>> domain_chains_;
+    std::vector<std::shared_ptr<fetcher>> all_sources_;
+    std::unique_ptr<control_server> control_;
+    bool stopping_ = false;
+    bool failed_pending_ = false;
+    std::uint64_t completion_errors_ = 0, reply_errors_ = 0;
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace blobd

@@ -1,0 +1,107 @@
+// erofs-blobctl: talks to a running erofs-blobd over its control socket.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.hpp"
+#include "daemon/base/unique_fd.hpp"
+
+namespace {
+
+constexpr const char* usage = R"(Usage: erofs-blobctl [--socket PATH | --config FILE] [--raw] COMMAND
+
+Commands:
+  stats   the daemon's counters (opens, reads, bytes fetched and written, per-source figures)
+  ping    check that the daemon answers
+
+Options:
+  --socket PATH   the control socket (default /run/erofs-blobd/control.sock)
+  --config FILE   take the control socket path from the daemon's config
+  --raw           print the JSON reply on one line instead of indented
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string socket_path = "/run/erofs-blobd/control.sock", command;
+    bool raw = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (a == "--help" || a == "-h") {
+            std::fputs(usage, stdout);
+            return 0;
+        } else if ((a == "--socket" || a == "--config") && i + 1 < argc) {
+            if (a == "--socket") {
+                socket_path = argv[++i];
+            } else {
+                auto c = blobd::cfg::load_file(argv[++i]);
+                if (!c) {
+                    std::fprintf(stderr, "erofs-blobctl: %s\n", c.error().what().c_str());
+                    return 1;
+                }
+                socket_path = c->control_socket;
+            }
+        } else if (a == "--raw") {
+            raw = true;
+        } else if (command.empty() && !a.empty() && a[0] != '-') {
+            command = a;
+        } else {
+            std::fprintf(stderr, "erofs-blobctl: unexpected argument '%s'\n%s", argv[i], usage);
+            return 1;
+        }
+    }
+    if (command.empty()) {
+        std::fputs(usage, stderr);
+        return 1;
+    }
+    sockaddr_un addr{};
+    if (socket_path.empty() || socket_path.size() >= sizeof addr.sun_path) {
+        std::fprintf(stderr, "erofs-blobctl: bad control socket path '%s'\n", socket_path.c_str());
+        return 1;
+    }
+    blobd::unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+    if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+        std::fprintf(stderr, "erofs-blobctl: cannot connect to %s: %s (is erofs-blobd running?)\n", socket_path.c_str(),
+                     std::strerror(errno));
+        return 2;
+    }
+    timeval tv{5, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string req = nlohmann::json{{"cmd", command}}.dump() + "\n";
+    if (::send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) < 0) {
+        std::fprintf(stderr, "erofs-blobctl: send: %s\n", std::strerror(errno));
+        return 2;
+    }
+    std::string reply;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+        if (n > 0) {
+            reply.append(buf, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            std::fprintf(stderr, "erofs-blobctl: no reply: %s\n", std::strerror(errno));
+            return 2;
+        }
+        break;
+    }
+    auto j = nlohmann::json::parse(reply, nullptr, false);
+    if (j.is_discarded()) {
+        std::fprintf(stderr, "erofs-blobctl: unreadable reply: %s\n", reply.c_str());
+        return 2;
+    }
+    std::printf("%s\n", raw ? j.dump().c_str() : j.dump(2).c_str());
+    return j.value("ok", false) ? 0 : 1;
+}

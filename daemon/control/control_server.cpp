@@ -1,0 +1,105 @@
+#include "daemon/control/control_server.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "daemon/base/log.hpp"
+
+namespace blobd {
+
+namespace {
+const log::logger lg{"control"};
+constexpr std::size_t max_request = 4096;
+}
+
+result<std::unique_ptr<control_server>, std::string> control_server::listen(event_loop& loop, const std::string& path,
+                                                                             handler h) {
+    sockaddr_un addr{};
+    if (path.size() >= sizeof addr.sun_path) return unexpected{fmt::format("control socket path too long: {}", path)};
+    std::error_code ec;
+    auto parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) return unexpected{fmt::format("control socket: {}", std::strerror(errno))};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    // A socket file left by a crashed daemon would make bind fail; only one daemon can hold the
+    // device anyway, so it is ours to replace.
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+        return unexpected{fmt::format("control socket {}: bind: {}", path, std::strerror(errno))};
+    }
+    ::chmod(path.c_str(), 0600);
+    if (::listen(fd.get(), 16) < 0) {
+        return unexpected{fmt::format("control socket {}: listen: {}", path, std::strerror(errno))};
+    }
+    std::unique_ptr<control_server> s(new control_server(loop, path, std::move(fd), std::move(h)));
+    s->arm_accept();
+    return s;
+}
+
+control_server::control_server(event_loop& loop, std::string path, unique_fd fd, handler h)
+    : loop_(loop), path_(std::move(path)), fd_(std::move(fd)), handler_(std::move(h)), alive_(std::make_shared<bool>(true)) {}
+
+control_server::~control_server() { stop(); }
+
+void control_server::stop() {
+    if (!*alive_) return;
+    *alive_ = false;
+    ::unlink(path_.c_str());
+    // The pending accept poll completes when the fd closes... it does not: poll on a closed fd
+    // keeps waiting on the file. shutdown() wakes it with POLLHUP first.
+    ::shutdown(fd_.get(), SHUT_RDWR);
+}
+
+void control_server::arm_accept() {
+    loop_.poll(fd_.get(), POLLIN, [this, alive = alive_](int res) {
+        if (!*alive) return;
+        if (res < 0) {
+            lg.err("accept poll: {}", std::strerror(-res));
+            return;
+        }
+        for (;;) {
+            int c = ::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (c < 0) break;
+            serve(std::make_shared<unique_fd>(c), std::make_shared<std::string>(), 0);
+        }
+        arm_accept();
+    });
+}
+
+void control_server::serve(std::shared_ptr<unique_fd> conn, std::shared_ptr<std::string> buf, int polls) {
+    char tmp[1024];
+    for (;;) {
+        ssize_t n = ::recv(conn->get(), tmp, sizeof tmp, 0);
+        if (n > 0) {
+            buf->append(tmp, static_cast<std::size_t>(n));
+            if (buf->size() > max_request) return;  // drop the connection
+            if (buf->find('\n') != std::string::npos) break;
+            continue;
+        }
+        if (n == 0) break;  // peer finished writing: answer what we have
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN && polls < 50) {
+            loop_.poll(conn->get(), POLLIN, [this, conn, buf, polls, alive = alive_](int) {
+                if (*alive) serve(conn, buf, polls + 1);
+            });
+        }
+        return;
+    }
+    std::string line = buf->substr(0, buf->find('\n'));
+    std::string reply = handler_(line) + "\n";
+    // Replies are small; a client that does not read them loses them.
+    [[maybe_unused]] auto w = ::send(conn->get(), reply.data(), reply.size(), MSG_NOSIGNAL);
+}
+
+}  // namespace blobd

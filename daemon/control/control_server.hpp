@@ -1,0 +1,42 @@
+// control_server: a Unix stream socket speaking one JSON object per line, for erofs-blobctl and
+// monitoring. Each connection sends one request line ({"cmd":"stats"}) and gets one JSON line
+// back, then the server closes it. Requests are answered by a handler running on the loop thread,
+// so it may read loop-owned state (registry counters) without locks.
+// Threading: loop thread only.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "daemon/base/result.hpp"
+#include "daemon/base/unique_fd.hpp"
+#include "daemon/loop/event_loop.hpp"
+
+namespace blobd {
+
+class control_server {
+public:
+    /// Maps a request line to a response line (without the newline).
+    using handler = std::function<std::string(std::string_view request)>;
+
+    /// Binds `path` (replacing a stale socket file, creating the parent directory) and listens.
+    static result<std::unique_ptr<control_server>, std::string> listen(event_loop& loop, const std::string& path,
+                                                                        handler h);
+    ~control_server();
+    /// Stops accepting; connections being answered finish on their own.
+    void stop();
+
+private:
+    control_server(event_loop& loop, std::string path, unique_fd fd, handler h);
+    void arm_accept();
+    void serve(std::shared_ptr<unique_fd> conn, std::shared_ptr<std::string> buf, int polls);
+
+    event_loop& loop_;
+    std::string path_;
+    unique_fd fd_;
+    handler handler_;
+    std::shared_ptr<bool> alive_;
+};
+
+}  // namespace blobd

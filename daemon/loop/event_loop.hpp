@@ -1,0 +1,85 @@
+// event_loop: the io_uring reactor every piece of the daemon runs on.
+//
+// One ring, one thread. Submissions carry a completion callback; the loop calls it with the CQE's
+// result when the operation retires, never inline from the submitting call. Other threads hand work
+// to the loop with post(), which writes an eventfd the ring polls (as ublksrv does).
+//
+// Ownership: the loop owns the ring and every in-flight operation record. A callback owns whatever
+// it captured (buffers, shared_ptr<cache_object>): it keeps them alive until the operation retires,
+// so a buffer or an fd is never released while the kernel may still use it.
+//
+// Threading: everything is loop-thread only except post(), which any thread may call.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <unordered_set>
+#include <vector>
+
+#include <liburing.h>
+
+#include "daemon/base/unique_fd.hpp"
+
+namespace blobd {
+
+class event_loop {
+public:
+    using completion = std::function<void(int res)>;
+
+    /// Creates the ring (probing setup flags, falling back when the kernel rejects them).
+    /// Throws std::system_error when io_uring is unavailable.
+    explicit event_loop(unsigned entries = 512);
+    ~event_loop();
+    event_loop(const event_loop&) = delete;
+    event_loop& operator=(const event_loop&) = delete;
+
+    /// Asynchronous pread/pwrite through the ring. `res` is bytes transferred or -errno; short
+    /// transfers are the caller's to continue (see write_all/read_all).
+    void read(int fd, void* buf, unsigned len, std::uint64_t off, completion done);
+    void write(int fd, const void* buf, unsigned len, std::uint64_t off, completion done);
+    /// Reads/writes the whole range, continuing after short transfers and retrying EAGAIN/EINTR.
+    /// res = len on success, a short count at end of file (read), or -errno.
+    void read_all(int fd, void* buf, unsigned len, std::uint64_t off, completion done);
+    void write_all(int fd, const void* buf, unsigned len, std::uint64_t off, completion done);
+    /// One-shot poll; res = revents or -errno.
+    void poll(int fd, unsigned events, completion done);
+    /// Runs `fn` after `delay` (a ring timeout).
+    void after(std::chrono::milliseconds delay, std::function<void()> fn);
+    /// Runs `fn` on the loop at the next iteration (loop thread only).
+    void defer(std::function<void()> fn);
+    /// Thread-safe: runs `fn` on the loop thread soon.
+    void post(std::function<void()> fn);
+
+    /// Submits pending SQEs, waits up to `timeout` for at least one event and handles all that are
+    /// ready. Returns the number of completions handled.
+    unsigned run_once(std::chrono::milliseconds timeout);
+    /// Operations submitted and not yet retired (timers and the internal wake-up poll excluded).
+    std::size_t inflight() const noexcept { return inflight_io_; }
+    /// The setup flags the ring was created with (for logs).
+    unsigned setup_flags() const noexcept { return setup_flags_; }
+
+private:
+    struct op {
+        completion done;
+        bool counted;     // counts towards inflight()
+        __kernel_timespec ts{};  // timeouts: must live until the CQE
+    };
+    io_uring_sqe* get_sqe();
+    op* make_op(completion done, bool counted);
+    void arm_wakeup();
+    void run_deferred();
+
+    io_uring ring_{};
+    unsigned setup_flags_ = 0;
+    std::size_t inflight_io_ = 0;
+    std::unordered_set<op*> live_;   // every op the kernel may still complete
+    unique_fd wake_fd_;
+    std::uint64_t wake_value_ = 0;
+    std::vector<std::function<void()>> deferred_;
+    std::mutex posted_mu_;
+    std::vector<std::function<void()>> posted_;
+};
+
+}  // namespace blobd

@@ -1,0 +1,171 @@
+// erofs-blobd: entry point. Parses the command line, loads the config, opens and binds
+// /dev/cachefiles, and runs the loop until SIGTERM/SIGINT. Exit codes: 0 clean stop, 1 bad
+// config or usage, 2 startup failure (device, ring, control socket).
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+#include <systemd/sd-daemon.h>
+
+#include "config/config.hpp"
+#include "daemon/app.hpp"
+#include "daemon/base/log.hpp"
+#include "daemon/device/device.hpp"
+#include "daemon/loop/event_loop.hpp"
+
+namespace {
+
+const blobd::log::logger lg{"main"};
+
+constexpr const char* usage = R"(Usage: erofs-blobd --config FILE [--log-level LEVEL]
+       erofs-blobd --check-config FILE
+       erofs-blobd --help | --version
+
+Serves the kernel's cachefiles on-demand requests (/dev/cachefiles) for erofs images mounted in
+fscache mode (mount -t erofs none -o fsid=IMG[,domain_id=DOM] DIR), filling blob data from the
+sources in the config. Runs in the foreground until SIGTERM or SIGINT, then finishes in-flight
+requests and exits 0. Logs go to stderr with journald priority prefixes.
+
+Options:
+  --config FILE        the JSON config to serve with (see docs/config.md)
+  --check-config FILE  validate FILE, print the effective config as JSON, exit 0 (valid) or 1
+  --log-level LEVEL    err, warning, notice, info (default: the config's log_level) or debug
+  --help               this text
+  --version            the version
+
+Control: erofs-blobctl [--socket PATH] stats   prints the daemon's counters.
+)";
+
+bool parse_level(std::string_view s, blobd::log::level& out) {
+    using blobd::log::level;
+    static const std::pair<std::string_view, level> names[] = {
+        {"err", level::err}, {"warning", level::warning}, {"notice", level::notice},
+        {"info", level::info}, {"debug", level::debug}};
+    for (auto [n, l] : names) {
+        if (n == s) {
+            out = l;
+            return true;
+        }
+    }
+    return false;
+}
+
+int run(const std::string& config_path, const std::string& level_override) {
+    auto loaded = blobd::cfg::load_file(config_path);
+    if (!loaded) {
+        std::fprintf(stderr, "erofs-blobd: bad config %s: %s\n", config_path.c_str(), loaded.error().what().c_str());
+        return 1;
+    }
+    auto config = std::make_shared<const blobd::cfg::config>(std::move(*loaded));
+    blobd::log::level lvl{};
+    parse_level(level_override.empty() ? config->log_level : level_override, lvl);
+    blobd::log::set_max_level(lvl);
+
+    // Signals arrive through a signalfd polled by the ring, so the handler is ordinary loop code.
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    blobd::unique_fd sfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!sfd) {
+        lg.err("signalfd: {}", std::strerror(errno));
+        return 2;
+    }
+
+    auto dev = blobd::cachefiles_device::open(config->device, config->cache_dir, config->cache_tag);
+    if (!dev) {
+        lg.err("{}", dev.error());
+        return 2;
+    }
+    lg.info("bound {} on-demand, cache dir {}, tag {}", config->device, config->cache_dir, config->cache_tag);
+
+    try {
+        blobd::event_loop loop;
+        {
+            blobd::app daemon(loop, **dev, config);
+            if (auto s = daemon.start(); !s) {
+                lg.err("{}", s.error());
+                return 2;
+            }
+            std::function<void()> arm_signal = [&] {
+                loop.poll(sfd.get(), POLLIN, [&](int) {
+                    signalfd_siginfo si{};
+                    if (::read(sfd.get(), &si, sizeof si) == sizeof si) {
+                        lg.info("received signal {}", strsignal(static_cast<int>(si.ssi_signo)));
+                        sd_notify(0, "STOPPING=1");
+                        daemon.request_stop();
+                    } else {
+                        arm_signal();
+                    }
+                });
+            };
+            arm_signal();
+            sd_notify(0, "READY=1");
+            daemon.run();
+        }
+    } catch (const std::system_error& e) {
+        lg.err("{}: io_uring is required (kernel 5.19 or later, not disabled by kernel.io_uring_disabled)", e.what());
+        return 2;
+    }
+    // The device closes last, after every write retired and every READ was completed.
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string config_path, check_path, level;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view a = argv[i];
+        auto value = [&](std::string& out) {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "erofs-blobd: %s needs a value\n%s", argv[i], usage);
+                std::exit(1);
+            }
+            out = argv[++i];
+        };
+        if (a == "--help" || a == "-h") {
+            std::fputs(usage, stdout);
+            return 0;
+        } else if (a == "--version") {
+            std::printf("erofs-blobd %s\n", BLOBD_VERSION);
+            return 0;
+        } else if (a == "--config" || a == "-c") {
+            value(config_path);
+        } else if (a == "--check-config") {
+            value(check_path);
+        } else if (a == "--log-level") {
+            value(level);
+            blobd::log::level l{};
+            if (!parse_level(level, l)) {
+                std::fprintf(stderr, "erofs-blobd: unknown log level '%s' (err, warning, notice, info, debug)\n", level.c_str());
+                return 1;
+            }
+        } else {
+            std::fprintf(stderr, "erofs-blobd: unknown argument '%s'\n%s", argv[i], usage);
+            return 1;
+        }
+    }
+    if (!check_path.empty()) {
+        auto c = blobd::cfg::load_file(check_path);
+        if (!c) {
+            std::fprintf(stderr, "erofs-blobd: %s: %s\n", check_path.c_str(), c.error().what().c_str());
+            return 1;
+        }
+        std::printf("%s\n", blobd::cfg::to_json(*c).dump(2).c_str());
+        return 0;
+    }
+    if (config_path.empty()) {
+        std::fprintf(stderr, "erofs-blobd: --config FILE is required\n%s", usage);
+        return 1;
+    }
+    return run(config_path, level);
+}

@@ -1,0 +1,302 @@
+#include "daemon/registry/registry.hpp"
+
+#include <algorithm>
+#include <cerrno>
+
+#include "daemon/base/log.hpp"
+
+namespace blobd {
+
+namespace {
+const log::logger lg{"registry"};
+}
+
+registry::registry(std::uint64_t chunk_size) : chunk_size_(chunk_size) {}
+
+std::pair<std::uint64_t, std::uint64_t> registry::chunk_range(const blob_state& b, std::uint64_t chunk) const {
+    const std::uint64_t off = chunk * chunk_size_;
+    return {off, std::min(chunk_size_, b.size - off)};
+}
+
+effects registry::open(std::uint32_t msg_id, std::uint32_t object_id, std::string domain, std::string name,
+                       unique_fd fd) {
+    effects out;
+    ++stats_.opens;
+    if (objects_.count(object_id)) {
+        // The kernel re-sends OPEN for an object whose anon fd was closed; a stale entry under the
+        // same id is gone on the kernel side, so drop ours before taking the new one.
+        lg.notice("OPEN for object {} which is already open: replacing it", object_id);
+        out = close(object_id);
+        --stats_.closes;
+    }
+    auto key = std::make_pair(domain, name);
+    auto it = blob_index_.find(key);
+    blob_id id;
+    if (it == blob_index_.end()) {
+        id = next_blob_++;
+        blob_index_.emplace(std::move(key), id);
+        blob_state b;
+        b.id = id;
+        b.domain = std::move(domain);
+        b.name = std::move(name);
+        blobs_.emplace(id, std::move(b));
+        ++stats_.blobs;
+    } else {
+        id = it->second;
+    }
+    blob_state& b = blobs_.at(id);
+    auto obj = std::make_shared<cache_object>();
+    obj->object_id = object_id;
+    obj->fd = std::move(fd);
+    obj->blob = id;
+    objects_[object_id] = object_state{obj, {}, {}};
+    b.objects.push_back(object_id);
+    ++stats_.objects_open;
+
+    if (b.sized) {
+        out.push_back(reply_open{msg_id, static_cast<std::int64_t>(b.size), {}});
+        return out;
+    }
+    const bool first = b.opens.empty();
+    b.opens.push_back(pending_open{msg_id, obj});
+    if (first) out.push_back(stat_blob{id, b.domain, b.name});
+    return out;
+}
+
+effects registry::on_stat(blob_id blob, result<std::uint64_t, int> size) {
+    effects out;
+    auto it = blobs_.find(blob);
+    if (it == blobs_.end()) return out;
+    blob_state& b = it->second;
+    auto opens = std::move(b.opens);
+    b.opens.clear();
+    if (size) {
+        b.sized = true;
+        b.size = *size;
+        for (auto& po : opens) out.push_back(reply_open{po.msg_id, static_cast<std::int64_t>(b.size), {}});
+        return out;
+    }
+    const int err = size.error() < 0 ? size.error() : -EIO;
+    for (auto& po : opens) {
+        ++stats_.open_failures;
+        // The object never opened on the kernel side: forget it and hand its fd to the reply,
+        // which closes it after the copen error is sent.
+        auto oit = objects_.find(po.object->object_id);
+        if (oit != objects_.end() && oit->second.object == po.object) {
+            objects_.erase(oit);
+            --stats_.objects_open;
+        }
+        std::erase(b.objects, po.object->object_id);
+        out.push_back(reply_open{po.msg_id, err, std::move(po.object->fd)});
+    }
+    maybe_forget_blob(blob);
+    return out;
+}
+
+effects registry::read(std::uint32_t msg_id, std::uint32_t object_id, std::uint64_t off, std::uint64_t len) {
+    effects out;
+    ++stats_.reads;
+    stats_.read_bytes_requested += len;
+    auto oit = objects_.find(object_id);
+    if (oit == objects_.end()) {
+        // No object to complete it on: the kernel flushes READs of objects it closed, so this is a
+        // protocol violation; the frontend logs it and can do nothing more.
+        ++stats_.reads_failed;
+        lg.warn("READ {} for unknown object {}", msg_id, object_id);
+        return out;
+    }
+    object_state& os = oit->second;
+    blob_state& b = blobs_.at(os.object->blob);
+    const std::uint64_t end = std::min(off + len, b.size);
+    if (len == 0 || off >= end) {
+        // Nothing inside the blob to write: complete at once.
+        out.push_back(complete_read{os.object, msg_id, 0});
+        return out;
+    }
+    pending_read pr{msg_id, {}, 0};
+    for (std::uint64_t c = off / chunk_size_; c * chunk_size_ < end; ++c) {
+        auto cit = os.chunks.find(c);
+        if (cit != os.chunks.end()) {
+            if (cit->second != chunk_state::written) {
+                pr.waiting.push_back(c);
+                ++stats_.fetch_joins;
+            }
+            continue;
+        }
+        pr.waiting.push_back(c);
+        os.chunks.emplace(c, chunk_state::fetching);
+        auto& waiters = b.fetching[c];
+        if (waiters.empty()) {
+            auto [coff, clen] = chunk_range(b, c);
+            out.push_back(fetch_chunk{b.id, b.domain, b.name, c, coff, clen});
+        } else {
+            // Another object of the same blob is already fetching this chunk.
+            ++stats_.fetch_joins;
+        }
+        waiters.push_back(object_id);
+    }
+    if (pr.waiting.empty()) {
+        // Everything was written already (the kernel asked again, e.g. racing readahead).
+        out.push_back(complete_read{os.object, msg_id, 0});
+    } else {
+        os.reads.push_back(std::move(pr));
+    }
+    return out;
+}
+
+effects registry::on_fetched(blob_id blob, std::uint64_t chunk, result<buffer_ptr, int> data) {
+    effects out;
+    auto it = blobs_.find(blob);
+    if (it == blobs_.end()) return out;
+    blob_state& b = it->second;
+    auto fit = b.fetching.find(chunk);
+    if (fit == b.fetching.end()) return out;
+    auto waiters = std::move(fit->second);
+    b.fetching.erase(fit);
+    const auto [coff, clen] = chunk_range(b, chunk);
+    if (data && (*data)->filled != clen) {
+        lg.err("blob {}/{}: fetcher returned {} bytes for chunk {} of {} bytes", b.domain, b.name,
+               (*data)->filled, chunk, clen);
+        data = unexpected{-EIO};
+    }
+    if (!data) {
+        ++stats_.fetch_errors;
+    } else {
+        ++stats_.chunks_fetched;
+        stats_.bytes_fetched += clen;
+    }
+    for (std::uint32_t oid : waiters) {
+        auto oit = objects_.find(oid);
+        if (oit == objects_.end()) continue;  // closed meanwhile
+        object_state& os = oit->second;
+        if (os.object->blob != blob) continue;  // id reused by another blob's object
+        if (data) {
+            os.chunks[chunk] = chunk_state::writing;
+            out.push_back(write_chunk{os.object, chunk, coff, *data, clen});
+        } else {
+            settle(os, chunk, data.error(), out);
+        }
+    }
+    maybe_forget_blob(blob);
+    return out;
+}
+
+effects registry::on_written(const object_ptr& object, std::uint64_t chunk, int res) {
+    effects out;
+    auto oit = objects_.find(object->object_id);
+    if (res < 0) {
+        ++stats_.write_errors;
+    } else {
+        ++stats_.chunks_written;
+        stats_.bytes_written += static_cast<std::uint64_t>(res);
+    }
+    if (oit == objects_.end() || oit->second.object != object) return out;  // closed meanwhile
+    settle(oit->second, chunk, res < 0 ? res : 0, out);
+    return out;
+}
+
+void registry::settle(object_state& os, std::uint64_t chunk, int status, effects& out) {
+    if (status < 0) {
+        // Forget the chunk so that a later READ fetches it again (the source may recover).
+        os.chunks.erase(chunk);
+    } else {
+        os.chunks[chunk] = chunk_state::written;
+    }
+    auto& reads = os.reads;
+    for (auto it = reads.begin(); it != reads.end();) {
+        auto w = std::find(it->waiting.begin(), it->waiting.end(), chunk);
+        if (w == it->waiting.end()) {
+            ++it;
+            continue;
+        }
+        it->waiting.erase(w);
+        if (status < 0 && it->status == 0) it->status = status;
+        if (it->waiting.empty()) {
+            if (it->status < 0) ++stats_.reads_failed;
+            out.push_back(complete_read{os.object, it->msg_id, it->status});
+            it = reads.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+effects registry::close(std::uint32_t object_id) {
+    effects out;
+    auto oit = objects_.find(object_id);
+    if (oit == objects_.end()) {
+        lg.warn("CLOSE for unknown object {}", object_id);
+        return out;
+    }
+    ++stats_.closes;
+    object_state& os = oit->second;
+    // The kernel flushed this object's requests before sending CLOSE, but we promised one
+    // completion per READ: send them (the ioctl then fails harmlessly with EINVAL).
+    for (auto& pr : os.reads) {
+        ++stats_.reads_failed;
+        out.push_back(complete_read{os.object, pr.msg_id, -EIO});
+    }
+    const blob_id blob = os.object->blob;
+    auto bit = blobs_.find(blob);
+    if (bit != blobs_.end()) {
+        blob_state& b = bit->second;
+        std::erase(b.objects, object_id);
+        for (auto& po : b.opens) {
+            if (po.object == os.object) {
+                // CLOSE before we answered its OPEN cannot come from the kernel, but answer anyway.
+                out.push_back(reply_open{po.msg_id, -EIO, {}});
+            }
+        }
+        std::erase_if(b.opens, [&](const pending_open& po) { return po.object == os.object; });
+    }
+    objects_.erase(oit);
+    --stats_.objects_open;
+    maybe_forget_blob(blob);
+    return out;
+}
+
+void registry::maybe_forget_blob(blob_id id) {
+    auto it = blobs_.find(id);
+    if (it == blobs_.end()) return;
+    const blob_state& b = it->second;
+    if (!b.objects.empty() || !b.opens.empty() || !b.fetching.empty()) return;
+    blob_index_.erase({b.domain, b.name});
+    blobs_.erase(it);
+    --stats_.blobs;
+}
+
+effects registry::fail_all(int neg_errno) {
+    effects out;
+    for (auto& [id, b] : blobs_) {
+        for (auto& po : b.opens) {
+            ++stats_.open_failures;
+            out.push_back(reply_open{po.msg_id, neg_errno, {}});
+        }
+        b.opens.clear();
+        b.fetching.clear();
+    }
+    for (auto& [oid, os] : objects_) {
+        for (auto& pr : os.reads) {
+            ++stats_.reads_failed;
+            out.push_back(complete_read{os.object, pr.msg_id, neg_errno});
+        }
+        os.reads.clear();
+        std::erase_if(os.chunks, [](const auto& kv) { return kv.second != chunk_state::written; });
+    }
+    return out;
+}
+
+bool registry::busy() const noexcept {
+    for (const auto& [id, b] : blobs_) {
+        if (!b.opens.empty() || !b.fetching.empty()) return true;
+    }
+    for (const auto& [oid, os] : objects_) {
+        if (!os.reads.empty()) return true;
+        for (const auto& [c, st] : os.chunks) {
+            if (st != chunk_state::written) return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace blobd

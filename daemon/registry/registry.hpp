@@ -1,0 +1,163 @@
+// The registry: what is open, what is cached, what is in flight. Sans-I/O.
+//
+// It groups cache objects (one per kernel object_id, i.e. one backing cache file) into blobs keyed
+// by (domain, cookie name), and tracks per object which chunks are written and which READs wait on
+// which chunks. Each input (open, read, close, a fetch or write finishing) returns the effects the
+// caller must carry out, in order; the registry itself does no I/O, so it is driven directly by
+// unit tests and by the event loop alike. It knows nothing of /dev/cachefiles: a frontend
+// translates kernel messages into these calls (see daemon/app.cpp).
+//
+// Contract: every open() is answered by exactly one reply_open effect, every read() by exactly one
+// complete_read effect, whatever fails in between. Chunks are fetched once per blob even when many
+// READs or objects want them.
+//
+// Threading: loop thread only. No locks.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "daemon/base/buffer.hpp"
+#include "daemon/base/result.hpp"
+#include "daemon/base/unique_fd.hpp"
+
+namespace blobd {
+
+using blob_id = std::uint64_t;
+
+/// One backing cache file, as the kernel handed it to us. Shared by the registry and every
+/// in-flight write into it: the anon fd closes when the last holder lets go, so a write that
+/// retires after CLOSE still has a valid fd.
+struct cache_object {
+    std::uint32_t object_id = 0;
+    unique_fd fd;
+    blob_id blob = 0;
+};
+using object_ptr = std::shared_ptr<cache_object>;
+
+// ---- effects: what the caller must do, in the order returned ----
+
+/// Answer an OPEN. When size_or_errno < 0, `fd_to_close` holds the anon fd, to be closed after the
+/// reply is sent (closing it first would turn our error into EBADFD).
+struct reply_open {
+    std::uint32_t msg_id;
+    std::int64_t size_or_errno;
+    unique_fd fd_to_close;
+};
+/// Find the blob's size in its sources; answer with registry::on_stat.
+struct stat_blob {
+    blob_id blob;
+    std::string domain;
+    std::string name;
+};
+/// Fetch [off, off+len) of the blob into an aligned buffer; answer with registry::on_fetched.
+struct fetch_chunk {
+    blob_id blob;
+    std::string domain;
+    std::string name;
+    std::uint64_t chunk;
+    std::uint64_t off;
+    std::uint64_t len;
+};
+/// Write data[0, len) at `off` into the object's anon fd; answer with registry::on_written.
+struct write_chunk {
+    object_ptr object;
+    std::uint64_t chunk;
+    std::uint64_t off;
+    buffer_ptr data;
+    std::uint64_t len;
+};
+/// Complete a READ (CACHEFILES_IOC_READ_COMPLETE on the object's fd). status is informational
+/// (for logs and counters): the kernel learns of failure by finding the range still missing.
+struct complete_read {
+    object_ptr object;
+    std::uint32_t msg_id;
+    int status;
+};
+using effect = std::variant<reply_open, stat_blob, fetch_chunk, write_chunk, complete_read>;
+using effects = std::vector<effect>;
+
+/// Counters, read by the control socket and the exit summary. Plain integers: loop thread only;
+/// the loop publishes a copy.
+struct registry_stats {
+    std::uint64_t opens = 0, open_failures = 0, closes = 0, objects_open = 0, blobs = 0;
+    std::uint64_t reads = 0, reads_failed = 0, read_bytes_requested = 0;
+    std::uint64_t chunks_fetched = 0, bytes_fetched = 0, fetch_errors = 0;
+    std::uint64_t fetch_joins = 0;       ///< chunk wanted while already in flight: served by that fetch
+    std::uint64_t chunks_written = 0, bytes_written = 0, write_errors = 0;
+    std::uint64_t bad_messages = 0;      ///< counted by the frontend
+};
+
+class registry {
+public:
+    explicit registry(std::uint64_t chunk_size);
+
+    /// An OPEN: the object `object_id` of cookie `name` in volume `domain` with its anon fd.
+    /// `name` must already have passed proto::cookie_name_problem (the frontend checks it).
+    effects open(std::uint32_t msg_id, std::uint32_t object_id, std::string domain, std::string name, unique_fd fd);
+    /// A READ of [off, off+len) of an object.
+    effects read(std::uint32_t msg_id, std::uint32_t object_id, std::uint64_t off, std::uint64_t len);
+    /// A CLOSE: the kernel released the object. Pending READs of it are completed.
+    effects close(std::uint32_t object_id);
+
+    effects on_stat(blob_id blob, result<std::uint64_t, int> size);
+    /// A fetch finished: the buffer holds exactly the chunk's bytes, or the error is a negative errno.
+    effects on_fetched(blob_id blob, std::uint64_t chunk, result<buffer_ptr, int> data);
+    /// A write finished: res is the byte count written (all of it) or a negative errno.
+    effects on_written(const object_ptr& object, std::uint64_t chunk, int res);
+
+    /// Shutdown: answer every pending OPEN (-EIO... the kernel is going away) and READ.
+    effects fail_all(int neg_errno);
+    /// True while OPENs, READs, fetches or writes are outstanding.
+    bool busy() const noexcept;
+
+    std::uint64_t chunk_size() const noexcept { return chunk_size_; }
+    const registry_stats& stats() const noexcept { return stats_; }
+    registry_stats& stats() noexcept { return stats_; }
+    /// Number of objects currently open (tests and metrics).
+    std::size_t object_count() const noexcept { return objects_.size(); }
+
+private:
+    enum class chunk_state : std::uint8_t { fetching, writing, written };
+    struct pending_read {
+        std::uint32_t msg_id;
+        std::vector<std::uint64_t> waiting;   // chunks not yet settled
+        int status = 0;
+    };
+    struct object_state {
+        object_ptr object;
+        std::unordered_map<std::uint64_t, chunk_state> chunks;
+        std::vector<pending_read> reads;
+    };
+    struct pending_open {
+        std::uint32_t msg_id;
+        object_ptr object;
+    };
+    struct blob_state {
+        blob_id id;
+        std::string domain, name;
+        bool sized = false;
+        std::uint64_t size = 0;
+        std::vector<pending_open> opens;                          // waiting for the size
+        std::vector<std::uint32_t> objects;                       // open object ids
+        std::map<std::uint64_t, std::vector<std::uint32_t>> fetching;   // chunk -> objects waiting
+    };
+
+    void settle(object_state& os, std::uint64_t chunk, int status, effects& out);
+    void maybe_forget_blob(blob_id id);
+    std::pair<std::uint64_t, std::uint64_t> chunk_range(const blob_state& b, std::uint64_t chunk) const;
+
+    std::uint64_t chunk_size_;
+    blob_id next_blob_ = 1;
+    std::map<std::pair<std::string, std::string>, blob_id> blob_index_;
+    std::unordered_map<blob_id, blob_state> blobs_;
+    std::unordered_map<std::uint32_t, object_state> objects_;
+    registry_stats stats_;
+};
+
+}  // namespace blobd

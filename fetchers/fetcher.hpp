@@ -1,0 +1,72 @@
+// fetcher: where blob bytes come from. One asynchronous interface for every source type (local
+// directory today; HTTP and OCI registries behind the same calls).
+//
+// Contract:
+//   - stat() reports a blob's size or a negative errno (-ENOENT: this source does not have it).
+//   - fetch() fills an aligned buffer with exactly [off, off+len) of the blob, or fails with a
+//     negative errno; a source returning fewer or more bytes than asked is an error (-EIO), never
+//     passed on.
+//   - Callbacks run on the loop thread and never inline from the call (they are deferred or come
+//     from an I/O completion), so callers may hold state across the call safely.
+// Threading: calls on the loop thread only; implementations may work on other threads and post
+// their results back with event_loop::post.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/base/buffer.hpp"
+#include "daemon/base/result.hpp"
+
+namespace blobd {
+
+struct blob_ref {
+    std::string domain;  ///< volume key without "erofs,": the domain_id, or the fsid
+    std::string name;    ///< cookie key, validated as a plain file name
+};
+
+/// Per-source counters (loop thread).
+struct source_stats {
+    std::uint64_t stats = 0, stat_misses = 0, fetches = 0, fetch_errors = 0, bytes = 0;
+};
+
+class fetcher {
+public:
+    using stat_done = std::function<void(result<std::uint64_t, int>)>;
+    using fetch_done = std::function<void(result<buffer_ptr, int>)>;
+
+    virtual ~fetcher() = default;
+    virtual void stat(const blob_ref& blob, stat_done done) = 0;
+    virtual void fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) = 0;
+    /// The blob will not be asked for again soon (its last object closed): drop cached handles.
+    virtual void release(const blob_ref& blob) = 0;
+    /// "local:/srv/blobs": for logs and metrics; never contains credentials.
+    virtual std::string describe() const = 0;
+    const source_stats& stats() const noexcept { return stats_; }
+
+protected:
+    source_stats stats_;
+};
+
+/// Tries sources in order. stat() answers from the first source that has the blob and remembers
+/// it; fetch() asks that source first and falls back to the others in order on failure.
+class source_chain final : public fetcher {
+public:
+    explicit source_chain(std::vector<std::shared_ptr<fetcher>> sources) : sources_(std::move(sources)) {}
+    void stat(const blob_ref& blob, stat_done done) override;
+    void fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) override;
+    void release(const blob_ref& blob) override;
+    std::string describe() const override;
+
+private:
+    void stat_from(std::size_t i, blob_ref blob, stat_done done, int first_err);
+    void fetch_from(std::size_t i, std::size_t tried, blob_ref blob, std::uint64_t off, std::uint64_t len,
+                    fetch_done done, int first_err);
+    std::vector<std::shared_ptr<fetcher>> sources_;
+    std::vector<std::pair<std::string, std::size_t>> preferred_;   // blob name -> source index (small)
+};
+
+}  // namespace blobd

@@ -1,0 +1,94 @@
+#include "fetchers/local_fetcher.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "daemon/base/log.hpp"
+
+namespace blobd {
+
+namespace {
+const log::logger lg{"local"};
+}
+
+local_fetcher::local_fetcher(event_loop& loop, std::string dir, std::size_t max_open_files)
+    : loop_(loop), dir_(std::move(dir)), max_open_(std::max<std::size_t>(1, max_open_files)) {}
+
+result<local_fetcher::open_file, int> local_fetcher::get(const std::string& name) {
+    if (auto it = open_.find(name); it != open_.end()) {
+        lru_.remove(name);
+        lru_.push_front(name);
+        return it->second;
+    }
+    // The name was validated as a single path component by the frontend; O_NOFOLLOW refuses a
+    // symlink planted in the blob directory as the final component.
+    const std::string path = dir_ + "/" + name;
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) return unexpected{-errno};
+    struct stat st {};
+    if (::fstat(fd.get(), &st) < 0) return unexpected{-errno};
+    if (!S_ISREG(st.st_mode)) return unexpected{-EINVAL};
+    open_file f{std::make_shared<unique_fd>(std::move(fd)), static_cast<std::uint64_t>(st.st_size)};
+    if (open_.size() >= max_open_ && !lru_.empty()) {
+        open_.erase(lru_.back());  // in-flight reads hold their own reference to the fd
+        lru_.pop_back();
+    }
+    open_.emplace(name, f);
+    lru_.push_front(name);
+    return f;
+}
+
+void local_fetcher::stat(const blob_ref& blob, stat_done done) {
+    ++stats_.stats;
+    auto f = get(blob.name);
+    if (!f) {
+        ++stats_.stat_misses;
+        if (f.error() != -ENOENT) {
+            lg.warn("{}/{}: {}", dir_, blob.name, std::strerror(-f.error()));
+        }
+    }
+    result<std::uint64_t, int> r = f ? result<std::uint64_t, int>(f->size) : unexpected{f.error()};
+    loop_.defer([done = std::move(done), r]() { done(r); });
+}
+
+void local_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) {
+    ++stats_.fetches;
+    auto f = get(blob.name);
+    if (!f || len > UINT_MAX / 2) {
+        ++stats_.fetch_errors;
+        int err = f ? -EINVAL : f.error();
+        loop_.defer([done = std::move(done), err]() { done(unexpected{err}); });
+        return;
+    }
+    auto buf = std::make_shared<aligned_buffer>(len);
+    auto fd = f->fd;
+    loop_.read_all(fd->get(), buf->data(), static_cast<unsigned>(len), off,
+                   [this, buf, fd, len, off, name = blob.name, done = std::move(done)](int res) {
+                       if (res < 0 || static_cast<std::uint64_t>(res) != len) {
+                           ++stats_.fetch_errors;
+                           if (res >= 0) {
+                               lg.err("{}/{}: short read at {}: {} of {} bytes (file shrank?)", dir_, name, off,
+                                      res, len);
+                           } else {
+                               lg.err("{}/{}: read at {}: {}", dir_, name, off, std::strerror(-res));
+                           }
+                           // Drop the cached handle: the file may have been replaced.
+                           release(blob_ref{{}, name});
+                           return done(unexpected{res < 0 ? res : -EIO});
+                       }
+                       stats_.bytes += len;
+                       buf->filled = len;
+                       done(buffer_ptr(buf));
+                   });
+}
+
+void local_fetcher::release(const blob_ref& blob) {
+    if (open_.erase(blob.name)) lru_.remove(blob.name);
+}
+
+}  // namespace blobd

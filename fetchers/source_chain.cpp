@@ -1,0 +1,69 @@
+#include <cerrno>
+
+#include "fetchers/fetcher.hpp"
+
+namespace blobd {
+
+void source_chain::stat(const blob_ref& blob, stat_done done) { stat_from(0, blob, std::move(done), -ENOENT); }
+
+void source_chain::stat_from(std::size_t i, blob_ref blob, stat_done done, int first_err) {
+    if (i >= sources_.size()) {
+        ++stats_.stat_misses;
+        return done(unexpected{first_err});
+    }
+    auto& src = sources_[i];
+    src->stat(blob, [this, i, blob, done = std::move(done), first_err](result<std::uint64_t, int> r) mutable {
+        if (r) {
+            ++stats_.stats;
+            std::erase_if(preferred_, [&](const auto& p) { return p.first == blob.name; });
+            preferred_.emplace_back(blob.name, i);
+            return done(r);
+        }
+        // Report the most telling error: a real failure beats "not here".
+        int err = (first_err == -ENOENT && r.error() != -ENOENT) ? r.error() : first_err;
+        stat_from(i + 1, std::move(blob), std::move(done), err);
+    });
+}
+
+void source_chain::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) {
+    std::size_t start = 0;
+    for (const auto& [name, idx] : preferred_) {
+        if (name == blob.name) start = idx;
+    }
+    fetch_from(start, 0, blob, off, len, std::move(done), -EIO);
+}
+
+void source_chain::fetch_from(std::size_t i, std::size_t tried, blob_ref blob, std::uint64_t off, std::uint64_t len,
+                              fetch_done done, int first_err) {
+    if (tried >= sources_.size()) {
+        ++stats_.fetch_errors;
+        return done(unexpected{first_err});
+    }
+    auto& src = sources_[i % sources_.size()];
+    src->fetch(blob, off, len,
+               [this, i, tried, blob, off, len, done = std::move(done), first_err](result<buffer_ptr, int> r) mutable {
+                   if (r) {
+                       ++stats_.fetches;
+                       stats_.bytes += len;
+                       return done(std::move(r));
+                   }
+                   int err = tried == 0 ? r.error() : first_err;
+                   fetch_from(i + 1, tried + 1, std::move(blob), off, len, std::move(done), err);
+               });
+}
+
+void source_chain::release(const blob_ref& blob) {
+    std::erase_if(preferred_, [&](const auto& p) { return p.first == blob.name; });
+    for (auto& s : sources_) s->release(blob);
+}
+
+std::string source_chain::describe() const {
+    std::string out;
+    for (const auto& s : sources_) {
+        if (!out.empty()) out += ", ";
+        out += s->describe();
+    }
+    return out;
+}
+
+}  // namespace blobd

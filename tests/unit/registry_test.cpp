@@ -1,0 +1,273 @@
+// Unit tests of the registry's decisions, driven directly: no ring, no kernel, no files.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "daemon/registry/registry.hpp"
+
+using namespace blobd;
+
+namespace {
+
+constexpr std::uint64_t MiB = 1 << 20;
+
+unique_fd some_fd() { return unique_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
+
+template <class T>
+std::vector<T> only(const effects& effs) {
+    std::vector<T> out;
+    for (const auto& e : effs) {
+        if (auto* p = std::get_if<T>(&e)) out.push_back(*p);
+    }
+    return out;
+}
+template <>
+std::vector<reply_open> only<reply_open>(const effects& effs) {
+    std::vector<reply_open> out;
+    for (const auto& e : effs) {
+        if (auto* p = std::get_if<reply_open>(&e)) out.push_back(reply_open{p->msg_id, p->size_or_errno, {}});
+    }
+    return out;
+}
+
+buffer_ptr filled(std::uint64_t n) {
+    auto b = std::make_shared<aligned_buffer>(n);
+    b->filled = n;
+    return b;
+}
+
+// Opens object `obj` of blob `name` in domain d and answers its stat with `size`.
+void open_sized(registry& r, std::uint32_t obj, std::string name, std::uint64_t size, std::string domain = "d") {
+    auto e = r.open(100 + obj, obj, domain, name, some_fd());
+    auto st = only<stat_blob>(e);
+    if (!st.empty()) {
+        auto rep = only<reply_open>(r.on_stat(st[0].blob, size));
+        REQUIRE(rep.size() == 1);
+        CHECK(rep[0].size_or_errno == static_cast<std::int64_t>(size));
+    } else {
+        REQUIRE(only<reply_open>(e).size() == 1);
+    }
+}
+
+}  // namespace
+
+// Description: the first OPEN of a blob stats it; the reply carries the size.
+TEST_CASE("open stats the blob once and replies with its size", "[registry]") {
+    registry r(MiB);
+    auto e = r.open(1, 10, "d", "blob", some_fd());
+    REQUIRE(e.size() == 1);
+    auto st = std::get<stat_blob>(e[0]);
+    CHECK(st.domain == "d");
+    CHECK(st.name == "blob");
+    auto rep = only<reply_open>(r.on_stat(st.blob, std::uint64_t{5000}));
+    REQUIRE(rep.size() == 1);
+    CHECK(rep[0].msg_id == 1);
+    CHECK(rep[0].size_or_errno == 5000);
+    CHECK(r.object_count() == 1);
+}
+
+// Description: a missing blob fails the OPEN with the source's errno and gives the fd back to close after the reply.
+TEST_CASE("missing blob fails the open and releases the fd", "[registry]") {
+    registry r(MiB);
+    auto e = r.open(1, 10, "d", "nope", some_fd());
+    auto st = std::get<stat_blob>(e[0]);
+    auto out = r.on_stat(st.blob, unexpected{-ENOENT});
+    REQUIRE(out.size() == 1);
+    auto& rep = std::get<reply_open>(out[0]);
+    CHECK(rep.size_or_errno == -ENOENT);
+    CHECK(rep.fd_to_close);
+    CHECK(r.object_count() == 0);
+    CHECK(r.stats().open_failures == 1);
+    CHECK_FALSE(r.busy());
+    // A later OPEN of the same name asks the sources again.
+    CHECK(only<stat_blob>(r.open(2, 11, "d", "nope", some_fd())).size() == 1);
+}
+
+// Description: two READs of one chunk give one fetch; both complete after the single write.
+TEST_CASE("two READs of one chunk share one fetch", "[registry]") {
+    registry r(MiB);
+    open_sized(r, 1, "b", 4 * MiB);
+    auto e1 = r.read(1, 1, 0, 4096);
+    auto e2 = r.read(2, 1, 512, 4096);
+    auto f = only<fetch_chunk>(e1);
+    REQUIRE(f.size() == 1);
+    CHECK(f[0].off == 0);
+    CHECK(f[0].len == MiB);
+    CHECK(only<fetch_chunk>(e2).empty());
+    CHECK(r.stats().fetch_joins == 1);
+    auto w = only<write_chunk>(r.on_fetched(f[0].blob, 0, filled(MiB)));
+    REQUIRE(w.size() == 1);
+    CHECK(w[0].off == 0);
+    CHECK(w[0].len == MiB);
+    auto done = only<complete_read>(r.on_written(w[0].object, 0, static_cast<int>(MiB)));
+    REQUIRE(done.size() == 2);
+    CHECK(done[0].msg_id == 1);
+    CHECK(done[1].msg_id == 2);
+    CHECK(done[0].status == 0);
+    // Written now: a repeated READ completes without fetching.
+    auto again = r.read(3, 1, 0, 4096);
+    REQUIRE(again.size() == 1);
+    CHECK(std::get<complete_read>(again[0]).msg_id == 3);
+    CHECK(r.stats().chunks_fetched == 1);
+    CHECK_FALSE(r.busy());
+}
+
+// Description: a READ spanning chunks fetches each and completes once, after the last.
+TEST_CASE("read spanning chunks", "[registry]") {
+    registry r(MiB);
+    open_sized(r, 1, "b", 3 * MiB + 100);
+    auto e = r.read(1, 1, MiB - 4096, 2 * MiB + 8192);
+    auto f = only<fetch_chunk>(e);
+    REQUIRE(f.size() == 4);
+    CHECK(f[3].off == 3 * MiB);
+    CHECK(f[3].len == 100);  // clamped to the blob size
+    for (int i = 0; i < 3; ++i) {
+        auto w = only<write_chunk>(r.on_fetched(f[i].blob, f[i].chunk, filled(f[i].len)));
+        CHECK(only<complete_read>(r.on_written(w[0].object, f[i].chunk, static_cast<int>(f[i].len))).empty());
+    }
+    auto w = only<write_chunk>(r.on_fetched(f[3].blob, 3, filled(100)));
+    CHECK(only<complete_read>(r.on_written(w[0].object, 3, 100)).size() == 1);
+}
+
+// Description: READs past the end or of zero length complete at once, without a fetch.
+TEST_CASE("reads outside the blob complete at once", "[registry]") {
+    registry r(MiB);
+    open_sized(r, 1, "b", 8192);
+    for (auto [off, len] : {std::pair<std::uint64_t, std::uint64_t>{8192, 4096}, {0, 0}, {1 << 30, 1}}) {
+        auto e = r.read(7, 1, off, len);
+        REQUIRE(e.size() == 1);
+        CHECK(std::get<complete_read>(e[0]).msg_id == 7);
+    }
+    // A READ that straddles the end fetches only what exists.
+    auto f = only<fetch_chunk>(r.read(8, 1, 4096, 8192));
+    REQUIRE(f.size() == 1);
+    CHECK(f[0].len == 8192);
+}
+
+// Description: a failed fetch completes its READs with the error, and the next READ fetches again.
+TEST_CASE("fetch failure completes reads and allows a retry", "[registry]") {
+    registry r(MiB);
+    open_sized(r, 1, "b", MiB);
+    auto f = only<fetch_chunk>(r.read(1, 1, 0, 4096));
+    r.read(2, 1, 4096, 4096);
+    auto done = only<complete_read>(r.on_fetched(f[0].blob, 0, unexpected{-EIO}));
+    REQUIRE(done.size() == 2);
+    CHECK(done[0].status == -EIO);
+    CHECK(r.stats().fetch_errors == 1);
+    CHECK(r.stats().reads_failed == 2);
+    CHECK(only<fetch_chunk>(r.read(3, 1, 0, 4096)).size() == 1);
+}
+
+// Description: a fetcher that returns the wrong number of bytes is treated as a failure, never written.
+TEST_CASE("short fetch is not written", "[registry]") {
+    registry r(MiB);
+    open_sized(r, 1, "b", MiB);
+    auto f = only<fetch_chunk>(r.read(1, 1, 0, 4096));
+    auto out = r.on_fetched(f[0].blob, 0, filled(MiB - 1));
+    CHECK(only<write_chunk>(out).empty());
+    REQUIRE(only<complete_read>(out).size() == 1);
+    CHECK(only<complete_read>(out)[0].status == -EIO);
+}
+
+// Description: a failed write completes the READ with the error and forgets the chunk.
+TEST_CASE("write failure", "[registry]") {
+    registry r(MiB);
+    open_sized(r, 1, "b", MiB);
+    auto f = only<fetch_chunk>(r.read(1, 1, 0, 4096));
+    auto w = only<write_chunk>(r.on_fetched(f[0].blob, 0, filled(MiB)));
+    auto done = only<complete_read>(r.on_written(w[0].object, 0, -ENOSPC));
+    REQUIRE(done.size() == 1);
+    CHECK(done[0].status == -ENOSPC);
+    CHECK(r.stats().write_errors == 1);
+    CHECK(only<fetch_chunk>(r.read(2, 1, 0, 4096)).size() == 1);
+}
+
+// Description: CLOSE while a write is in flight: the object (and its fd) lives on in the write effect.
+TEST_CASE("close during a write keeps the object alive", "[registry]") {
+    registry r(MiB);
+    open_sized(r, 1, "b", MiB);
+    auto f = only<fetch_chunk>(r.read(1, 1, 0, 4096));
+    auto w = only<write_chunk>(r.on_fetched(f[0].blob, 0, filled(MiB)));
+    auto closed = only<complete_read>(r.close(1));
+    REQUIRE(closed.size() == 1);  // the pending READ still gets its one completion
+    CHECK(r.object_count() == 0);
+    CHECK(w[0].object.use_count() >= 2);  // held by the effect, fd still open
+    CHECK(w[0].object->fd);
+    CHECK(only<complete_read>(r.on_written(w[0].object, 0, static_cast<int>(MiB))).empty());
+    CHECK_FALSE(r.busy());
+}
+
+// Description: CLOSE while a fetch is in flight: the data arriving later is dropped, nothing written.
+TEST_CASE("close during a fetch", "[registry]") {
+    registry r(MiB);
+    open_sized(r, 1, "b", MiB);
+    auto f = only<fetch_chunk>(r.read(1, 1, 0, 4096));
+    CHECK(only<complete_read>(r.close(1)).size() == 1);
+    CHECK(r.on_fetched(f[0].blob, 0, filled(MiB)).empty());
+    CHECK_FALSE(r.busy());
+}
+
+// Description: the same cookie name in two domains is two blobs; in one domain (two objects, after
+// a reopen) one blob whose in-flight fetch serves both objects.
+TEST_CASE("domains separate blobs; one fetch serves every object of a blob", "[registry]") {
+    registry r(MiB);
+    auto a = only<stat_blob>(r.open(1, 1, "d1", "blob", some_fd()));
+    auto b = only<stat_blob>(r.open(2, 2, "d2", "blob", some_fd()));
+    REQUIRE(a.size() == 1);
+    REQUIRE(b.size() == 1);
+    CHECK(a[0].blob != b[0].blob);
+    CHECK(r.stats().blobs == 2);
+
+    registry s(MiB);
+    open_sized(s, 1, "blob", MiB, "d");
+    // A second object of the same blob (the kernel reopened it) is answered from the known size.
+    auto e = s.open(9, 2, "d", "blob", some_fd());
+    REQUIRE(only<reply_open>(e).size() == 1);
+    CHECK(only<reply_open>(e)[0].size_or_errno == static_cast<std::int64_t>(MiB));
+    auto f = only<fetch_chunk>(s.read(1, 1, 0, 4096));
+    CHECK(only<fetch_chunk>(s.read(2, 2, 0, 4096)).empty());
+    auto w = only<write_chunk>(s.on_fetched(f[0].blob, 0, filled(MiB)));
+    CHECK(w.size() == 2);  // written into both cache files from one fetch
+}
+
+// Description: OPENs racing for one blob wait on a single stat.
+TEST_CASE("concurrent opens share the stat", "[registry]") {
+    registry r(MiB);
+    auto e1 = r.open(1, 1, "d", "b", some_fd());
+    auto e2 = r.open(2, 2, "d", "b", some_fd());
+    CHECK(only<stat_blob>(e1).size() == 1);
+    CHECK(e2.empty());
+    auto rep = only<reply_open>(r.on_stat(only<stat_blob>(e1)[0].blob, std::uint64_t{4096}));
+    CHECK(rep.size() == 2);
+}
+
+// Description: shutdown answers every pending OPEN and READ exactly once.
+TEST_CASE("fail_all answers everything", "[registry]") {
+    registry r(MiB);
+    r.open(1, 1, "d", "pending", some_fd());
+    open_sized(r, 2, "b", MiB);
+    r.read(5, 2, 0, 4096);
+    CHECK(r.busy());
+    auto out = r.fail_all(-EIO);
+    CHECK(only<reply_open>(out).size() == 1);
+    CHECK(only<complete_read>(out).size() == 1);
+    CHECK_FALSE(r.busy());
+    CHECK(r.fail_all(-EIO).empty());
+}
+
+// Description: READ or CLOSE for an unknown object is counted and ignored; a duplicate OPEN replaces the object.
+TEST_CASE("unknown objects and duplicate opens", "[registry]") {
+    registry r(MiB);
+    CHECK(r.read(1, 99, 0, 1).empty());
+    CHECK(r.close(99).empty());
+    CHECK(r.stats().reads_failed == 1);
+    open_sized(r, 1, "b", MiB);
+    r.read(3, 1, 0, 4096);
+    auto e = r.open(4, 1, "d", "b", some_fd());
+    CHECK(only<complete_read>(e).size() == 1);  // the old object's READ is answered
+    CHECK(only<reply_open>(e).size() == 1);
+    CHECK(r.object_count() == 1);
+}
