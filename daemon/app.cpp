@@ -202,6 +202,8 @@ void app::execute(effects&& effs) {
                                     }
                                     execute(registry_.on_written(obj, chunk, res < 0 ? res : static_cast<int>(want)));
                                 });
+            } else if constexpr (std::is_same_v<T, release_blob>) {
+                chain_for(eff.domain).release(blob_ref{eff.domain, eff.name});
             } else if constexpr (std::is_same_v<T, complete_read>) {
                 if (int r = dev_.complete_read(eff.object->fd.get(), eff.msg_id); r < 0) {
                     ++completion_errors_;

@@ -26,6 +26,7 @@ Options:
   --socket PATH   the control socket (default /run/erofs-blobd/control.sock)
   --config FILE   take the control socket path from the daemon's config
   --raw           print the JSON reply on one line instead of indented
+  --get KEY       print only the top-level field KEY of the reply (for scripts)
 )";
 
 }  // namespace
@@ -33,6 +34,7 @@ Options:
 int main(int argc, char** argv) {
     std::string socket_path = "/run/erofs-blobd/control.sock", command;
     bool raw = false;
+    std::string get;
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
         if (a == "--help" || a == "-h") {
@@ -49,6 +51,8 @@ int main(int argc, char** argv) {
                 }
                 socket_path = c->control_socket;
             }
+        } else if (a == "--get" && i + 1 < argc) {
+            get = argv[++i];
         } else if (a == "--raw") {
             raw = true;
         } else if (command.empty() && !a.empty() && a[0] != '-') {
@@ -101,6 +105,15 @@ int main(int argc, char** argv) {
     if (j.is_discarded()) {
         std::fprintf(stderr, "erofs-blobctl: unreadable reply: %s\n", reply.c_str());
         return 2;
+    }
+    if (!get.empty()) {
+        if (!j.is_object() || !j.contains(get)) {
+            std::fprintf(stderr, "erofs-blobctl: the reply has no field '%s'\n", get.c_str());
+            return 1;
+        }
+        const auto& v = j[get];
+        std::printf("%s\n", v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+        return 0;
     }
     std::printf("%s\n", raw ? j.dump().c_str() : j.dump(2).c_str());
     return j.value("ok", false) ? 0 : 1;

@@ -31,7 +31,7 @@ finish() {
         for p in /proc/[0-9]*; do
             [ "${p#/proc/}" = 1 ] && continue
             x=
-            IFS= read -r -d '' x <"$p/cmdline" 2>/dev/null
+            { IFS= read -r -d '' x <"$p/cmdline"; } 2>/dev/null
             [ -n "$x" ] && { left=1; break; }
         done
         [ $left = 0 ] && break
@@ -61,6 +61,9 @@ mount -t proc proc /proc 2>/dev/null
 mount -t sysfs sysfs /sys 2>/dev/null
 mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm 2>/dev/null
+# devtmpfs lacks the /dev/fd links that bash process substitution uses.
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+for i in 0:stdin 1:stdout 2:stderr; do [ -e "/dev/${i#*:}" ] || ln -s "/proc/self/fd/${i%%:*}" "/dev/${i#*:}"; done
 mount -t tmpfs -o mode=0755 tmpfs /run
 
 if [ -z "$run" ] || [ ! -f "$run/guest.env" ]; then

@@ -89,7 +89,7 @@ effects registry::on_stat(blob_id blob, result<std::uint64_t, int> size) {
         std::erase(b.objects, po.object->object_id);
         out.push_back(reply_open{po.msg_id, err, std::move(po.object->fd)});
     }
-    maybe_forget_blob(blob);
+    maybe_forget_blob(blob, out);
     return out;
 }
 
@@ -177,7 +177,7 @@ effects registry::on_fetched(blob_id blob, std::uint64_t chunk, result<buffer_pt
             settle(os, chunk, data.error(), out);
         }
     }
-    maybe_forget_blob(blob);
+    maybe_forget_blob(blob, out);
     return out;
 }
 
@@ -251,15 +251,16 @@ effects registry::close(std::uint32_t object_id) {
     }
     objects_.erase(oit);
     --stats_.objects_open;
-    maybe_forget_blob(blob);
+    maybe_forget_blob(blob, out);
     return out;
 }
 
-void registry::maybe_forget_blob(blob_id id) {
+void registry::maybe_forget_blob(blob_id id, effects& out) {
     auto it = blobs_.find(id);
     if (it == blobs_.end()) return;
     const blob_state& b = it->second;
     if (!b.objects.empty() || !b.opens.empty() || !b.fetching.empty()) return;
+    out.push_back(release_blob{b.domain, b.name});
     blob_index_.erase({b.domain, b.name});
     blobs_.erase(it);
     --stats_.blobs;

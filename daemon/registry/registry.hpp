@@ -79,7 +79,12 @@ struct complete_read {
     std::uint32_t msg_id;
     int status;
 };
-using effect = std::variant<reply_open, stat_blob, fetch_chunk, write_chunk, complete_read>;
+/// The blob has no open object and nothing in flight any more: sources may drop cached handles.
+struct release_blob {
+    std::string domain;
+    std::string name;
+};
+using effect = std::variant<reply_open, stat_blob, fetch_chunk, write_chunk, complete_read, release_blob>;
 using effects = std::vector<effect>;
 
 /// Counters, read by the control socket and the exit summary. Plain integers: loop thread only;
@@ -149,7 +154,7 @@ private:
     };
 
     void settle(object_state& os, std::uint64_t chunk, int status, effects& out);
-    void maybe_forget_blob(blob_id id);
+    void maybe_forget_blob(blob_id id, effects& out);
     std::pair<std::uint64_t, std::uint64_t> chunk_range(const blob_state& b, std::uint64_t chunk) const;
 
     std::uint64_t chunk_size_;

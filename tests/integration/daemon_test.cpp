@@ -255,7 +255,7 @@ TEST_CASE("close releases fds, no leaks", "[integration]") {
         }
         REQUIRE(h.run_until([&] { return h.k.daemon_fds_for(obj) == 0; }));
     }
-    REQUIRE(h.run_until([&] { return h.stats()["objects_open"] == 0; }));
+    REQUIRE(h.run_until([&] { return h.stats()["objects_open"] == 0 && h.loop->inflight() == 0; }));
     CHECK(test::open_fd_count() - h.k.own_fds() == base);
     CHECK(h.k.bad_completions() == 0);
 }

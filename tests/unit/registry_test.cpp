@@ -75,8 +75,9 @@ TEST_CASE("missing blob fails the open and releases the fd", "[registry]") {
     auto e = r.open(1, 10, "d", "nope", some_fd());
     auto st = std::get<stat_blob>(e[0]);
     auto out = r.on_stat(st.blob, unexpected{-ENOENT});
-    REQUIRE(out.size() == 1);
+    REQUIRE(out.size() == 2);
     auto& rep = std::get<reply_open>(out[0]);
+    CHECK(std::get<release_blob>(out[1]).name == "nope");  // sources may drop their handles
     CHECK(rep.size_or_errno == -ENOENT);
     CHECK(rep.fd_to_close);
     CHECK(r.object_count() == 0);
@@ -205,8 +206,12 @@ TEST_CASE("close during a fetch", "[registry]") {
     registry r(MiB);
     open_sized(r, 1, "b", MiB);
     auto f = only<fetch_chunk>(r.read(1, 1, 0, 4096));
-    CHECK(only<complete_read>(r.close(1)).size() == 1);
-    CHECK(r.on_fetched(f[0].blob, 0, filled(MiB)).empty());
+    auto closed = r.close(1);
+    CHECK(only<complete_read>(closed).size() == 1);
+    CHECK(only<release_blob>(closed).empty());  // the fetch still refers to the blob
+    auto late = r.on_fetched(f[0].blob, 0, filled(MiB));
+    CHECK(only<write_chunk>(late).empty());
+    CHECK(only<release_blob>(late).size() == 1);
     CHECK_FALSE(r.busy());
 }
 

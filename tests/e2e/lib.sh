@@ -1,0 +1,78 @@
+# Helpers for the end-to-end guest scripts (sourced inside the UML guest).
+#
+# Environment (from tests/e2e/run-case.sh through run-uml.sh --env):
+#   E2E_BIN    the build's bin/ dir (erofs-blobd, erofs-blobctl)
+#   E2E_DATA   fixtures made by make-fixtures.sh (src/ trees, blobs/, sizes)
+#   BLOBD_CACHE_MNT, BLOBD_UML_RUN   from the UML runner
+set -u
+: "${E2E_BIN:?}" "${E2E_DATA:?}"
+CACHE_DIR=$BLOBD_CACHE_MNT/blobd
+SOCK=/run/blobd/control.sock
+CONF=/run/blobd/config.json
+BLOBS=/run/blobs        # the daemon's local source: a guest-private copy, so tests may damage it
+DAEMON_PID=
+DAEMON_LOG=$BLOBD_UML_RUN/daemon.log
+mkdir -p /run/blobd "$CACHE_DIR" "$BLOBS" /run/mnt
+cp "$E2E_DATA"/blobs/* "$BLOBS"/
+
+step() { echo "--- $*"; }
+fail() {
+    echo "FAIL: $*" >&2
+    if [ -n "$DAEMON_PID" ]; then echo "daemon log (tail):" >&2; tail -n 30 "$DAEMON_LOG" >&2; fi
+    exit 1
+}
+size_of() { awk -v n="$1" '$1 == n { print $2 }' "$E2E_DATA/sizes"; }
+
+write_config() {
+    cat >"$CONF" <<JSON
+{"cache": {"dir": "$CACHE_DIR", "tag": "e2e"},
+ "chunk_size": ${CHUNK_SIZE:-1048576},
+ "sources": [{"type": "local", "path": "$BLOBS"}],
+ "control_socket": "$SOCK",
+ "log_level": "${LOG_LEVEL:-info}"}
+JSON
+}
+
+start_daemon() {
+    write_config
+    "$E2E_BIN/erofs-blobd" --config "$CONF" >>"$DAEMON_LOG" 2>&1 &
+    DAEMON_PID=$!
+    for _ in $(seq 1 100); do
+        "$E2E_BIN/erofs-blobctl" --socket "$SOCK" ping >/dev/null 2>&1 && return 0
+        kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited at startup"
+        sleep 0.1
+    done
+    fail "daemon did not answer on $SOCK"
+}
+
+stop_daemon() {
+    kill -TERM "$DAEMON_PID"
+    local rc=0
+    wait "$DAEMON_PID" || rc=$?
+    [ "$rc" = 0 ] || fail "daemon exited with $rc after SIGTERM"
+    DAEMON_PID=
+}
+
+# stat KEY: one top-level counter of the running daemon
+stat() { "$E2E_BIN/erofs-blobctl" --socket "$SOCK" stats --get "$1"; }
+# source_bytes: bytes the local source read from blob files
+source_bytes() { "$E2E_BIN/erofs-blobctl" --socket "$SOCK" stats --raw | sed -n 's/.*"sources":\[{[^]]*"bytes":\([0-9]*\).*/\1/p'; }
+expect_eq() { [ "$2" = "$3" ] || fail "$1: expected $3, got $2"; echo "ok: $1 = $2"; }
+
+# same_tree SRC MNT: the mount shows exactly the source tree, every file compared byte for byte.
+same_tree() {
+    diff -r --no-dereference "$1" "$2" >/dev/null || { diff -r --no-dereference "$1" "$2" | head; fail "$2 differs from $1"; }
+    local n=0 f
+    while IFS= read -r -d '' f; do
+        cmp -s "$1/$f" "$2/$f" || fail "$2/$f differs"
+        n=$((n + 1))
+    done < <(cd "$1" && find . -type f -print0)
+    echo "ok: $2 matches $1 ($n files byte for byte)"
+}
+
+mount_erofs() {  # mount_erofs DIR fsid=X[,domain_id=D]
+    mkdir -p "$1"
+    timeout 60 mount -t erofs none -o "$2" "$1" || fail "mount -o $2 $1 failed"
+}
+
+daemon_fd_count() { ls "/proc/$DAEMON_PID/fd" | wc -l; }

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds the source trees and erofs images the end-to-end tests mount (host side, before booting).
+#
+#   tests/e2e/make-fixtures.sh OUT
+#
+# OUT/src/<tree>   source trees (what the mounts must show, byte for byte)
+# OUT/blobs/       what the daemon serves from (a local source): bootstraps and data blobs, named
+#                  after the cookie the kernel asks for
+#   p1             plain image of src/plain (no blob), plus 100 trailing bytes: mount -o fsid=p1
+#   img1, img2     two different bootstraps (src/tree1, src/tree2) sharing the data blob blob1
+#   img5           bootstrap of src/tree5 whose data is blob5 (the failure test truncates blob5)
+#   img9           bootstrap of src/tree9 whose blob blob9 is deliberately absent
+# OUT/sizes        "name size" per file in blobs/
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+out=${1:?usage: make-fixtures.sh OUT}
+rm -rf "$out"
+mkdir -p "$out/src" "$out/blobs"
+out=$(cd "$out" && pwd)
+
+rnd() { head -c "$2" /dev/urandom >"$1"; }
+
+# plain: assorted shapes (empty file, tails that are not block multiples, nested dirs, a symlink).
+p=$out/src/plain
+mkdir -p "$p/dir/sub/deeper" "$p/empty-dir"
+: >"$p/empty"
+printf 'hello, erofs\n' >"$p/hello.txt"
+rnd "$p/dir/one-block" 4096
+rnd "$p/dir/odd-size" 123457
+rnd "$p/dir/sub/big" $((3 * 1024 * 1024 + 77))
+rnd "$p/dir/sub/deeper/tiny" 1
+ln -s dir/sub/big "$p/link-to-big"
+
+# tree1 and tree2: the same file contents under the same names (so mkfs.erofs lays out identical
+# blobs), but different images: tree2 has extra directories, a symlink and other modes.
+t1=$out/src/tree1
+mkdir -p "$t1/bin" "$t1/lib/x" "$t1/share"
+rnd "$t1/bin/tool" $((2 * 1024 * 1024 + 4096 * 3 + 5))
+rnd "$t1/lib/libbig.so" $((5 * 1024 * 1024 + 333))
+rnd "$t1/lib/x/data" 65536
+printf 'shared config\n' >"$t1/share/config"
+for i in $(seq 1 40); do rnd "$t1/share/f$i" $((i * 997)); done
+cp -a "$t1" "$out/src/tree2"
+t2=$out/src/tree2
+mkdir -p "$t2/only-in-2/nested"
+ln -s ../bin/tool "$t2/only-in-2/tool-link"
+chmod 0700 "$t2/bin/tool"
+printf '' >"$t2/only-in-2/empty"
+
+t5=$out/src/tree5
+mkdir -p "$t5"
+rnd "$t5/victim" $((3 * 1024 * 1024))
+t9=$out/src/tree9
+mkdir -p "$t9"
+rnd "$t9/unreachable" 100000
+
+mk=$top/scripts/mkblobimg
+"$mk" --quiet --out "$out/blobs" --plain p1="$p"
+"$mk" --quiet --out "$out/blobs" --blob blob1 --image img1="$t1" --image img2="$t2"
+"$mk" --quiet --out "$out/blobs" --blob blob5 --image img5="$t5"
+"$mk" --quiet --out "$out/blobs" --blob blob9 --image img9="$t9"
+rm "$out/blobs/blob9"
+# p1 gets 100 trailing bytes erofs never reads, so its size is not a multiple of 4096: the daemon's
+# zero-padded tail write (direct I/O needs whole blocks) is exercised on the real kernel.
+head -c 100 /dev/urandom >>"$out/blobs/p1"
+(cd "$out/blobs" && for f in *; do echo "$f $(stat -c %s "$f")"; done) >"$out/sizes"
+cat "$out/sizes"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs one end-to-end case in the UML test kernel (called by ctest).
+#
+#   tests/e2e/run-case.sh BIN_DIR DATA_DIR CASE_SCRIPT
+#
+# Skips (exit 77) when the machine cannot run the test kernel (not root, no linux-source) unless
+# BLOBD_E2E_REQUIRED=1 (CI), where that is a failure.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+bin=${1:?} data=${2:?} case=${3:?}
+skip() {
+    if [ "${BLOBD_E2E_REQUIRED:-0}" = 1 ]; then echo "e2e: cannot run: $*" >&2; exit 1; fi
+    echo "e2e: SKIP: $*" >&2; exit 77
+}
+[ "$(id -u)" = 0 ] || skip "needs root (User-Mode Linux mounts, /dev/cachefiles)"
+ls /usr/src/linux-source-6.1.tar.* >/dev/null 2>&1 || skip "linux-source-6.1 not installed (scripts/install-deps.sh)"
+[ -f "$data/sizes" ] || { echo "e2e: fixtures missing in $data (e2e_fixtures test)" >&2; exit 1; }
+name=$(basename "$case" .sh)
+log_dir=${BLOBD_E2E_LOGS:-$bin/../e2e-logs}
+mkdir -p "$log_dir"
+exec "$top/scripts/run-uml.sh" --timeout "${BLOBD_E2E_TIMEOUT:-240}" --log "$log_dir/$name.dmesg" \
+    --env E2E_BIN="$bin" --env E2E_DATA="$data" -- "$case"
