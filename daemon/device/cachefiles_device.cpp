@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -64,6 +65,11 @@ result<std::unique_ptr<cachefiles_device>, std::string> cachefiles_device::open(
                                                                                  const std::string& tag) {
     unique_fd fd(::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
     if (!fd) return unexpected{open_error(path, errno)};
+    struct stat st {};
+    if (::fstat(fd.get(), &st) < 0 || !S_ISCHR(st.st_mode)) {
+        // A regular file would accept the commands and then poll readable forever.
+        return unexpected{fmt::format("{} is not a character device: point \"device\" at /dev/cachefiles", path)};
+    }
     auto dev = std::make_unique<cachefiles_device>(std::move(fd));
     const std::string cmds[] = {"dir " + cache_dir, "tag " + tag, "bind ondemand"};
     for (const auto& c : cmds) {

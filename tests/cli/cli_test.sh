@@ -1,1 +1,51 @@
-#!/bin/sh
+#!/usr/bin/env bash
+# Description: the command-line contract of erofs-blobd and erofs-blobctl: help, version, config
+# checking with errors that name the JSON path, and startup failures that say how to fix them.
+#   cli_test.sh ERODS_BLOBD ERODS_BLOBCTL SOURCE_DIR
+set -u
+daemon=$1 ctl=$2 src=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0 passes=0
+check() {  # check NAME WANT_RC GREP_PATTERN -- CMD...
+    local name=$1 want=$2 pat=$3; shift 4
+    local out rc
+    out=$("$@" 2>&1); rc=$?
+    if [ "$rc" != "$want" ]; then
+        echo "FAIL: $name: exit $rc, wanted $want"; echo "$out" | head -5; failures=$((failures + 1)); return
+    fi
+    if ! grep -qE -- "$pat" <<<"$out"; then
+        echo "FAIL: $name: output lacks /$pat/"; echo "$out" | head -5; failures=$((failures + 1)); return
+    fi
+    echo "ok: $name"; passes=$((passes + 1))
+}
+
+check "--help" 0 "--config FILE" -- "$daemon" --help
+check "--version" 0 "^erofs-blobd [0-9]+\.[0-9]+" -- "$daemon" --version
+check "no arguments" 1 "--config FILE is required" -- "$daemon"
+check "unknown argument" 1 "unknown argument '--bogus'" -- "$daemon" --bogus
+check "bad log level" 1 "unknown log level" -- "$daemon" --log-level loud --config x
+check "check example config" 0 '"chunk_size": 1048576' -- "$daemon" --check-config "$src/config/example.json"
+check "check packaged config" 0 '"dir": "/var/cache/erofs-blobd"' -- "$daemon" --check-config "$src/packaging/config.json"
+
+printf '{"cache": {"dir": "/c"}, "sources": [{"type": "local", "path": 7}]}' >"$tmp/bad.json"
+check "bad config names the JSON path" 1 'sources\[0\]\.path: expected a string' -- "$daemon" --check-config "$tmp/bad.json"
+check "bad config refuses to start" 1 'bad config' -- "$daemon" --config "$tmp/bad.json"
+check "missing config file" 1 "cannot open|No such file" -- "$daemon" --check-config "$tmp/none.json"
+
+mk_config() {  # mk_config DEVICE
+    printf '{"cache": {"dir": "%s/cache"}, "device": "%s", "control_socket": "%s/ctl.sock", "sources": [{"type": "local", "path": "%s"}]}' \
+        "$tmp" "$1" "$tmp" "$tmp" >"$tmp/run.json"
+}
+mk_config "$tmp/no-such-device"
+check "no device: names the module" 2 "cachefiles module is not loaded" -- "$daemon" --config "$tmp/run.json"
+: >"$tmp/regular-file"
+mk_config "$tmp/regular-file"
+check "device is a regular file" 2 "not a character device" -- "$daemon" --config "$tmp/run.json"
+
+check "blobctl --help" 0 "stats" -- "$ctl" --help
+check "blobctl without a daemon" 2 "is erofs-blobd running" -- "$ctl" --socket "$tmp/none.sock" stats
+check "blobctl without a command" 1 "Usage" -- "$ctl"
+
+echo "$passes passed, $failures failed"
+[ "$failures" = 0 ]
