@@ -180,10 +180,11 @@ void app::execute(effects&& effs) {
                                                execute(registry_.on_stat(id, r));
                                            });
             } else if constexpr (std::is_same_v<T, fetch_chunk>) {
-                chain_for(eff.domain).fetch(blob_ref{eff.domain, eff.name}, eff.off, eff.len,
-                                            [this, id = eff.blob, chunk = eff.chunk](result<buffer_ptr, int> r) {
-                                                execute(registry_.on_fetched(id, chunk, std::move(r)));
-                                            });
+                if (fetches_inflight_ < max_inflight_fetches) {
+                    start_fetch(std::move(eff));
+                } else {
+                    fetch_queue_.push_back(std::move(eff));
+                }
             } else if constexpr (std::is_same_v<T, write_chunk>) {
                 // Writes into an anon fd are direct I/O into the backing file: the length must be a
                 // multiple of the logical block size, so an unaligned blob tail is written as a whole
@@ -214,6 +215,24 @@ void app::execute(effects&& effs) {
     }
 }
 
+void app::start_fetch(fetch_chunk f) {
+    ++fetches_inflight_;
+    chain_for(f.domain).fetch(blob_ref{f.domain, f.name}, f.off, f.len,
+                              [this, id = f.blob, chunk = f.chunk](result<buffer_ptr, int> r) {
+                                  fetch_done();
+                                  execute(registry_.on_fetched(id, chunk, std::move(r)));
+                              });
+}
+
+void app::fetch_done() {
+    --fetches_inflight_;
+    if (!fetch_queue_.empty()) {
+        auto next = std::move(fetch_queue_.front());
+        fetch_queue_.pop_front();
+        start_fetch(std::move(next));
+    }
+}
+
 void app::request_stop(std::chrono::milliseconds grace) {
     if (stopping_) return;
     stopping_ = true;
@@ -223,6 +242,7 @@ void app::request_stop(std::chrono::milliseconds grace) {
         if (!registry_.busy()) return;
         lg.warn("in-flight work did not finish in time: failing what is left");
         failed_pending_ = true;
+        fetch_queue_.clear();  // their READs are failed below; nobody waits for the data
         execute(registry_.fail_all(-EIO));
     });
 }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -50,6 +51,8 @@ private:
     void handle(proto::message&& msg);
     void handle_bad(const proto::parse_error& err);
     void execute(effects&& effs);
+    void start_fetch(fetch_chunk f);
+    void fetch_done();
     fetcher& chain_for(const std::string& domain);
     std::string control(std::string_view request);
 
@@ -61,6 +64,11 @@ private:
     std::map<std::string, std::shared_ptr<fetcher>, std::less<>> domain_chains_;
     std::vector<std::shared_ptr<fetcher>> all_sources_;
     std::unique_ptr<control_server> control_;
+    /// Fetches wait here while max_inflight_fetches are running: bounds the memory held in chunk
+    /// buffers (64 x chunk_size) however many READs arrive at once.
+    static constexpr std::size_t max_inflight_fetches = 64;
+    std::deque<fetch_chunk> fetch_queue_;
+    std::size_t fetches_inflight_ = 0;
     bool stopping_ = false;
     bool failed_pending_ = false;
     std::uint64_t completion_errors_ = 0, reply_errors_ = 0;

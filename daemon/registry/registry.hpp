@@ -45,39 +45,39 @@ using object_ptr = std::shared_ptr<cache_object>;
 /// Answer an OPEN. When size_or_errno < 0, `fd_to_close` holds the anon fd, to be closed after the
 /// reply is sent (closing it first would turn our error into EBADFD).
 struct reply_open {
-    std::uint32_t msg_id;
-    std::int64_t size_or_errno;
+    std::uint32_t msg_id = 0;
+    std::int64_t size_or_errno = 0;
     unique_fd fd_to_close;
 };
 /// Find the blob's size in its sources; answer with registry::on_stat.
 struct stat_blob {
-    blob_id blob;
+    blob_id blob = 0;
     std::string domain;
     std::string name;
 };
 /// Fetch [off, off+len) of the blob into an aligned buffer; answer with registry::on_fetched.
 struct fetch_chunk {
-    blob_id blob;
+    blob_id blob = 0;
     std::string domain;
     std::string name;
-    std::uint64_t chunk;
-    std::uint64_t off;
-    std::uint64_t len;
+    std::uint64_t chunk = 0;
+    std::uint64_t off = 0;
+    std::uint64_t len = 0;
 };
 /// Write data[0, len) at `off` into the object's anon fd; answer with registry::on_written.
 struct write_chunk {
     object_ptr object;
-    std::uint64_t chunk;
-    std::uint64_t off;
+    std::uint64_t chunk = 0;
+    std::uint64_t off = 0;
     buffer_ptr data;
-    std::uint64_t len;
+    std::uint64_t len = 0;
 };
 /// Complete a READ (CACHEFILES_IOC_READ_COMPLETE on the object's fd). status is informational
 /// (for logs and counters): the kernel learns of failure by finding the range still missing.
 struct complete_read {
     object_ptr object;
-    std::uint32_t msg_id;
-    int status;
+    std::uint32_t msg_id = 0;
+    int status = 0;
 };
 /// The blob has no open object and nothing in flight any more: sources may drop cached handles.
 struct release_blob {
@@ -100,6 +100,9 @@ struct registry_stats {
 
 class registry {
 public:
+    /// Longest READ served as asked; longer ones are clamped (the kernel sends far less).
+    static constexpr std::uint64_t max_read_len = 256ull << 20;
+
     explicit registry(std::uint64_t chunk_size);
 
     /// An OPEN: the object `object_id` of cookie `name` in volume `domain` with its anon fd.

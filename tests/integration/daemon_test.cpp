@@ -346,3 +346,50 @@ TEST_CASE("stats JSON", "[integration]") {
     CHECK(s["sources"].size() == 1);
     CHECK(s["sources"][0]["source"].get<std::string>().rfind("local:", 0) == 0);
 }
+
+// Description: a cache file that refuses writes (a failing disk): the READ is completed once with the
+// failure, nothing is marked cached, and other objects keep being served.
+TEST_CASE("write failures complete the READ and the daemon keeps serving", "[integration]") {
+    harness h;
+    h.blob("b", 2 * MiB);
+    auto broken = h.k.open("erofs,d", "b", /*writable=*/false);
+    REQUIRE(h.run_until([&] { return h.k.copen_result(broken).has_value(); }));
+    auto r1 = h.k.read(broken, 0, 4096);
+    REQUIRE(h.run_until([&] { return h.k.read_done(r1); }));
+    CHECK(h.k.completion_count(r1) == 1);
+    CHECK(h.stats()["write_errors"] == 1);
+    CHECK(h.stats()["reads_failed"] == 1);
+    // Not remembered as cached: asking again tries again (and fails again).
+    auto r2 = h.k.read(broken, 0, 4096);
+    REQUIRE(h.run_until([&] { return h.k.read_done(r2); }));
+    CHECK(h.stats()["write_errors"] == 2);
+    auto good = h.k.open("erofs,other", "b");
+    REQUIRE(h.run_until([&] { return h.k.copen_result(good).has_value(); }));
+    auto r3 = h.k.read(good, MiB, 4096);
+    REQUIRE(h.run_until([&] { return h.k.read_done(r3); }));
+    CHECK((h.k.cache_bytes(good, MiB, MiB) == h.expected("b", MiB, MiB)));
+}
+
+// Description: one READ covering hundreds of chunks goes through the bounded fetch queue and still
+// completes once with every byte in place.
+TEST_CASE("many chunks for one READ are queued, not dropped", "[integration]") {
+    harness h(4096);
+    h.blob("b", MiB + 4096 * 3);
+    auto obj = h.open_ok("erofs,d", "b");
+    auto r = h.k.read(obj, 0, MiB + 4096 * 3);
+    REQUIRE(h.run_until([&] { return h.k.read_done(r); }));
+    CHECK(h.k.completion_count(r) == 1);
+    CHECK(h.stats()["chunks_fetched"] == 259);
+    CHECK((h.k.cache_bytes(obj, 0, 2 * MiB) == h.contents["b"]));
+}
+
+// Description: a READ far larger than any readahead window is clamped, completed once, and bounded.
+TEST_CASE("giant READ is clamped", "[integration]") {
+    harness h;
+    h.blob("b", 4 * MiB);
+    auto obj = h.open_ok("erofs,d", "b");
+    auto r = h.k.read(obj, 0, ~0ull / 2);
+    REQUIRE(h.run_until([&] { return h.k.read_done(r); }));
+    CHECK(h.k.completion_count(r) == 1);
+    CHECK(h.stats()["bytes_fetched"] == 4 * MiB);
+}

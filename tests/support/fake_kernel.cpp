@@ -70,9 +70,9 @@ private:
     unique_fd fd_;
 };
 
-fake_kernel::fake_kernel() {
-    char tmpl[] = "/tmp/blobd-fake-XXXXXX";
-    if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
+fake_kernel::fake_kernel(const std::string& parent_dir) {
+    std::string tmpl = parent_dir + "/blobd-fake-XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp in " + parent_dir + ": " + std::strerror(errno));
     dir_ = tmpl;
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -118,13 +118,14 @@ int fake_kernel::new_cache_fd() {
     return fd;
 }
 
-std::uint32_t fake_kernel::open(const std::string& volume_key, const std::string& cookie_key) {
+std::uint32_t fake_kernel::open(const std::string& volume_key, const std::string& cookie_key, bool writable) {
     const std::uint32_t id = next_object_++;
     object o;
     o.path = dir_ + "/obj" + std::to_string(id);
     o.check_fd.reset(::open(o.path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600));
-    unique_fd anon(::open(o.path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
-    if (!anon) anon.reset(::open(o.path.c_str(), O_WRONLY | O_CLOEXEC));
+    const int mode = writable ? O_WRONLY : O_RDONLY;
+    unique_fd anon(::open(o.path.c_str(), mode | O_DIRECT | O_CLOEXEC));
+    if (!anon) anon.reset(::open(o.path.c_str(), mode | O_CLOEXEC));
     const std::uint32_t msg = next_msg_++;
     o.open_msg = msg;
     std::vector<std::byte> b;

@@ -26,14 +26,17 @@ namespace blobd::test {
 
 class fake_kernel {
 public:
-    fake_kernel();
+    /// Cache files live in a fresh directory under `parent_dir` (benchmarks pass a directory on
+    /// the filesystem they measure; tests use the default).
+    explicit fake_kernel(const std::string& parent_dir = "/tmp");
     ~fake_kernel();
 
     /// The daemon's end: pass it to blobd::app.
     device& dev() { return *dev_; }
 
-    /// Queues an OPEN for a new object; returns its object_id.
-    std::uint32_t open(const std::string& volume_key, const std::string& cookie_key);
+    /// Queues an OPEN for a new object; returns its object_id. With `writable` false the daemon's
+    /// anon fd refuses writes (EBADF): a stand-in for a cache disk that fails every write.
+    std::uint32_t open(const std::string& volume_key, const std::string& cookie_key, bool writable = true);
     /// Queues a READ; returns its msg_id.
     std::uint32_t read(std::uint32_t object_id, std::uint64_t off, std::uint64_t len);
     /// Queues a CLOSE and, like the kernel, flushes the object's pending READs.
