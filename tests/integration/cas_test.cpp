@@ -1,0 +1,168 @@
+// Integration tests of the content-addressed blob store (cas_fetcher) on the real io_uring loop,
+// in front of a local source whose reads are counted.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "fetchers/cas_fetcher.hpp"
+#include "fetchers/local_fetcher.hpp"
+
+using namespace blobd;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::uint64_t MiB = 1 << 20;
+
+struct cas_env {
+    fs::path root;
+    event_loop loop;
+    std::shared_ptr<local_fetcher> src;
+    std::string data;
+
+    cas_env() {
+        char t[] = "/tmp/blobd-cas-XXXXXX";
+        root = ::mkdtemp(t);
+        fs::create_directories(root / "src");
+        src = std::make_shared<local_fetcher>(loop, (root / "src").string());
+    }
+    ~cas_env() {
+        std::error_code ec;
+        fs::remove_all(root, ec);
+    }
+    void blob(const std::string& name, std::size_t n, unsigned seed = 3) {
+        data.resize(n);
+        std::mt19937 rng(seed);
+        for (auto& c : data) c = static_cast<char>(rng());
+        std::ofstream(root / "src" / name, std::ios::binary) << data;
+    }
+    std::unique_ptr<cas_fetcher> store(bool verify = true) {
+        return std::make_unique<cas_fetcher>(loop, src, cas_fetcher::options{(root / "store").string(), verify});
+    }
+    template <class P>
+    void run_until(P p) {
+        for (int i = 0; i < 1000 && !p(); ++i) loop.run_once(std::chrono::milliseconds(10));
+        REQUIRE(p());
+    }
+    std::uint64_t stat(fetcher& f, const std::string& domain, const std::string& name) {
+        std::optional<result<std::uint64_t, int>> r;
+        f.stat(blob_ref{domain, name}, [&](result<std::uint64_t, int> v) { r = v; });
+        run_until([&] { return r.has_value(); });
+        return *r ? **r : 0;
+    }
+    result<buffer_ptr, int> fetch(fetcher& f, const std::string& domain, const std::string& name, std::uint64_t off,
+                                  std::uint64_t len) {
+        std::optional<result<buffer_ptr, int>> r;
+        f.fetch(blob_ref{domain, name}, off, len, [&](result<buffer_ptr, int> v) { r = std::move(v); });
+        run_until([&] { return r.has_value(); });
+        return *r;
+    }
+    bool same(const result<buffer_ptr, int>& r, std::uint64_t off, std::uint64_t len) const {
+        return r && (*r)->filled == len &&
+               std::memcmp((*r)->data(), data.data() + off, len) == 0;
+    }
+};
+
+}  // namespace
+
+// Description: the same chunk wanted by two domains at once is fetched once; later fetches of it,
+// from any domain, are served by the store.
+TEST_CASE("store serves every domain from one download", "[integration][cas]") {
+    cas_env env;
+    env.blob("shared", 3 * MiB);
+    auto s = env.store();
+    REQUIRE(env.stat(*s, "d1", "shared") == 3 * MiB);
+    REQUIRE(env.stat(*s, "d2", "shared") == 3 * MiB);
+    std::optional<result<buffer_ptr, int>> a, b;
+    s->fetch(blob_ref{"d1", "shared"}, MiB, MiB, [&](auto r) { a = r; });
+    s->fetch(blob_ref{"d2", "shared"}, MiB, MiB, [&](auto r) { b = r; });
+    env.run_until([&] { return a && b; });
+    CHECK(env.same(*a, MiB, MiB));
+    CHECK(env.same(*b, MiB, MiB));
+    CHECK(env.src->stats().bytes == MiB);
+    auto c = env.fetch(*s, "d3", "shared", MiB, MiB);
+    CHECK(env.same(c, MiB, MiB));
+    CHECK(env.src->stats().bytes == MiB);
+    CHECK(s->store_stats().hits == 1);
+    CHECK(s->store_stats().bytes_saved == MiB);
+}
+
+// Description: the store needs no index: a new instance (a restarted daemon) finds stored ranges,
+// fetches only what is missing, and treats a different source size as a changed blob.
+TEST_CASE("store survives a restart", "[integration][cas]") {
+    cas_env env;
+    env.blob("b", 2 * MiB + 100);
+    {
+        auto s = env.store();
+        env.stat(*s, "d", "b");
+        CHECK(env.same(env.fetch(*s, "d", "b", 0, MiB), 0, MiB));
+    }
+    auto s = env.store();
+    env.stat(*s, "d", "b");
+    const auto before = env.src->stats().bytes;
+    CHECK(env.same(env.fetch(*s, "d", "b", 0, MiB), 0, MiB));
+    CHECK(env.src->stats().bytes == before);
+    CHECK(env.same(env.fetch(*s, "d", "b", 2 * MiB, 100), 2 * MiB, 100));  // the unaligned tail
+    CHECK(env.src->stats().bytes == before + 100);
+    // The source now has another blob under the same name and size differs: nothing stale is served.
+    env.blob("b", MiB, 99);
+    env.src->release(blob_ref{"d", "b"});
+    REQUIRE(env.stat(*s, "d", "b") == MiB);
+    CHECK(env.same(env.fetch(*s, "d", "b", 0, MiB), 0, MiB));
+}
+
+// Description: a blob named by its sha256 is verified once complete; one whose content does not match
+// its name is deleted from the store, counted, and refused from then on (so the chain moves on).
+TEST_CASE("sha256-named blobs are verified", "[integration][cas]") {
+    cas_env env;
+    env.blob("tmp", MiB + 4096);
+    const std::string digest = sha256_file((env.root / "src" / "tmp").string());
+    REQUIRE(digest.size() == 64);
+    fs::rename(env.root / "src" / "tmp", env.root / "src" / ("sha256:" + digest));
+    const std::string good = "sha256:" + digest;
+    auto s = env.store();
+    env.stat(*s, "d", good);
+    CHECK(env.fetch(*s, "d", good, 0, MiB));
+    CHECK(s->store_stats().verified == 0);  // not complete yet
+    CHECK(env.fetch(*s, "d", good, MiB, 4096));
+    env.run_until([&] { return s->store_stats().verified == 1; });
+    CHECK(s->store_stats().integrity_failures == 0);
+
+    const std::string bad(64, 'a');
+    std::ofstream(env.root / "src" / bad, std::ios::binary) << env.data;  // content != name
+    env.stat(*s, "d", bad);
+    CHECK(env.fetch(*s, "d", bad, 0, MiB));
+    CHECK(env.fetch(*s, "d", bad, MiB, 4096));
+    env.run_until([&] { return s->store_stats().integrity_failures == 1; });
+    CHECK_FALSE(fs::exists(env.root / "store" / bad));
+    auto again = env.fetch(*s, "d", bad, 0, MiB);
+    REQUIRE_FALSE(again);
+    CHECK(again.error() == -EIO);
+}
+
+// Description: when the store cannot be written (its directory is a file), fetches still succeed.
+TEST_CASE("a broken store never fails a fetch", "[integration][cas]") {
+    cas_env env;
+    env.blob("b", MiB);
+    std::ofstream(env.root / "store") << "not a directory";
+    auto s = env.store();
+    env.stat(*s, "d", "b");
+    CHECK(env.same(env.fetch(*s, "d", "b", 0, MiB), 0, MiB));
+    CHECK(env.same(env.fetch(*s, "d", "b", 0, MiB), 0, MiB));
+    CHECK(env.src->stats().bytes == 2 * MiB);
+}
+
+// Description: digest names are recognised only in their exact forms.
+TEST_CASE("digest names", "[cas]") {
+    const std::string hex(64, 'b');
+    CHECK(sha256_of_name(hex) == hex);
+    CHECK(sha256_of_name("sha256:" + hex) == hex);
+    CHECK(sha256_of_name("sha256:" + hex.substr(1)).empty());
+    CHECK(sha256_of_name(std::string(64, 'B')).empty());
+    CHECK(sha256_of_name("blob1").empty());
+}
