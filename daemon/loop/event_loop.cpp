@@ -48,24 +48,28 @@ event_loop::~event_loop() {
     // Callers drain I/O before destroying the loop; what is left are polls and timers. Cancel
     // them and wait for their CQEs: an op's callback may own a buffer the kernel still writes
     // into, so it is freed only after its CQE, never before.
-    if (!live_.empty()) {
+    if (live_ops_ > 0) {
         io_uring_sqe* sqe = get_sqe();
         io_uring_prep_cancel(sqe, nullptr, IORING_ASYNC_CANCEL_ANY);
-        io_uring_sqe_set_data(sqe, nullptr);
+        io_uring_sqe_set_data64(sqe, 0);
         io_uring_submit(&ring_);
     }
-    for (int timeouts = 0; timeouts < 100 && !live_.empty();) {
+    for (int timeouts = 0; timeouts < 100 && live_ops_ > 0;) {
         io_uring_cqe* cqe = nullptr;
         __kernel_timespec ts{0, 50 * 1000 * 1000};
         if (io_uring_wait_cqe_timeout(&ring_, &cqe, &ts) < 0 || !cqe) {
             ++timeouts;
             continue;
         }
-        auto* o = static_cast<op*>(io_uring_cqe_get_data(cqe));
+        op* o = find_op(io_uring_cqe_get_data64(cqe));
         io_uring_cqe_seen(&ring_, cqe);
-        if (o && live_.erase(o)) delete o;
+        if (o) free_op(o);
     }
-    if (!live_.empty()) lg.warn("{} io_uring operations did not retire at exit", live_.size());
+    if (live_ops_ > 0) {
+        lg.warn("{} io_uring operations did not retire at exit", live_ops_);
+        // The kernel may still use what their callbacks own: leak the records rather than free it.
+        for (auto& slab : slabs_) static_cast<void>(slab.release());
+    }
     io_uring_queue_exit(&ring_);
 }
 
@@ -79,80 +83,121 @@ io_uring_sqe* event_loop::get_sqe() {
     return sqe;
 }
 
-event_loop::op* event_loop::make_op(completion done, bool counted) {
+event_loop::op* event_loop::make_op(completion done, bool counted, op_kind kind) {
+    if (!free_ops_) {
+        // A new slab, threaded onto the free list in index order.
+        auto slab = std::make_unique<op[]>(slab_size);
+        const auto base = static_cast<std::uint32_t>(slabs_.size() * slab_size);
+        for (std::size_t i = slab_size; i-- > 0;) {
+            slab[i].index = base + static_cast<std::uint32_t>(i);
+            slab[i].next_free = free_ops_;
+            free_ops_ = &slab[i];
+        }
+        slabs_.push_back(std::move(slab));
+    }
+    op* o = free_ops_;
+    free_ops_ = o->next_free;
+    o->next_free = nullptr;
+    o->done = std::move(done);
+    o->kind = kind;
+    o->counted = counted;
+    o->live = true;
+    ++live_ops_;
     if (counted) ++inflight_io_;
-    auto* o = new op{std::move(done), counted};
-    live_.insert(o);
     return o;
+}
+
+void event_loop::free_op(op* o) noexcept {
+    o->done = nullptr;  // releases what the callback captured
+    o->live = false;
+    ++o->generation;
+    o->next_free = free_ops_;
+    free_ops_ = o;
+    --live_ops_;
+}
+
+std::uint64_t event_loop::user_data(const op* o) noexcept {
+    return static_cast<std::uint64_t>(o->generation) << 32 | (static_cast<std::uint64_t>(o->index) + 1);
+}
+
+event_loop::op* event_loop::find_op(std::uint64_t data) noexcept {
+    const std::uint64_t slot = data & 0xffffffffu;
+    if (slot == 0 || slot > slabs_.size() * slab_size) return nullptr;  // cancel requests, unknown tags
+    op& o = slabs_[(slot - 1) / slab_size][(slot - 1) % slab_size];
+    return o.live && o.generation == static_cast<std::uint32_t>(data >> 32) ? &o : nullptr;
 }
 
 void event_loop::read(int fd, void* buf, unsigned len, std::uint64_t off, completion done) {
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_read(sqe, fd, buf, len, off);
-    io_uring_sqe_set_data(sqe, make_op(std::move(done), true));
+    io_uring_sqe_set_data64(sqe, user_data(make_op(std::move(done), true)));
 }
 
 void event_loop::write(int fd, const void* buf, unsigned len, std::uint64_t off, completion done) {
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_write(sqe, fd, buf, len, off);
-    io_uring_sqe_set_data(sqe, make_op(std::move(done), true));
+    io_uring_sqe_set_data64(sqe, user_data(make_op(std::move(done), true)));
 }
 
-namespace {
-// Continues a transfer after short results, as liburing's io_uring-cp does ("adjust and requeue").
-struct transfer : std::enable_shared_from_this<transfer> {
-    event_loop* loop;
-    bool is_write;
-    int fd;
-    std::byte* buf;
-    unsigned len;
-    std::uint64_t off;
-    unsigned done_bytes = 0;
-    unsigned retries = 0;
-    event_loop::completion done;
+// read_all/write_all continue after short results in the same record, as liburing's io-uring-cp
+// does ("adjust and requeue").
+void event_loop::submit_transfer(op* o) {
+    io_uring_sqe* sqe = get_sqe();
+    if (o->kind == op_kind::write_all) {
+        io_uring_prep_write(sqe, o->fd, o->buf + o->moved, o->len - o->moved, o->off + o->moved);
+    } else {
+        io_uring_prep_read(sqe, o->fd, o->buf + o->moved, o->len - o->moved, o->off + o->moved);
+    }
+    io_uring_sqe_set_data64(sqe, user_data(o));
+}
 
-    transfer(event_loop* l, bool w, int f, std::byte* b, unsigned n, std::uint64_t o, event_loop::completion d)
-        : loop(l), is_write(w), fd(f), buf(b), len(n), off(o), done(std::move(d)) {}
-
-    void step() {
-        auto self = shared_from_this();
-        auto cb = [self](int res) { self->on(res); };
-        if (is_write) {
-            loop->write(fd, buf + done_bytes, len - done_bytes, off + done_bytes, std::move(cb));
-        } else {
-            loop->read(fd, buf + done_bytes, len - done_bytes, off + done_bytes, std::move(cb));
+bool event_loop::continue_transfer(op* o, int& res) {
+    if (res == -EAGAIN || res == -EINTR) {
+        // Bounded: a file that keeps saying EAGAIN must not spin the loop forever.
+        if (++o->retries <= 1000) {
+            submit_transfer(o);
+            return true;
         }
     }
-    void on(int res) {
-        if (res == -EAGAIN || res == -EINTR) {
-            // Bounded: a file that keeps saying EAGAIN must not spin the loop forever.
-            if (++retries <= 1000) return step();
-        }
-        if (res < 0) return done(res);
-        if (res == 0) {
-            // End of file on read; a zero-byte write would loop forever: report what we have.
-            return done(is_write && done_bytes == 0 ? -EIO : static_cast<int>(done_bytes));
-        }
-        done_bytes += static_cast<unsigned>(res);
-        if (done_bytes >= len) return done(static_cast<int>(done_bytes));
-        step();
+    if (res < 0) return false;
+    if (res == 0) {
+        // End of file on read; a zero-byte write would loop forever: report what we have.
+        res = o->kind == op_kind::write_all && o->moved == 0 ? -EIO : static_cast<int>(o->moved);
+        return false;
     }
-};
-}  // namespace
+    o->moved += static_cast<unsigned>(res);
+    if (o->moved >= o->len) {
+        res = static_cast<int>(o->moved);
+        return false;
+    }
+    submit_transfer(o);
+    return true;
+}
 
 void event_loop::read_all(int fd, void* buf, unsigned len, std::uint64_t off, completion done) {
-    std::make_shared<transfer>(this, false, fd, static_cast<std::byte*>(buf), len, off, std::move(done))->step();
+    op* o = make_op(std::move(done), true, op_kind::read_all);
+    o->fd = fd;
+    o->buf = static_cast<std::byte*>(buf);
+    o->len = len;
+    o->off = off;
+    o->moved = o->retries = 0;
+    submit_transfer(o);
 }
 
 void event_loop::write_all(int fd, const void* buf, unsigned len, std::uint64_t off, completion done) {
-    std::make_shared<transfer>(this, true, fd, static_cast<std::byte*>(const_cast<void*>(buf)), len, off, std::move(done))
-        ->step();
+    op* o = make_op(std::move(done), true, op_kind::write_all);
+    o->fd = fd;
+    o->buf = static_cast<std::byte*>(const_cast<void*>(buf));
+    o->len = len;
+    o->off = off;
+    o->moved = o->retries = 0;
+    submit_transfer(o);
 }
 
 void event_loop::poll(int fd, unsigned events, completion done) {
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_poll_add(sqe, fd, events);
-    io_uring_sqe_set_data(sqe, make_op(std::move(done), false));
+    io_uring_sqe_set_data64(sqe, user_data(make_op(std::move(done), false)));
 }
 
 void event_loop::after(std::chrono::milliseconds delay, std::function<void()> fn) {
@@ -161,7 +206,7 @@ void event_loop::after(std::chrono::milliseconds delay, std::function<void()> fn
     o->ts.tv_nsec = (delay.count() % 1000) * 1000000;
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_timeout(sqe, &o->ts, 0, 0);
-    io_uring_sqe_set_data(sqe, o);
+    io_uring_sqe_set_data64(sqe, user_data(o));
 }
 
 void event_loop::defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
@@ -190,11 +235,15 @@ void event_loop::arm_wakeup() {
 }
 
 void event_loop::run_deferred() {
-    // Deferred work may defer more: run in rounds, each over a stable batch.
+    // Deferred work may defer more: run in rounds, each over a stable batch. The two vectors
+    // trade places so that neither gives its capacity back.
     while (!deferred_.empty()) {
-        auto batch = std::move(deferred_);
-        deferred_.clear();
+        std::vector<std::function<void()>> batch;
+        batch.swap(deferred_spare_);
+        batch.swap(deferred_);
         for (auto& fn : batch) fn();
+        batch.clear();
+        if (deferred_spare_.capacity() < batch.capacity()) deferred_spare_.swap(batch);
     }
 }
 
@@ -211,20 +260,25 @@ unsigned event_loop::run_once(std::chrono::milliseconds timeout) {
     unsigned handled = 0;
     // Reap everything that is ready, then run callbacks: a callback may submit (and with
     // DEFER_TASKRUN even reap), so never call one while iterating the CQ ring.
-    std::vector<std::pair<op*, int>> ready;
+    std::vector<std::pair<std::uint64_t, int>> ready;
+    ready.swap(ready_);  // a callback that calls run_once gets an empty vector of its own
     unsigned head;
     io_uring_for_each_cqe(&ring_, head, cqe) {
-        ready.emplace_back(static_cast<op*>(io_uring_cqe_get_data(cqe)), cqe->res);
+        ready.emplace_back(io_uring_cqe_get_data64(cqe), cqe->res);
         ++handled;
     }
     io_uring_cq_advance(&ring_, handled);
-    for (auto [o, res] : ready) {
-        if (!o || !live_.erase(o)) continue;
+    for (auto [data, res] : ready) {
+        op* o = find_op(data);
+        if (!o) continue;
+        if (o->kind != op_kind::plain && continue_transfer(o, res)) continue;
         if (o->counted) --inflight_io_;
         auto done = std::move(o->done);
-        delete o;
+        free_op(o);
         done(res);
     }
+    ready.clear();
+    if (ready_.capacity() < ready.capacity()) ready_.swap(ready);
     run_deferred();
     return handled;
 }

@@ -12,10 +12,12 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
-#include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <liburing.h>
@@ -61,23 +63,48 @@ public:
     unsigned setup_flags() const noexcept { return setup_flags_; }
 
 private:
+    // One record per operation the kernel may still complete. Records live in slabs and are
+    // recycled through a free list, so submitting costs no allocation beyond the caller's callback.
+    // read_all/write_all continue in the same record after a short transfer.
+    enum class op_kind : std::uint8_t { plain, read_all, write_all };
     struct op {
         completion done;
-        bool counted;     // counts towards inflight()
-        __kernel_timespec ts{};  // timeouts: must live until the CQE
+        __kernel_timespec ts{};        // timeouts: must live until the CQE
+        std::byte* buf = nullptr;      // read_all/write_all: the whole range and the progress made
+        std::uint64_t off = 0;
+        unsigned len = 0, moved = 0, retries = 0;
+        int fd = -1;
+        std::uint32_t index = 0;       // position in the slabs; user_data = generation << 32 | index + 1
+        std::uint32_t generation = 0;  // bumped on every reuse, so a stale user_data matches nothing
+        op_kind kind = op_kind::plain;
+        bool counted = false;          // counts towards inflight()
+        bool live = false;
+        op* next_free = nullptr;
     };
+    static constexpr std::size_t slab_size = 256;
+
     io_uring_sqe* get_sqe();
-    op* make_op(completion done, bool counted);
+    op* make_op(completion done, bool counted, op_kind kind = op_kind::plain);
+    void free_op(op* o) noexcept;
+    static std::uint64_t user_data(const op* o) noexcept;
+    op* find_op(std::uint64_t user_data) noexcept;
+    void submit_transfer(op* o);
+    /// A transfer's CQE: true if it was submitted again (short transfer, EAGAIN), else `res`
+    /// becomes the result for the caller's callback.
+    bool continue_transfer(op* o, int& res);
     void arm_wakeup();
     void run_deferred();
 
     io_uring ring_{};
     unsigned setup_flags_ = 0;
     std::size_t inflight_io_ = 0;
-    std::unordered_set<op*> live_;   // every op the kernel may still complete
+    std::vector<std::unique_ptr<op[]>> slabs_;
+    op* free_ops_ = nullptr;
+    std::size_t live_ops_ = 0;                           // every op the kernel may still complete
+    std::vector<std::pair<std::uint64_t, int>> ready_;   // reaped CQEs (capacity reused)
     unique_fd wake_fd_;
     std::uint64_t wake_value_ = 0;
-    std::vector<std::function<void()>> deferred_;
+    std::vector<std::function<void()>> deferred_, deferred_spare_;
     std::mutex posted_mu_;
     std::vector<std::function<void()>> posted_;
 };

@@ -70,7 +70,7 @@ private:
     unique_fd fd_;
 };
 
-fake_kernel::fake_kernel(const std::string& parent_dir) {
+fake_kernel::fake_kernel(const std::string& parent_dir, bool hold_cache_fds) : hold_fds_(hold_cache_fds) {
     std::string tmpl = parent_dir + "/blobd-fake-XXXXXX";
     if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp in " + parent_dir + ": " + std::strerror(errno));
     dir_ = tmpl;
@@ -123,6 +123,12 @@ std::uint32_t fake_kernel::open(const std::string& volume_key, const std::string
     object o;
     o.path = dir_ + "/obj" + std::to_string(id);
     o.check_fd.reset(::open(o.path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600));
+    struct stat st {};
+    if (::fstat(o.check_fd.get(), &st) == 0) {
+        o.dev = static_cast<std::uint64_t>(st.st_dev);
+        o.ino = static_cast<std::uint64_t>(st.st_ino);
+    }
+    if (!hold_fds_) o.check_fd.reset();
     const int mode = writable ? O_WRONLY : O_RDONLY;
     unique_fd anon(::open(o.path.c_str(), mode | O_DIRECT | O_CLOEXEC));
     if (!anon) anon.reset(::open(o.path.c_str(), mode | O_CLOEXEC));
@@ -151,6 +157,7 @@ std::uint32_t fake_kernel::open(const std::string& volume_key, const std::string
 std::uint32_t fake_kernel::read(std::uint32_t object_id, std::uint64_t off, std::uint64_t len) {
     const std::uint32_t msg = next_msg_++;
     std::vector<std::byte> b;
+    b.reserve(32);  // one allocation per READ: benchmarks queue hundreds of thousands
     put_u32(b, msg);
     put_u32(b, CACHEFILES_OP_READ);
     put_u32(b, 32);
@@ -211,7 +218,7 @@ int fake_kernel::on_command(std::string_view cmd) {
 
 int fake_kernel::on_cread(int anon_fd, std::uint32_t msg_id) {
     auto it = requests_.find(msg_id);
-    struct stat a {}, b {};
+    struct stat a {};
     if (it != requests_.end() && it->second.opcode == CACHEFILES_OP_READ && !it->second.live &&
         it->second.completions == 0 && objects_.at(it->second.object_id).closed) {
         ++late_completions_;
@@ -223,7 +230,7 @@ int fake_kernel::on_cread(int anon_fd, std::uint32_t msg_id) {
         return -EINVAL;
     }
     auto& obj = objects_.at(it->second.object_id);
-    if (::fstat(obj.check_fd.get(), &b) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+    if (static_cast<std::uint64_t>(a.st_ino) != obj.ino || static_cast<std::uint64_t>(a.st_dev) != obj.dev) {
         ++bad_completions_;  // completed on another object's fd: the kernel refuses
         return -EINVAL;
     }
@@ -256,29 +263,44 @@ int fake_kernel::completion_count(std::uint32_t msg_id) const {
 
 std::string fake_kernel::cache_bytes(std::uint32_t object_id, std::uint64_t off, std::uint64_t len) const {
     std::string out(len, '\0');
-    ssize_t n = ::pread(objects_.at(object_id).check_fd.get(), out.data(), len, static_cast<off_t>(off));
+    unique_fd tmp;
+    ssize_t n = ::pread(object_fd(objects_.at(object_id), tmp), out.data(), len, static_cast<off_t>(off));
     out.resize(n < 0 ? 0 : static_cast<std::size_t>(n));
     return out;
 }
 
 std::uint64_t fake_kernel::cache_file_size(std::uint32_t object_id) const {
     struct stat st {};
-    ::fstat(objects_.at(object_id).check_fd.get(), &st);
+    unique_fd tmp;
+    ::fstat(object_fd(objects_.at(object_id), tmp), &st);
     return static_cast<std::uint64_t>(st.st_size);
 }
 
 int fake_kernel::daemon_fds_for(std::uint32_t object_id) const {
     const auto& o = objects_.at(object_id);
-    struct stat want {};
-    ::fstat(o.check_fd.get(), &want);
     int n = 0;
     for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
         int fd = std::atoi(e.path().filename().c_str());
         if (fd == o.check_fd.get()) continue;
         struct stat st {};
-        if (::fstat(fd, &st) == 0 && st.st_ino == want.st_ino && st.st_dev == want.st_dev) ++n;
+        if (::fstat(fd, &st) == 0 && static_cast<std::uint64_t>(st.st_ino) == o.ino &&
+            static_cast<std::uint64_t>(st.st_dev) == o.dev) {
+            ++n;
+        }
     }
     return n;
+}
+
+int fake_kernel::own_fds() const {
+    int n = 0;
+    for (const auto& [id, o] : objects_) n += o.check_fd ? 1 : 0;
+    return n;
+}
+
+int fake_kernel::object_fd(const object& o, unique_fd& tmp) const {
+    if (o.check_fd) return o.check_fd.get();
+    tmp.reset(::open(o.path.c_str(), O_RDONLY | O_CLOEXEC));
+    return tmp.get();
 }
 
 int open_fd_count() {

@@ -27,8 +27,10 @@ namespace blobd::test {
 class fake_kernel {
 public:
     /// Cache files live in a fresh directory under `parent_dir` (benchmarks pass a directory on
-    /// the filesystem they measure; tests use the default).
-    explicit fake_kernel(const std::string& parent_dir = "/tmp");
+    /// the filesystem they measure; tests use the default). With `hold_cache_fds` false the fake
+    /// keeps no descriptor of its own per object and reopens a cache file by path when asked about
+    /// it, so that a process can hold twice as many objects under RLIMIT_NOFILE (benchmarks).
+    explicit fake_kernel(const std::string& parent_dir = "/tmp", bool hold_cache_fds = true);
     ~fake_kernel();
 
     /// The daemon's end: pass it to blobd::app.
@@ -60,8 +62,9 @@ public:
     /// READ_COMPLETE calls for READs the kernel had already flushed (object closed): refused
     /// with EINVAL like the kernel, but expected when a CLOSE races in-flight work.
     int late_completions() const { return late_completions_; }
-    /// Descriptors the fake itself holds (one per object), for leak accounting.
-    int own_fds() const { return static_cast<int>(objects_.size()); }
+    /// Descriptors the fake itself holds (one per object unless hold_cache_fds is false), for leak
+    /// accounting.
+    int own_fds() const;
     /// Commands other than copen that the daemon sent, and copens that were refused.
     const std::vector<std::string>& other_commands() const { return other_commands_; }
     int bad_copens() const { return bad_copens_; }
@@ -79,7 +82,8 @@ private:
     friend class fake_device;
     struct object {
         std::string path;
-        unique_fd check_fd;   // the fake's own read-only handle
+        unique_fd check_fd;   // the fake's own read-only handle (unless hold_cache_fds is false)
+        std::uint64_t dev = 0, ino = 0;  // the cache file's identity, to check completions against
         std::optional<std::int64_t> copen;
         std::uint32_t open_msg = 0;
         bool closed = false;
@@ -93,8 +97,11 @@ private:
     int on_command(std::string_view cmd);
     int on_cread(int anon_fd, std::uint32_t msg_id);
     void queue(const std::vector<std::byte>& bytes, int fd);
+    /// The object's own handle, or the cache file reopened into `tmp` when none is held.
+    int object_fd(const object& o, unique_fd& tmp) const;
 
     std::string dir_;
+    bool hold_fds_ = true;
     unique_fd kernel_end_;
     std::unique_ptr<device> dev_;
     std::uint32_t next_msg_ = 1;
