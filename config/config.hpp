@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -25,11 +26,23 @@ struct local_source {
     bool operator==(const local_source&) const = default;
 };
 
-/// One place blobs may come from. Sources are tried in order; http and oci join this variant later.
-using source = std::variant<local_source>;
+/// Blobs served over HTTP(S) at `<url>/<cookie name>` (see docs/http.md).
+struct http_source {
+    std::string url;                       ///< base URL, http:// or https:// with a host
+    std::string ca_file;                   ///< extra trusted CA certificates (PEM file); "" = system store only
+    bool insecure = false;                 ///< skip TLS certificate and host name verification
+    std::uint32_t timeout_ms = 30000;      ///< per step: connect, TLS handshake, write, headers, body
+    std::uint32_t retries = 3;             ///< extra attempts after 5xx answers, resets and timeouts
+    std::uint32_t max_connections = 4;     ///< keep-alive connections per host
+    bool operator==(const http_source&) const = default;
+};
+
+/// One place blobs may come from. Sources are tried in order; oci joins this variant later.
+using source = std::variant<local_source, http_source>;
 
 struct domain_config {
     std::vector<source> sources;  ///< overrides the top-level list for this domain
+    std::optional<bool> prefetch; ///< "prefetch": overrides the top-level setting for this domain
 };
 
 struct config {
@@ -43,6 +56,15 @@ struct config {
     std::map<std::string, domain_config, std::less<>> domains;
     std::string control_socket = "/run/erofs-blobd/control.sock";  ///< "control_socket"; "" disables
     std::string log_level = "info";           ///< "log_level": err, warning, notice, info, debug
+    /// "prefetch": after OPEN, fetch the rest of each blob in the background, behind on-demand READs.
+    bool prefetch = false;
+    std::uint32_t prefetch_concurrency = 2;   ///< "prefetch_concurrency": background fetches at once, 1..64
+
+    /// Whether blobs of `domain` are prefetched (the domain's setting, else the top-level one).
+    bool prefetch_for(std::string_view domain) const {
+        auto it = domains.find(domain);
+        return it != domains.end() && it->second.prefetch ? *it->second.prefetch : prefetch;
+    }
 
     /// The sources that serve `domain` (the domain's own list if it has one, else the top-level one).
     const std::vector<source>& sources_for(std::string_view domain) const;

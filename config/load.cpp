@@ -19,6 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fetchers/http/http_util.hpp"
+
 namespace blobd::cfg {
 namespace {
 
@@ -31,6 +33,9 @@ constexpr std::size_t max_domain_name = 255;
 constexpr std::size_t max_socket_path = 107;  // sizeof(sockaddr_un::sun_path) minus the NUL
 constexpr std::size_t max_file_size = 1 << 20;  // a config is a few hundred bytes; bounds a mistake
 constexpr std::array<std::string_view, 5> log_levels{"err", "warning", "notice", "info", "debug"};
+constexpr std::uint32_t max_timeout_ms = 3'600'000;  // an hour: beyond that a stalled server is just hung
+constexpr std::uint32_t max_retries = 10;
+constexpr std::uint32_t max_connections_per_host = 64;
 
 problem fail(std::string path, std::string message) {
     return config_error{std::move(path), std::move(message)};
@@ -142,6 +147,41 @@ problem read_absolute_path(const json& v, const std::string& path, std::string& 
     return {};
 }
 
+problem read_bool(const json& v, const std::string& path, bool& out) {
+    if (!v.is_boolean()) {
+        return wrong_type(path, "a boolean", v);
+    }
+    out = v.get<bool>();
+    return {};
+}
+
+// A reader for an integer in [lo, hi].
+auto read_uint_between(std::uint32_t lo, std::uint32_t hi) {
+    return [lo, hi](const json& v, const std::string& path, std::uint32_t& out) -> problem {
+        if (!v.is_number_integer()) {
+            return wrong_type(path, "an integer", v);
+        }
+        if (!v.is_number_unsigned() || v.get<std::uint64_t>() < lo || v.get<std::uint64_t>() > hi) {
+            return fail(path, "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                                  ", got " + describe(v));
+        }
+        out = static_cast<std::uint32_t>(v.get<std::uint64_t>());
+        return {};
+    };
+}
+
+// The same parser the HTTP fetcher uses, so a URL that loads is a URL the fetcher can use. The
+// message does not repeat the URL: its query string may carry a token.
+problem read_http_url(const json& v, const std::string& path, std::string& out) {
+    if (auto p = read_string(v, path, out)) {
+        return p;
+    }
+    if (auto u = http::parse_url(out); !u) {
+        return fail(path, "expected an http:// or https:// URL with a host: " + u.error());
+    }
+    return {};
+}
+
 // Reads an optional key; absent keys keep the struct's default.
 template <class Reader, class T>
 problem read_optional(const json& obj, const std::string& path, const char* key, T& out, Reader reader) {
@@ -165,12 +205,54 @@ problem read_local(const json& v, const std::string& path, source& out) {
     return {};
 }
 
+
+// "" (the default: none) or an absolute path.
+problem read_optional_path(const json& v, const std::string& path, std::string& out) {
+    if (auto p = read_string(v, path, out)) {
+        return p;
+    }
+    return out.empty() ? problem{} : read_absolute_path(v, path, out);
+}
+
+problem read_http(const json& v, const std::string& path, source& out) {
+    if (auto p = check_keys(v, path,
+                            {"type", "url", "ca_file", "insecure", "timeout_ms", "retries", "max_connections"})) {
+        return p;
+    }
+    const json* url = find(v, "url");
+    if (!url) {
+        return fail(member(path, "url"), "required key missing (the base URL: blobs are <url>/<name>)");
+    }
+    http_source s;
+    if (auto p = read_http_url(*url, member(path, "url"), s.url)) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "ca_file", s.ca_file, read_optional_path)) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "insecure", s.insecure, read_bool)) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "timeout_ms", s.timeout_ms, read_uint_between(1, max_timeout_ms))) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "retries", s.retries, read_uint_between(0, max_retries))) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "max_connections", s.max_connections,
+                               read_uint_between(1, max_connections_per_host))) {
+        return p;
+    }
+    out = std::move(s);
+    return {};
+}
+
 struct source_kind {
     std::string_view type;
     problem (*read)(const json& v, const std::string& path, source& out);
 };
 // One entry per alternative of `source`; "known types" messages are built from this table.
-constexpr std::array<source_kind, 1> source_kinds{{{"local", read_local}}};
+constexpr std::array<source_kind, 2> source_kinds{{{"local", read_local}, {"http", read_http}}};
 
 std::string known_types() {
     std::string out;
@@ -188,7 +270,9 @@ problem read_source(const json& v, const std::string& path, source& out) {
     const json* type = find(v, "type");
     if (!type) {
         // Checked against every key any source type accepts, so a typo like "typ" gets its hint.
-        if (auto p = check_keys(v, path, {"type", "path"})) {
+        if (auto p = check_keys(v, path,
+                                {"type", "path", "url", "ca_file", "insecure", "timeout_ms", "retries",
+                                 "max_connections"})) {
             return p;
         }
         return fail(member(path, "type"), "required key missing (" + known_types() + ")");
@@ -248,7 +332,7 @@ problem read_domains(const json& v, const std::string& path, std::map<std::strin
         if (!it->is_object()) {
             return wrong_type(at, "an object", *it);
         }
-        if (auto p = check_keys(*it, at, {"sources"})) {
+        if (auto p = check_keys(*it, at, {"sources", "prefetch"})) {
             return p;
         }
         const json* sources = find(*it, "sources");
@@ -258,6 +342,13 @@ problem read_domains(const json& v, const std::string& path, std::map<std::strin
         domain_config d;
         if (auto p = read_sources(*sources, member(at, "sources"), d.sources)) {
             return p;
+        }
+        if (const json* pf = find(*it, "prefetch")) {
+            bool on = false;
+            if (auto p = read_bool(*pf, member(at, "prefetch"), on)) {
+                return p;
+            }
+            d.prefetch = on;
         }
         // An empty override would make every fetch for the domain fail; omitting it is the way
         // to use the top-level list.
@@ -343,7 +434,8 @@ problem read_config(const json& root, config& c) {
         return wrong_type(path, "an object", root);
     }
     if (auto p = check_keys(root, path,
-                            {"cache", "device", "chunk_size", "sources", "domains", "control_socket", "log_level"})) {
+                            {"cache", "device", "chunk_size", "sources", "domains", "control_socket", "log_level",
+                             "prefetch", "prefetch_concurrency"})) {
         return p;
     }
     const json* cache = find(root, "cache");
@@ -369,6 +461,12 @@ problem read_config(const json& root, config& c) {
         return p;
     }
     if (auto p = read_optional(root, path, "log_level", c.log_level, read_log_level)) {
+        return p;
+    }
+    if (auto p = read_optional(root, path, "prefetch", c.prefetch, read_bool)) {
+        return p;
+    }
+    if (auto p = read_optional(root, path, "prefetch_concurrency", c.prefetch_concurrency, read_uint_between(1, 64))) {
         return p;
     }
     // Every domain's own list is non-empty (checked above), so with any domain configured there is
@@ -432,6 +530,11 @@ private:
 
 struct source_writer {
     json operator()(const local_source& s) const { return {{"type", "local"}, {"path", s.path}}; }
+    json operator()(const http_source& s) const {
+        return {{"type", "http"},         {"url", s.url},         {"ca_file", s.ca_file},
+                {"insecure", s.insecure}, {"timeout_ms", s.timeout_ms}, {"retries", s.retries},
+                {"max_connections", s.max_connections}};
+    }
 };
 
 json sources_to_json(const std::vector<source>& sources) {
@@ -502,6 +605,7 @@ json to_json(const config& c) {
     json domains = json::object();
     for (const auto& [name, d] : c.domains) {
         domains[name] = {{"sources", sources_to_json(d.sources)}};
+        if (d.prefetch) domains[name]["prefetch"] = *d.prefetch;
     }
     return {
         {"cache", {{"dir", c.cache_dir}, {"tag", c.cache_tag}}},
@@ -511,6 +615,8 @@ json to_json(const config& c) {
         {"domains", std::move(domains)},
         {"control_socket", c.control_socket},
         {"log_level", c.log_level},
+        {"prefetch", c.prefetch},
+        {"prefetch_concurrency", c.prefetch_concurrency},
     };
 }
 

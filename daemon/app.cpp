@@ -1,7 +1,9 @@
 #include "daemon/app.hpp"
 
 #include <poll.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -9,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/base/log.hpp"
+#include "daemon/net/net_thread.hpp"
+#include "fetchers/http/http_fetcher.hpp"
 #include "fetchers/local_fetcher.hpp"
 
 namespace blobd {
@@ -18,12 +22,16 @@ const log::logger lg{"daemon"};
 log::rate_limit bad_msg_limit;
 
 // Source configs are compared by value, so two domains naming the same directory share one
-// fetcher (and its open-file cache and counters).
-std::shared_ptr<fetcher> make_source(event_loop& loop, const cfg::source& s) {
+// fetcher (and its open-file cache and counters). The network thread is started by the first
+// source that needs it.
+std::shared_ptr<fetcher> make_source(event_loop& loop, std::unique_ptr<net_thread>& net, const cfg::source& s) {
     return std::visit([&](const auto& src) -> std::shared_ptr<fetcher> {
         using T = std::decay_t<decltype(src)>;
         if constexpr (std::is_same_v<T, cfg::local_source>) {
             return std::make_shared<local_fetcher>(loop, src.path);
+        } else if constexpr (std::is_same_v<T, cfg::http_source>) {
+            if (!net) net = std::make_unique<net_thread>();
+            return std::make_shared<http_fetcher>(loop, *net, http_options::from(src));
         }
     }, s);
 }
@@ -40,7 +48,7 @@ app::app(event_loop& loop, device& dev, std::shared_ptr<const cfg::config> confi
                 if (cfgsrc == s) f = existing;
             }
             if (!f) {
-                f = make_source(loop_, s);
+                f = make_source(loop_, net_, s);
                 made.emplace_back(s, f);
                 all_sources_.push_back(f);
             }
@@ -52,7 +60,12 @@ app::app(event_loop& loop, device& dev, std::shared_ptr<const cfg::config> confi
     for (const auto& [name, d] : config_->domains) domain_chains_.emplace(name, chain(d.sources));
 }
 
-app::~app() = default;
+app::~app() {
+    // Network fetches run on their own thread and post results to the loop: stop it before anything
+    // else goes, so nothing runs concurrently with the teardown and nothing is posted afterwards.
+    // The fetchers (destroyed next) drop results already posted but not yet run.
+    if (net_) net_->stop();
+}
 
 result<bool, std::string> app::start() {
     if (!config_->control_socket.empty()) {
@@ -166,6 +179,8 @@ void app::execute(effects&& effs) {
                 if (int r = dev_.send(proto::copen(eff.msg_id, eff.size_or_errno)); r < 0) {
                     ++reply_errors_;
                     lg.err("copen {} failed: {}", eff.msg_id, std::strerror(-r));
+                } else if (eff.opened && eff.size_or_errno > 0 && !stopping_ && config_->prefetch_for(eff.domain)) {
+                    start_prefetch(eff.opened);
                 }
                 // eff.fd_to_close closes here, after the reply.
             } else if constexpr (std::is_same_v<T, stat_blob>) {
@@ -180,11 +195,10 @@ void app::execute(effects&& effs) {
                                                execute(registry_.on_stat(id, r));
                                            });
             } else if constexpr (std::is_same_v<T, fetch_chunk>) {
-                if (fetches_inflight_ < max_inflight_fetches) {
-                    start_fetch(std::move(eff));
-                } else {
-                    fetch_queue_.push_back(std::move(eff));
-                }
+                (eff.background ? prefetch_queue_ : fetch_queue_).push_back(std::move(eff));
+                pump_fetches();
+            } else if constexpr (std::is_same_v<T, promote_fetch>) {
+                promote(eff);
             } else if constexpr (std::is_same_v<T, write_chunk>) {
                 // Writes into an anon fd are direct I/O into the backing file: the length must be a
                 // multiple of the logical block size, so an unaligned blob tail is written as a whole
@@ -217,20 +231,58 @@ void app::execute(effects&& effs) {
 
 void app::start_fetch(fetch_chunk f) {
     ++fetches_inflight_;
+    if (f.background) ++prefetches_inflight_;
     chain_for(f.domain).fetch(blob_ref{f.domain, f.name}, f.off, f.len,
-                              [this, id = f.blob, chunk = f.chunk](result<buffer_ptr, int> r) {
-                                  fetch_done();
+                              [this, id = f.blob, chunk = f.chunk, bg = f.background](result<buffer_ptr, int> r) {
+                                  --fetches_inflight_;
+                                  if (bg) --prefetches_inflight_;
                                   execute(registry_.on_fetched(id, chunk, std::move(r)));
+                                  pump_fetches();
                               });
 }
 
-void app::fetch_done() {
-    --fetches_inflight_;
-    if (!fetch_queue_.empty()) {
+void app::start_prefetch(const object_ptr& obj) {
+    // What the cache file already holds (a remount, a restarted daemon) is not fetched again:
+    // the anon fd seeks in the backing file, as cachefiles itself does to decide on READs.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> present;
+    const int fd = obj->fd.get();
+    off_t pos = 0;
+    for (;;) {
+        off_t data = ::lseek(fd, pos, SEEK_DATA);
+        if (data < 0) break;  // ENXIO: no more data (or seeking unsupported: fetch everything)
+        off_t hole = ::lseek(fd, data, SEEK_HOLE);
+        if (hole <= data) break;
+        present.emplace_back(static_cast<std::uint64_t>(data), static_cast<std::uint64_t>(hole - data));
+        pos = hole;
+    }
+    execute(registry_.prefetch(obj->object_id, present));
+}
+
+void app::pump_fetches() {
+    while (fetches_inflight_ < max_inflight_fetches && !fetch_queue_.empty()) {
         auto next = std::move(fetch_queue_.front());
         fetch_queue_.pop_front();
         start_fetch(std::move(next));
     }
+    while (fetch_queue_.empty() && fetches_inflight_ < max_inflight_fetches &&
+           prefetches_inflight_ < config_->prefetch_concurrency && !prefetch_queue_.empty()) {
+        auto next = std::move(prefetch_queue_.front());
+        prefetch_queue_.pop_front();
+        start_fetch(std::move(next));
+    }
+}
+
+void app::promote(const promote_fetch& p) {
+    // Still queued: move it to the on-demand queue. Already running: nothing to do, the READ
+    // joined it and it holds no on-demand slot hostage beyond the prefetch limit.
+    auto it = std::find_if(prefetch_queue_.begin(), prefetch_queue_.end(),
+                           [&](const fetch_chunk& f) { return f.blob == p.blob && f.chunk == p.chunk; });
+    if (it == prefetch_queue_.end()) return;
+    fetch_chunk f = std::move(*it);
+    prefetch_queue_.erase(it);
+    f.background = false;
+    fetch_queue_.push_front(std::move(f));
+    pump_fetches();
 }
 
 void app::request_stop(std::chrono::milliseconds grace) {
@@ -238,11 +290,17 @@ void app::request_stop(std::chrono::milliseconds grace) {
     stopping_ = true;
     lg.info("stopping: finishing in-flight work");
     if (control_) control_->stop();
+    // Background fetches that have not started never will: forget them now so the drain only
+    // waits for work a reader needs.
+    auto queued = std::move(prefetch_queue_);
+    prefetch_queue_.clear();
+    for (const auto& f : queued) execute(registry_.abandon_fetch(f.blob, f.chunk));
     loop_.after(grace, [this] {
         if (!registry_.busy()) return;
         lg.warn("in-flight work did not finish in time: failing what is left");
         failed_pending_ = true;
         fetch_queue_.clear();  // their READs are failed below; nobody waits for the data
+        prefetch_queue_.clear();
         execute(registry_.fail_all(-EIO));
     });
 }
@@ -281,7 +339,8 @@ std::string app::stats_json() const {
         {"chunks_fetched", s.chunks_fetched}, {"bytes_fetched", s.bytes_fetched}, {"fetch_errors", s.fetch_errors},
         {"fetch_joins", s.fetch_joins},
         {"chunks_written", s.chunks_written}, {"bytes_written", s.bytes_written}, {"write_errors", s.write_errors},
-        {"bad_messages", s.bad_messages}, {"completion_errors", completion_errors_}, {"reply_errors", reply_errors_},
+        {"bad_messages", s.bad_messages}, {"prefetch_chunks", s.prefetch_chunks},
+        {"prefetch_promoted", s.prefetch_promoted}, {"completion_errors", completion_errors_}, {"reply_errors", reply_errors_},
     };
     auto& sources = j["sources"] = nlohmann::json::array();
     for (const auto& f : all_sources_) {

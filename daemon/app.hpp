@@ -25,6 +25,8 @@
 
 namespace blobd {
 
+class net_thread;
+
 class app {
 public:
     app(event_loop& loop, device& dev, std::shared_ptr<const cfg::config> config);
@@ -52,7 +54,11 @@ private:
     void handle_bad(const proto::parse_error& err);
     void execute(effects&& effs);
     void start_fetch(fetch_chunk f);
-    void fetch_done();
+    /// Starts queued fetches while there is room: on-demand ones first; background ones only
+    /// when no on-demand fetch waits and fewer than the prefetch limit run.
+    void pump_fetches();
+    void promote(const promote_fetch& p);
+    void start_prefetch(const object_ptr& obj);
     fetcher& chain_for(const std::string& domain);
     std::string control(std::string_view request);
 
@@ -60,6 +66,9 @@ private:
     device& dev_;
     std::shared_ptr<const cfg::config> config_;
     registry registry_;
+    // Runs the network fetchers (created only when a source needs it). Declared before the
+    // fetchers so that it outlives them; ~app() stops it first.
+    std::unique_ptr<net_thread> net_;
     std::shared_ptr<fetcher> default_chain_;
     std::map<std::string, std::shared_ptr<fetcher>, std::less<>> domain_chains_;
     std::vector<std::shared_ptr<fetcher>> all_sources_;
@@ -67,8 +76,9 @@ private:
     /// Fetches wait here while max_inflight_fetches are running: bounds the memory held in chunk
     /// buffers (64 x chunk_size) however many READs arrive at once.
     static constexpr std::size_t max_inflight_fetches = 64;
-    std::deque<fetch_chunk> fetch_queue_;
-    std::size_t fetches_inflight_ = 0;
+    std::deque<fetch_chunk> fetch_queue_;      // on-demand
+    std::deque<fetch_chunk> prefetch_queue_;   // background
+    std::size_t fetches_inflight_ = 0, prefetches_inflight_ = 0;
     bool stopping_ = false;
     bool failed_pending_ = false;
     std::uint64_t completion_errors_ = 0, reply_errors_ = 0;

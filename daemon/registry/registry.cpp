@@ -61,7 +61,7 @@ effects registry::open(std::uint32_t msg_id, std::uint32_t object_id, std::strin
     ++stats_.objects_open;
 
     if (b.sized) {
-        out.push_back(reply_open{msg_id, static_cast<std::int64_t>(b.size), {}});
+        out.push_back(reply_open{msg_id, static_cast<std::int64_t>(b.size), {}, obj, b.domain});
         return out;
     }
     const bool first = b.opens.empty();
@@ -80,7 +80,9 @@ effects registry::on_stat(blob_id blob, result<std::uint64_t, int> size) {
     if (size) {
         b.sized = true;
         b.size = *size;
-        for (auto& po : opens) out.push_back(reply_open{po.msg_id, static_cast<std::int64_t>(b.size), {}});
+        for (auto& po : opens) {
+            out.push_back(reply_open{po.msg_id, static_cast<std::int64_t>(b.size), {}, po.object, b.domain});
+        }
         return out;
     }
     const int err = size.error() < 0 ? size.error() : -EIO;
@@ -94,7 +96,7 @@ effects registry::on_stat(blob_id blob, result<std::uint64_t, int> size) {
             --stats_.objects_open;
         }
         std::erase(b.objects, po.object->object_id);
-        out.push_back(reply_open{po.msg_id, err, std::move(po.object->fd)});
+        out.push_back(reply_open{po.msg_id, err, std::move(po.object->fd), {}, {}});
     }
     maybe_forget_blob(blob, out);
     return out;
@@ -134,20 +136,13 @@ effects registry::read(std::uint32_t msg_id, std::uint32_t object_id, std::uint6
             if (cit->second != chunk_state::written) {
                 pr.waiting.push_back(c);
                 ++stats_.fetch_joins;
+                if (cit->second == chunk_state::fetching) want_chunk(b, c, object_id, false, out);
             }
             continue;
         }
         pr.waiting.push_back(c);
         os.chunks.emplace(c, chunk_state::fetching);
-        auto& waiters = b.fetching[c];
-        if (waiters.empty()) {
-            auto [coff, clen] = chunk_range(b, c);
-            out.push_back(fetch_chunk{b.id, b.domain, b.name, c, coff, clen});
-        } else {
-            // Another object of the same blob is already fetching this chunk.
-            ++stats_.fetch_joins;
-        }
-        waiters.push_back(object_id);
+        want_chunk(b, c, object_id, false, out);
     }
     if (pr.waiting.empty()) {
         // Everything was written already (the kernel asked again, e.g. racing readahead).
@@ -158,6 +153,78 @@ effects registry::read(std::uint32_t msg_id, std::uint32_t object_id, std::uint6
     return out;
 }
 
+void registry::want_chunk(blob_state& b, std::uint64_t c, std::uint32_t object_id, bool background, effects& out) {
+    auto [it, first] = b.fetching.try_emplace(c);
+    auto& fs = it->second;
+    if (first) {
+        fs.background = background;
+        auto [coff, clen] = chunk_range(b, c);
+        out.push_back(fetch_chunk{b.id, b.domain, b.name, c, coff, clen, background});
+    } else {
+        if (std::find(fs.objects.begin(), fs.objects.end(), object_id) == fs.objects.end()) {
+            // Another object of the same blob is already fetching this chunk.
+            if (!background) ++stats_.fetch_joins;
+        }
+        if (fs.background && !background) {
+            fs.background = false;
+            ++stats_.prefetch_promoted;
+            out.push_back(promote_fetch{b.id, c});
+        }
+    }
+    if (std::find(fs.objects.begin(), fs.objects.end(), object_id) == fs.objects.end()) fs.objects.push_back(object_id);
+}
+
+effects registry::prefetch(std::uint32_t object_id,
+                           const std::vector<std::pair<std::uint64_t, std::uint64_t>>& present) {
+    effects out;
+    auto oit = objects_.find(object_id);
+    if (oit == objects_.end()) return out;
+    object_state& os = oit->second;
+    blob_state& b = blobs_.at(os.object->blob);
+    if (!b.sized) return out;
+    for (std::uint64_t c = 0; c * chunk_size_ < b.size; ++c) {
+        if (os.chunks.count(c)) continue;
+        auto [coff, clen] = chunk_range(b, c);
+        const bool cached = std::any_of(present.begin(), present.end(), [&, coff = coff, clen = clen](const auto& r) {
+            return r.first <= coff && r.first + r.second >= coff + clen;
+        });
+        if (cached) {
+            os.chunks.emplace(c, chunk_state::written);
+            continue;
+        }
+        os.chunks.emplace(c, chunk_state::fetching);
+        ++stats_.prefetch_chunks;
+        want_chunk(b, c, object_id, true, out);
+    }
+    return out;
+}
+
+effects registry::abandon_fetch(blob_id blob, std::uint64_t chunk) {
+    effects out;
+    auto it = blobs_.find(blob);
+    if (it == blobs_.end()) return out;
+    auto fit = it->second.fetching.find(chunk);
+    if (fit == it->second.fetching.end()) return out;
+    for (std::uint32_t oid : fit->second.objects) {
+        auto oit = objects_.find(oid);
+        if (oit != objects_.end()) {
+            // No READ waits on it (one would have promoted the fetch), so only the state goes.
+            auto& os = oit->second;
+            auto cit = os.chunks.find(chunk);
+            if (cit != os.chunks.end() && cit->second == chunk_state::fetching) os.chunks.erase(cit);
+            for (auto& pr : os.reads) {
+                if (std::find(pr.waiting.begin(), pr.waiting.end(), chunk) != pr.waiting.end()) {
+                    settle(os, chunk, -EIO, out);
+                    break;
+                }
+            }
+        }
+    }
+    it->second.fetching.erase(fit);
+    maybe_forget_blob(blob, out);
+    return out;
+}
+
 effects registry::on_fetched(blob_id blob, std::uint64_t chunk, result<buffer_ptr, int> data) {
     effects out;
     auto it = blobs_.find(blob);
@@ -165,7 +232,7 @@ effects registry::on_fetched(blob_id blob, std::uint64_t chunk, result<buffer_pt
     blob_state& b = it->second;
     auto fit = b.fetching.find(chunk);
     if (fit == b.fetching.end()) return out;
-    auto waiters = std::move(fit->second);
+    auto waiters = std::move(fit->second.objects);
     b.fetching.erase(fit);
     const auto [coff, clen] = chunk_range(b, chunk);
     if (data && (*data)->filled != clen) {
@@ -258,7 +325,7 @@ effects registry::close(std::uint32_t object_id) {
         for (auto& po : b.opens) {
             if (po.object == os.object) {
                 // CLOSE before we answered its OPEN cannot come from the kernel, but answer anyway.
-                out.push_back(reply_open{po.msg_id, -EIO, {}});
+                out.push_back(reply_open{po.msg_id, -EIO, {}, {}, {}});
             }
         }
         std::erase_if(b.opens, [&](const pending_open& po) { return po.object == os.object; });
@@ -285,7 +352,7 @@ effects registry::fail_all(int neg_errno) {
     for (auto& [id, b] : blobs_) {
         for (auto& po : b.opens) {
             ++stats_.open_failures;
-            out.push_back(reply_open{po.msg_id, neg_errno, {}});
+            out.push_back(reply_open{po.msg_id, neg_errno, {}, {}, {}});
         }
         b.opens.clear();
         b.fetching.clear();

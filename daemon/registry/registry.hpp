@@ -48,6 +48,9 @@ struct reply_open {
     std::uint32_t msg_id = 0;
     std::int64_t size_or_errno = 0;
     unique_fd fd_to_close;
+    /// On success, the object now open, and its domain (the app decides whether to prefetch).
+    object_ptr opened;
+    std::string domain;
 };
 /// Find the blob's size in its sources; answer with registry::on_stat.
 struct stat_blob {
@@ -63,6 +66,13 @@ struct fetch_chunk {
     std::uint64_t chunk = 0;
     std::uint64_t off = 0;
     std::uint64_t len = 0;
+    bool background = false;   ///< prefetch: start only when no on-demand fetch is waiting
+};
+/// A READ now waits on a background (prefetch) fetch: move it ahead of other prefetches, so a
+/// reader never queues behind prefetch traffic.
+struct promote_fetch {
+    blob_id blob = 0;
+    std::uint64_t chunk = 0;
 };
 /// Write data[0, len) at `off` into the object's anon fd; answer with registry::on_written.
 struct write_chunk {
@@ -84,7 +94,7 @@ struct release_blob {
     std::string domain;
     std::string name;
 };
-using effect = std::variant<reply_open, stat_blob, fetch_chunk, write_chunk, complete_read, release_blob>;
+using effect = std::variant<reply_open, stat_blob, fetch_chunk, write_chunk, complete_read, release_blob, promote_fetch>;
 using effects = std::vector<effect>;
 
 /// Counters, read by the control socket and the exit summary. Plain integers: loop thread only;
@@ -96,6 +106,8 @@ struct registry_stats {
     std::uint64_t fetch_joins = 0;       ///< chunk wanted while already in flight: served by that fetch
     std::uint64_t chunks_written = 0, bytes_written = 0, write_errors = 0;
     std::uint64_t bad_messages = 0;      ///< counted by the frontend
+    std::uint64_t prefetch_chunks = 0;   ///< chunks fetched in the background after OPEN
+    std::uint64_t prefetch_promoted = 0; ///< background fetches a READ then waited on
 };
 
 class registry {
@@ -110,6 +122,13 @@ public:
     effects open(std::uint32_t msg_id, std::uint32_t object_id, std::string domain, std::string name, unique_fd fd);
     /// A READ of [off, off+len) of an object.
     effects read(std::uint32_t msg_id, std::uint32_t object_id, std::uint64_t off, std::uint64_t len);
+    /// Fetches the rest of an open object's blob in the background (fetch_chunk.background).
+    /// `present` lists [off, len) ranges its cache file already holds (SEEK_DATA on the anon fd):
+    /// they are marked written and not fetched again.
+    effects prefetch(std::uint32_t object_id,
+                     const std::vector<std::pair<std::uint64_t, std::uint64_t>>& present);
+    /// Stop: background fetches still queued will not run; forget their chunks.
+    effects abandon_fetch(blob_id blob, std::uint64_t chunk);
     /// A CLOSE: the kernel released the object. Pending READs of it are completed.
     effects close(std::uint32_t object_id);
 
@@ -153,9 +172,15 @@ private:
         std::uint64_t size = 0;
         std::vector<pending_open> opens;                          // waiting for the size
         std::vector<std::uint32_t> objects;                       // open object ids
-        std::map<std::uint64_t, std::vector<std::uint32_t>> fetching;   // chunk -> objects waiting
+        struct fetch_state {
+            std::vector<std::uint32_t> objects;   // objects waiting for the chunk
+            bool background = false;
+        };
+        std::map<std::uint64_t, fetch_state> fetching;   // chunk -> its one in-flight fetch
     };
 
+    /// Registers `object_id` as waiting for chunk `c` of `b`; emits the fetch when it is the first.
+    void want_chunk(blob_state& b, std::uint64_t c, std::uint32_t object_id, bool background, effects& out);
     void settle(object_state& os, std::uint64_t chunk, int status, effects& out);
     void maybe_forget_blob(blob_id id, effects& out);
     std::pair<std::uint64_t, std::uint64_t> chunk_range(const blob_state& b, std::uint64_t chunk) const;

@@ -393,3 +393,33 @@ TEST_CASE("giant READ is clamped", "[integration]") {
     CHECK(h.k.completion_count(r) == 1);
     CHECK(h.stats()["bytes_fetched"] == 4 * MiB);
 }
+
+// Description: with prefetch on, an opened blob is fetched whole in the background without any READ,
+// data the cache file already holds is skipped, and a later READ needs no fetch.
+TEST_CASE("prefetch fills the cache file after OPEN", "[integration]") {
+    harness h(MiB, [](cfg::config& c) { c.prefetch = true; });
+    h.blob("b", 5 * MiB + 4096);
+    auto obj = h.open_ok("erofs,d", "b");
+    REQUIRE(h.run_until([&] { return h.stats()["chunks_written"] == 6; }));
+    CHECK(h.stats()["prefetch_chunks"] == 6);
+    CHECK((h.k.cache_bytes(obj, 0, 6 * MiB) == h.contents["b"]));
+    auto r = h.k.read(obj, 3 * MiB, 4096);
+    REQUIRE(h.run_until([&] { return h.k.read_done(r); }));
+    CHECK(h.stats()["chunks_fetched"] == 6);
+    // Reopened (e.g. after a remount): the cache file is full, nothing is fetched again.
+    h.k.close(obj);
+    REQUIRE(h.run_until([&] { return h.stats()["objects_open"] == 0; }));
+}
+
+// Description: a domain can turn prefetch off while it is on globally.
+TEST_CASE("prefetch per domain", "[integration]") {
+    harness h(MiB, [](cfg::config& c) {
+        c.prefetch = true;
+        c.domains["quiet"].sources = c.sources;
+        c.domains["quiet"].prefetch = false;
+    });
+    h.blob("b", 3 * MiB);
+    h.open_ok("erofs,quiet", "b");
+    for (int i = 0; i < 20; ++i) h.loop->run_once(std::chrono::milliseconds(5));
+    CHECK(h.stats()["chunks_fetched"] == 0);
+}

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 using blobd::cfg::config;
+using blobd::cfg::http_source;
 using blobd::cfg::local_source;
 using blobd::cfg::source;
 using json = nlohmann::json;
@@ -32,9 +33,12 @@ json full() {
         {"device", "/dev/cachefiles2"},
         {"chunk_size", 65536},
         {"sources", json::array({{{"type", "local"}, {"path", "/srv/a"}}, {{"type", "local"}, {"path", "/srv/b"}}})},
-        {"domains", {{"d1", {{"sources", one_source("/srv/d1")}}}, {"fs.example", {{"sources", one_source("/srv/x")}}}}},
+        {"domains", {{"d1", {{"sources", one_source("/srv/d1")}, {"prefetch", true}}},
+                     {"fs.example", {{"sources", one_source("/srv/x")}}}}},
         {"control_socket", "/tmp/blobd.sock"},
         {"log_level", "debug"},
+        {"prefetch", false},
+        {"prefetch_concurrency", 3},
     };
 }
 
@@ -208,7 +212,7 @@ TEST_CASE("unknown keys are rejected at every level", "[config]") {
                             {"/log-level", "info", "$.log-level", "did you mean \"log_level\"?"},
                             {"/verbose", true, "$.verbose",
                              "unknown key (known keys: cache, device, chunk_size, sources, domains, "
-                             "control_socket, log_level)"},
+                             "control_socket, log_level, prefetch, prefetch_concurrency)"},
                             {"/cache/dri", "/x", "$.cache.dri", "did you mean \"dir\"?"},
                             {"/cache/size", 1, "$.cache.size", "known keys: dir, tag"},
                             {"/sources/0/pth", "/x", "$.sources[0].pth", "did you mean \"path\"?"},
@@ -254,8 +258,8 @@ TEST_CASE("bad values of the right type", "[config]") {
                                {"/device", "cachefiles", "$.device", "expected an absolute path"},
                                {"/sources/0/path", "", "$.sources[0].path", "expected an absolute path, got \"\""},
                                {"/sources/0/path", "blobs", "$.sources[0].path", "expected an absolute path"},
-                               {"/sources/0/type", "http", "$.sources[0].type",
-                                "unknown source type \"http\" (known types: local)"},
+                               {"/sources/0/type", "oci", "$.sources[0].type",
+                                "unknown source type \"oci\" (known types: local, http)"},
                                {"/control_socket", "control.sock", "$.control_socket", "expected an absolute path"},
                                {"/control_socket", "/" + std::string(107, 's'), "$.control_socket",
                                 "too long for a unix socket path (108 bytes, at most 107)"},
@@ -271,7 +275,7 @@ TEST_CASE("required keys", "[config]") {
     require_error(without(minimal(), "/cache").dump(), "$.cache", "required key missing");
     require_error(with(minimal(), "/cache", json::object()).dump(), "$.cache.dir", "required key missing");
     require_error(without(minimal(), "/sources/0/type").dump(), "$.sources[0].type",
-                  "required key missing (known types: local)");
+                  "required key missing (known types: local, http)");
     require_error(without(minimal(), "/sources/0/path").dump(), "$.sources[0].path", "required key missing");
     require_error(with(minimal(), "/domains/d1", json::object()).dump(), "$.domains.d1.sources",
                   "required key missing");
@@ -389,6 +393,8 @@ TEST_CASE("to_json round trip", "[config]") {
                              {"domains", json::object()},
                              {"control_socket", "/run/erofs-blobd/control.sock"},
                              {"log_level", "info"},
+                             {"prefetch", false},
+                             {"prefetch_concurrency", 2},
                          });
     CHECK(blobd::cfg::to_json(parse_ok(full().dump())) == full());
 
@@ -415,4 +421,131 @@ TEST_CASE("sources_for picks the domain's list or the default", "[config]") {
         parse_ok(with(with(minimal(), "/sources", json::array()), "/domains/d1/sources", one_source("/d1")).dump());
     CHECK(paths(only_domains.sources_for("d1")) == std::vector<std::string>{"/d1"});
     CHECK(only_domains.sources_for("d2").empty());
+}
+
+namespace {
+
+json with_http(json source) {
+    json doc = minimal();
+    doc["sources"] = json::array({std::move(source)});
+    return doc;
+}
+
+json http_full() {
+    return {{"type", "http"},        {"url", "https://blobs.example:8443/v1/blobs?token=x"},
+            {"ca_file", "/etc/ca.pem"}, {"insecure", true},
+            {"timeout_ms", 1500},    {"retries", 0},
+            {"max_connections", 64}};
+}
+
+}  // namespace
+
+TEST_CASE("http sources: defaults and every key", "[config]") {
+    // Description: an http source needs only its URL; every other key has the documented default,
+    // and every key given is read.
+    const config c = parse_ok(with_http({{"type", "http"}, {"url", "http://127.0.0.1:8080/blobs"}}).dump());
+    REQUIRE(c.sources.size() == 1);
+    const auto& h = std::get<http_source>(c.sources[0]);
+    CHECK(h.url == "http://127.0.0.1:8080/blobs");
+    CHECK(h.ca_file.empty());
+    CHECK_FALSE(h.insecure);
+    CHECK(h.timeout_ms == 30000);
+    CHECK(h.retries == 3);
+    CHECK(h.max_connections == 4);
+
+    const config f = parse_ok(with_http(http_full()).dump());
+    const auto& g = std::get<http_source>(f.sources[0]);
+    CHECK(g == http_source{"https://blobs.example:8443/v1/blobs?token=x", "/etc/ca.pem", true, 1500, 0, 64});
+    // Mixed lists keep their order; equal http sources compare equal (the app shares their fetcher).
+    json mixed = minimal();
+    mixed["sources"].push_back({{"type", "http"}, {"url", "https://[::1]/b"}, {"ca_file", ""}});
+    const config m = parse_ok(mixed.dump());
+    REQUIRE(m.sources.size() == 2);
+    CHECK(std::holds_alternative<local_source>(m.sources[0]));
+    http_source v6;
+    v6.url = "https://[::1]/b";
+    CHECK(std::get<http_source>(m.sources[1]) == v6);
+    for (const char* url : {"HTTP://host", "https://h", "http://a.b-c_d~e:1/p%20q?x=1&y", "http://h:65535"}) {
+        CHECK(parse_ok(with_http({{"type", "http"}, {"url", url}}).dump()).sources.size() == 1);
+    }
+}
+
+TEST_CASE("http sources: bad values name their path", "[config]") {
+    // Description: a missing or unusable URL, bad numbers, a relative ca_file, a non-boolean
+    // insecure and unknown keys are rejected at the exact path; URL errors do not echo the URL.
+    const json base = with_http(http_full());
+    const std::string url = "expected an http:// or https:// URL with a host: ";
+    check_cases(base, {
+                          {"/sources/0/url", 5, "$.sources[0].url", "expected a string, got 5"},
+                          {"/sources/0/url", "ftp://host/x", "$.sources[0].url", url + "unsupported scheme \"ftp\""},
+                          {"/sources/0/url", "/srv/blobs", "$.sources[0].url", url},
+                          {"/sources/0/url", "https://", "$.sources[0].url", url + "missing host"},
+                          {"/sources/0/url", "https:///path", "$.sources[0].url", url + "missing host"},
+                          {"/sources/0/url", "https://user:secret@host/", "$.sources[0].url",
+                           url + "credentials in the URL (user@host) are not supported"},
+                          {"/sources/0/url", "https://host/p#frag", "$.sources[0].url", url + "a URL fragment"},
+                          {"/sources/0/url", "https://host:0/", "$.sources[0].url", url + "invalid port \"0\""},
+                          {"/sources/0/url", "https://host:65536/", "$.sources[0].url", "invalid port"},
+                          {"/sources/0/url", "https://host:/", "$.sources[0].url", url + "empty port"},
+                          {"/sources/0/url", "https://host/a b", "$.sources[0].url", url + "must not contain spaces"},
+                          {"/sources/0/url", "https://h\u00e9st/", "$.sources[0].url", "non-ASCII"},
+                          {"/sources/0/url", "https://[::1/", "$.sources[0].url", url + "unterminated IPv6"},
+                          {"/sources/0/ca_file", "ca.pem", "$.sources[0].ca_file", "expected an absolute path"},
+                          {"/sources/0/ca_file", false, "$.sources[0].ca_file", "expected a string, got false"},
+                          {"/sources/0/insecure", "yes", "$.sources[0].insecure", "expected a boolean, got \"yes\""},
+                          {"/sources/0/timeout_ms", 0, "$.sources[0].timeout_ms",
+                           "expected an integer from 1 to 3600000, got 0"},
+                          {"/sources/0/timeout_ms", 3600001, "$.sources[0].timeout_ms", "from 1 to 3600000"},
+                          {"/sources/0/timeout_ms", -5, "$.sources[0].timeout_ms", "got -5"},
+                          {"/sources/0/timeout_ms", 1.5, "$.sources[0].timeout_ms", "expected an integer, got 1.5"},
+                          {"/sources/0/timeout_ms", "30", "$.sources[0].timeout_ms", "expected an integer"},
+                          {"/sources/0/retries", 11, "$.sources[0].retries", "expected an integer from 0 to 10, got 11"},
+                          {"/sources/0/max_connections", 0, "$.sources[0].max_connections",
+                           "expected an integer from 1 to 64, got 0"},
+                          {"/sources/0/max_connections", 65, "$.sources[0].max_connections", "from 1 to 64"},
+                          {"/sources/0/urll", "http://h", "$.sources[0].urll", "did you mean \"url\"?"},
+                          {"/sources/0/path", "/x", "$.sources[0].path",
+                           "known keys: type, url, ca_file, insecure, timeout_ms, retries, max_connections"},
+                      });
+    // The query string (which may carry a token) never appears in an error.
+    const auto r = blobd::cfg::parse(with(base, "/sources/0/url", "https://host/a b?token=SECRET").dump());
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().what().find("SECRET") == std::string::npos);
+    require_error(without(base, "/sources/0/url").dump(), "$.sources[0].url", "required key missing");
+    // Without a type, keys of every source type are known, so typos still get their hint.
+    require_error(with_http({{"ulr", "http://h"}}).dump(), "$.sources[0].ulr", "did you mean \"url\"?");
+}
+
+TEST_CASE("http sources: to_json round trip", "[config]") {
+    // Description: to_json writes every http key with its default filled in, and loads back equal.
+    const config c = parse_ok(with_http({{"type", "http"}, {"url", "http://h/b"}}).dump());
+    CHECK(blobd::cfg::to_json(c)["sources"] == json::array({{{"type", "http"},
+                                                             {"url", "http://h/b"},
+                                                             {"ca_file", ""},
+                                                             {"insecure", false},
+                                                             {"timeout_ms", 30000},
+                                                             {"retries", 3},
+                                                             {"max_connections", 4}}}));
+    for (const json& doc : {with_http(http_full()), with_http({{"type", "http"}, {"url", "http://h/b"}})}) {
+        const config first = parse_ok(doc.dump());
+        const config second = parse_ok(blobd::cfg::to_json(first).dump(2));
+        CHECK(same(first, second));
+    }
+    CHECK(blobd::cfg::to_json(parse_ok(with_http(http_full()).dump()))["sources"][0] == http_full());
+}
+
+TEST_CASE("prefetch settings", "[config]") {
+    // Description: prefetch is off by default, on globally or per domain, and its concurrency is bounded.
+    CHECK_FALSE(parse_ok(minimal().dump()).prefetch_for("any"));
+    auto j = full();
+    const config c = parse_ok(j.dump());
+    CHECK(c.prefetch_for("d1"));
+    CHECK_FALSE(c.prefetch_for("fs.example"));
+    CHECK(c.prefetch_concurrency == 3);
+    check_cases(full(), {
+                            {"/prefetch", "yes", "$.prefetch", "expected a boolean"},
+                            {"/prefetch_concurrency", 0, "$.prefetch_concurrency", "from 1 to 64"},
+                            {"/prefetch_concurrency", 65, "$.prefetch_concurrency", "from 1 to 64"},
+                            {"/domains/d1/prefetch", 1, "$.domains.d1.prefetch", "expected a boolean"},
+                        });
 }

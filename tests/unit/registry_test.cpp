@@ -28,7 +28,7 @@ template <>
 std::vector<reply_open> only<reply_open>(const effects& effs) {
     std::vector<reply_open> out;
     for (const auto& e : effs) {
-        if (auto* p = std::get_if<reply_open>(&e)) out.push_back(reply_open{p->msg_id, p->size_or_errno, {}});
+        if (auto* p = std::get_if<reply_open>(&e)) out.push_back(reply_open{p->msg_id, p->size_or_errno, {}, p->opened, p->domain});
     }
     return out;
 }
@@ -275,4 +275,51 @@ TEST_CASE("unknown objects and duplicate opens", "[registry]") {
     CHECK(only<complete_read>(e).size() == 1);  // the old object's READ is answered
     CHECK(only<reply_open>(e).size() == 1);
     CHECK(r.object_count() == 1);
+}
+
+// Description: prefetch fetches every chunk not yet cached, in the background; ranges the cache file
+// already holds are skipped; a READ that then wants a queued prefetch chunk promotes it and joins it.
+TEST_CASE("prefetch in the background, promoted by READs", "[registry]") {
+    registry r(MiB);
+    open_sized(r, 1, "b", 4 * MiB + 10);
+    const std::vector<std::pair<std::uint64_t, std::uint64_t>> present = {{MiB, MiB}};  // chunk 1 cached
+    auto e = r.prefetch(1, present);
+    auto f = only<fetch_chunk>(e);
+    REQUIRE(f.size() == 4);  // chunks 0, 2, 3, 4
+    for (const auto& fc : f) CHECK(fc.background);
+    CHECK(f[0].chunk == 0);
+    CHECK(f[1].chunk == 2);
+    CHECK(f[3].len == 10);
+    CHECK(r.stats().prefetch_chunks == 4);
+    // The cached chunk completes a READ at once.
+    auto hit = r.read(7, 1, MiB + 4096, 4096);
+    REQUIRE(only<complete_read>(hit).size() == 1);
+    // A READ of a prefetching chunk: no second fetch, a promotion instead.
+    auto rd = r.read(8, 1, 2 * MiB, 4096);
+    CHECK(only<fetch_chunk>(rd).empty());
+    auto pr = only<promote_fetch>(rd);
+    REQUIRE(pr.size() == 1);
+    CHECK(pr[0].chunk == 2);
+    CHECK(r.stats().prefetch_promoted == 1);
+    // Asking again does not promote twice.
+    CHECK(only<promote_fetch>(r.read(9, 1, 2 * MiB + 8192, 4096)).empty());
+    auto w = only<write_chunk>(r.on_fetched(f[1].blob, 2, filled(MiB)));
+    REQUIRE(w.size() == 1);
+    CHECK(only<complete_read>(r.on_written(w[0].object, 2, static_cast<int>(MiB))).size() == 2);
+    // A second prefetch of the same object has nothing left to start.
+    CHECK(only<fetch_chunk>(r.prefetch(1, {})).empty());
+    // Stopping: queued prefetches are abandoned and the registry is idle once the rest settle.
+    for (auto c : {0, 3, 4}) r.abandon_fetch(f[0].blob, c);
+    CHECK_FALSE(r.busy());
+}
+
+// Description: a successful reply names the opened object and its domain (for prefetch decisions).
+TEST_CASE("reply_open carries the opened object", "[registry]") {
+    registry r(MiB);
+    auto st = only<stat_blob>(r.open(1, 5, "dom", "b", some_fd()));
+    auto out = r.on_stat(st[0].blob, std::uint64_t{4096});
+    auto& rep = std::get<reply_open>(out[0]);
+    REQUIRE(rep.opened);
+    CHECK(rep.opened->object_id == 5);
+    CHECK(rep.domain == "dom");
 }
