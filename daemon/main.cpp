@@ -114,7 +114,13 @@ int run(const std::string& config_path, const std::string& level_override) {
             daemon.run();
         }
     } catch (const std::system_error& e) {
-        lg.err("{}: io_uring is required (kernel 5.19 or later, not disabled by kernel.io_uring_disabled)", e.what());
+        // The ring is not the only thing that can throw at startup (an unreadable ca_file does too):
+        // give the io_uring hint only when it is the ring that failed.
+        if (std::string_view(e.what()).rfind("io_uring", 0) == 0) {
+            lg.err("{}: io_uring is required (kernel 5.19 or later, not disabled by kernel.io_uring_disabled)", e.what());
+        } else {
+            lg.err("startup failed: {}", e.what());
+        }
         return 2;
     }
     // The device closes last, after every write retired and every READ was completed.
