@@ -20,6 +20,7 @@
 #include "daemon/app.hpp"
 #include "daemon/base/log.hpp"
 #include "daemon/device/device.hpp"
+#include "daemon/device/handoff.hpp"
 #include "daemon/loop/event_loop.hpp"
 
 namespace {
@@ -34,6 +35,10 @@ Serves the kernel's cachefiles on-demand requests (/dev/cachefiles) for erofs im
 fscache mode (mount -t erofs none -o fsid=IMG[,domain_id=DOM] DIR), filling blob data from the
 sources in the config. Runs in the foreground until SIGTERM or SIGINT, then finishes in-flight
 requests and exits 0. Logs go to stderr with journald priority prefixes.
+
+Restarts: under systemd (Type=notify, FileDescriptorStoreMax=1) the bound device fd is kept in
+the service manager's fd store; a restarted daemon takes it over, sends `restore`, and the
+mounts keep working. Without it, stopping the daemon unbinds the cache (see docs/operations.md).
 
 Options:
   --config FILE        the JSON config to serve with (see docs/config.md)
@@ -82,12 +87,34 @@ int run(const std::string& config_path, const std::string& level_override) {
         return 2;
     }
 
-    auto dev = blobd::cachefiles_device::open(config->device, config->cache_dir, config->cache_tag);
-    if (!dev) {
-        lg.err("{}", dev.error());
-        return 2;
+    // A device fd kept by the service manager across a restart is taken over (the mounts it serves
+    // keep working); otherwise bind afresh and hand a copy to the manager for the next restart.
+    const std::string fd_name = blobd::handoff::fd_name(config->device, config->cache_dir, config->cache_tag);
+    blobd::result<std::unique_ptr<blobd::cachefiles_device>, std::string> dev = blobd::unexpected{std::string()};
+    if (auto kept = blobd::handoff::take_stored(fd_name)) {
+        dev = blobd::cachefiles_device::adopt(std::move(kept));
+        if (!dev) {
+            // Drop it from the store too, so that the next start binds afresh instead of failing again.
+            blobd::handoff::forget(fd_name);
+            lg.err("{}", dev.error());
+            return 2;
+        }
+        lg.notice("took over the bound device from the previous daemon (cache dir {}, tag {}); "
+                  "unanswered requests restored", config->cache_dir, config->cache_tag);
+    } else {
+        dev = blobd::cachefiles_device::open(config->device, config->cache_dir, config->cache_tag);
+        if (!dev) {
+            lg.err("{}", dev.error());
+            return 2;
+        }
+        lg.info("bound {} on-demand, cache dir {}, tag {}", config->device, config->cache_dir, config->cache_tag);
+        int r = blobd::handoff::store((*dev)->fd(), fd_name);
+        if (r > 0) {
+            lg.info("device fd handed to the service manager's fd store: a restart keeps the mounts working");
+        } else if (r < 0) {
+            lg.warn("could not hand the device fd to the service manager: {}", std::strerror(-r));
+        }
     }
-    lg.info("bound {} on-demand, cache dir {}, tag {}", config->device, config->cache_dir, config->cache_tag);
 
     try {
         blobd::event_loop loop;

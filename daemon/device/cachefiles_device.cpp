@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "daemon/base/log.hpp"
 #include "protocol/uapi/cachefiles.h"
 
 namespace blobd {
@@ -74,6 +75,28 @@ result<std::unique_ptr<cachefiles_device>, std::string> cachefiles_device::open(
     const std::string cmds[] = {"dir " + cache_dir, "tag " + tag, "bind ondemand"};
     for (const auto& c : cmds) {
         if (int r = dev->send(c); r < 0) return unexpected{command_error(c, cache_dir, -r)};
+    }
+    return dev;
+}
+
+result<std::unique_ptr<cachefiles_device>, std::string> cachefiles_device::adopt(unique_fd fd) {
+    struct stat st {};
+    if (::fstat(fd.get(), &st) < 0 || !S_ISCHR(st.st_mode)) {
+        return unexpected{std::string("the kept device fd is not a character device")};
+    }
+    // Reads must never block the loop; the previous owner opened it O_NONBLOCK, but make sure.
+    if (int fl = ::fcntl(fd.get(), F_GETFL); fl >= 0 && !(fl & O_NONBLOCK)) ::fcntl(fd.get(), F_SETFL, fl | O_NONBLOCK);
+    auto dev = std::make_unique<cachefiles_device>(std::move(fd));
+    if (int r = dev->send("restore"); r < 0) {
+        if (r == -EOPNOTSUPP) {
+            return unexpected{std::string("the kept device fd is not bound in on-demand mode ('restore': ") +
+                              errstr(-r) + ")"};
+        }
+        // EINVAL: a kernel older than the `restore` command (upstream 6.3, backported to Debian's
+        // 6.1). The binding still works; only requests the old process had taken are lost.
+        log::logger{"device"}.warn("'restore' failed: {}: requests the previous daemon had read but not "
+                                      "answered will not be handed out again (their readers wait until killed)",
+                                      errstr(-r));
     }
     return dev;
 }

@@ -42,7 +42,11 @@ public:
     static result<std::unique_ptr<cachefiles_device>, std::string> open(const std::string& path,
                                                                           const std::string& cache_dir,
                                                                           const std::string& tag);
-    /// Adopts an already bound device fd (handed over across a restart); sends nothing.
+    /// Takes over a device fd bound by a previous daemon (kept across a restart, see handoff.hpp)
+    /// and sends `restore`, so requests the previous process read but never answered are handed
+    /// out again. A kernel without `restore` is logged and accepted (those requests stay lost).
+    static result<std::unique_ptr<cachefiles_device>, std::string> adopt(unique_fd fd);
+    /// Wraps an already bound device fd; sends nothing.
     explicit cachefiles_device(unique_fd fd) : fd_(std::move(fd)) {}
 
     int fd() const override { return fd_.get(); }

@@ -76,3 +76,36 @@ mount_erofs() {  # mount_erofs DIR fsid=X[,domain_id=D]
 }
 
 daemon_fd_count() { ls "/proc/$DAEMON_PID/fd" | wc -l; }
+
+# --- a daemon under a service manager that keeps its device fd (tests/e2e/fdstore.py) ---
+SUPER_DIR=/run/blobd/super
+SUPER_PID=
+# start_supervised: like start_daemon, but run by fdstore.py (systemd's fd store protocol).
+start_supervised() {
+    [ -f "$CONF" ] || write_config
+    rm -rf "$SUPER_DIR"
+    python3 "$(dirname "${BASH_SOURCE[0]}")/fdstore.py" "$SUPER_DIR" -- \
+        "$E2E_BIN/erofs-blobd" --config "$CONF" >>"$DAEMON_LOG" 2>&1 &
+    SUPER_PID=$!
+    wait_supervised 1
+}
+# wait_supervised N: until the Nth start of the daemon said READY=1 and answers on its socket.
+wait_supervised() {
+    for _ in $(seq 1 150); do
+        if [ "$(cat "$SUPER_DIR/ready" 2>/dev/null)" = "$1" ] &&
+            "$E2E_BIN/erofs-blobctl" --socket "$SOCK" ping >/dev/null 2>&1; then
+            DAEMON_PID=$(cat "$SUPER_DIR/pid")
+            return 0
+        fi
+        kill -0 "$SUPER_PID" 2>/dev/null || fail "the supervisor exited"
+        sleep 0.1
+    done
+    fail "start $1 of the supervised daemon did not become ready"
+}
+# stop_supervised: SIGTERM to the daemon, then the store is closed (the cache is unbound).
+stop_supervised() {
+    kill -TERM "$SUPER_PID"
+    wait "$SUPER_PID" || fail "the supervisor failed"
+    SUPER_PID= DAEMON_PID=
+}
+net_up() { ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up; }
