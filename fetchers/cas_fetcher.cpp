@@ -72,6 +72,10 @@ cas_store::~cas_store() {
 }
 
 cas_store::entry* cas_store::open_entry(const std::string& key, std::optional<std::uint64_t> size) {
+    if (opt_.dir.empty()) {  // "/" + key would be a path at the root
+        errno = EINVAL;
+        return nullptr;
+    }
     auto it = entries_.find(key);
     if (it != entries_.end()) {
         if (!size || it->second.size == *size) return &it->second;
