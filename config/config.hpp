@@ -51,7 +51,7 @@ enum class store_use { off, remote, all };
 /// "store": one content-addressed store shared by every domain (see docs/config.md).
 struct store_config {
     store_use use = store_use::remote;   ///< "enabled"
-    std::string dir;                     ///< "dir"; the loader fills in <cache.dir>/blobd-store
+    std::string dir;                     ///< "dir"; "" = <cache.dir>/blobd-store (the loader fills it in)
     bool verify = true;                  ///< "verify": check sha256-named blobs once complete
 };
 
@@ -77,6 +77,8 @@ struct config {
     std::uint32_t prefetch_concurrency = 2;   ///< "prefetch_concurrency": background fetches at once, 1..64
     store_config store;                       ///< "store"
 
+    /// The blob store's directory.
+    std::string store_dir() const { return store.dir.empty() ? cache_dir + "/blobd-store" : store.dir; }
     /// Whether `domain` fetches from `s` through the blob store.
     bool store_for(std::string_view domain, const source& s) const {
         auto it = domains.find(domain);
