@@ -40,9 +40,25 @@ struct http_source {
 /// One place blobs may come from. Sources are tried in order; oci joins this variant later.
 using source = std::variant<local_source, http_source>;
 
+/// Whether a source fetches over the network (the blob store is on for those by default). Every
+/// type but `local` is remote, so a new alternative is remote without a change here.
+inline bool is_remote(const source& s) { return !std::holds_alternative<local_source>(s); }
+
+/// Which sources the blob store (fetchers/cas_fetcher.hpp) sits in front of. JSON: false, "remote"
+/// or true.
+enum class store_use { off, remote, all };
+
+/// "store": one content-addressed store shared by every domain (see docs/config.md).
+struct store_config {
+    store_use use = store_use::remote;   ///< "enabled"
+    std::string dir;                     ///< "dir"; "" = <cache.dir>/blobd-store (the loader fills it in)
+    bool verify = true;                  ///< "verify": check sha256-named blobs once complete
+};
+
 struct domain_config {
     std::vector<source> sources;  ///< overrides the top-level list for this domain
     std::optional<bool> prefetch; ///< "prefetch": overrides the top-level setting for this domain
+    std::optional<store_use> store; ///< "store": overrides "store.enabled" for this domain
 };
 
 struct config {
@@ -59,6 +75,16 @@ struct config {
     /// "prefetch": after OPEN, fetch the rest of each blob in the background, behind on-demand READs.
     bool prefetch = false;
     std::uint32_t prefetch_concurrency = 2;   ///< "prefetch_concurrency": background fetches at once, 1..64
+    store_config store;                       ///< "store"
+
+    /// The blob store's directory.
+    std::string store_dir() const { return store.dir.empty() ? cache_dir + "/blobd-store" : store.dir; }
+    /// Whether `domain` fetches from `s` through the blob store.
+    bool store_for(std::string_view domain, const source& s) const {
+        auto it = domains.find(domain);
+        const store_use use = it != domains.end() && it->second.store ? *it->second.store : store.use;
+        return use == store_use::all || (use == store_use::remote && is_remote(s));
+    }
 
     /// Whether blobs of `domain` are prefetched (the domain's setting, else the top-level one).
     bool prefetch_for(std::string_view domain) const {

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <initializer_list>
 #include <memory>
 #include <numeric>
@@ -320,6 +321,66 @@ problem check_domain_name(const std::string& path, const std::string& name) {
     return {};
 }
 
+// false, "remote" or true.
+problem read_store_use(const json& v, const std::string& path, store_use& out) {
+    if (v.is_boolean()) {
+        out = v.get<bool>() ? store_use::all : store_use::off;
+        return {};
+    }
+    if (v.is_string() && v.get_ref<const std::string&>() == "remote") {
+        out = store_use::remote;
+        return {};
+    }
+    return fail(path, "expected true, false or \"remote\" (remote sources only), got " + describe(v));
+}
+
+json store_use_json(store_use u) {
+    return u == store_use::remote ? json("remote") : json(u == store_use::all);
+}
+
+// Names cachefiles itself owns in the cache dir: it looks up exactly these two there
+// (fs/cachefiles/cache.c, cachefiles_add_cache) and never lists the directory.
+constexpr std::array<std::string_view, 2> cachefiles_dirs{"cache", "graveyard"};
+
+problem read_store(const json& v, const std::string& path, config& c) {
+    if (!v.is_object()) {
+        return wrong_type(path, "an object", v);
+    }
+    if (auto p = check_keys(v, path, {"enabled", "dir", "verify"})) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "enabled", c.store.use, read_store_use)) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "dir", c.store.dir, read_absolute_path)) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "verify", c.store.verify, read_bool)) {
+        return p;
+    }
+    if (!find(v, "dir")) {
+        return {};
+    }
+    // cachefiles owns the cache dir's "cache" and "graveyard" trees and culls, renames and deletes
+    // in them; the store's files there would be taken for (or as) cache objects.
+    const std::filesystem::path dir = std::filesystem::path(c.store.dir).lexically_normal();
+    const std::filesystem::path cache = std::filesystem::path(c.cache_dir).lexically_normal();
+    auto within = [](const std::filesystem::path& p, const std::filesystem::path& base) {
+        auto rel = p.lexically_relative(base);
+        return !rel.empty() && *rel.begin() != "..";
+    };
+    const std::string at = member(path, "dir");
+    if (dir.lexically_relative(cache) == ".") {
+        return fail(at, "must not be the cache dir itself (the default is <cache.dir>/blobd-store)");
+    }
+    for (std::string_view owned : cachefiles_dirs) {
+        if (within(dir, cache / owned)) {
+            return fail(at, "must not be inside " + quote((cache / owned).string()) + ", which cachefiles owns");
+        }
+    }
+    return {};
+}
+
 problem read_domains(const json& v, const std::string& path, std::map<std::string, domain_config, std::less<>>& out) {
     if (!v.is_object()) {
         return wrong_type(path, "an object", v);
@@ -332,7 +393,7 @@ problem read_domains(const json& v, const std::string& path, std::map<std::strin
         if (!it->is_object()) {
             return wrong_type(at, "an object", *it);
         }
-        if (auto p = check_keys(*it, at, {"sources", "prefetch"})) {
+        if (auto p = check_keys(*it, at, {"sources", "prefetch", "store"})) {
             return p;
         }
         const json* sources = find(*it, "sources");
@@ -349,6 +410,13 @@ problem read_domains(const json& v, const std::string& path, std::map<std::strin
                 return p;
             }
             d.prefetch = on;
+        }
+        if (const json* st = find(*it, "store")) {
+            store_use use = store_use::remote;
+            if (auto p = read_store_use(*st, member(at, "store"), use)) {
+                return p;
+            }
+            d.store = use;
         }
         // An empty override would make every fetch for the domain fail; omitting it is the way
         // to use the top-level list.
@@ -435,7 +503,7 @@ problem read_config(const json& root, config& c) {
     }
     if (auto p = check_keys(root, path,
                             {"cache", "device", "chunk_size", "sources", "domains", "control_socket", "log_level",
-                             "prefetch", "prefetch_concurrency"})) {
+                             "prefetch", "prefetch_concurrency", "store"})) {
         return p;
     }
     const json* cache = find(root, "cache");
@@ -468,6 +536,13 @@ problem read_config(const json& root, config& c) {
     }
     if (auto p = read_optional(root, path, "prefetch_concurrency", c.prefetch_concurrency, read_uint_between(1, 64))) {
         return p;
+    }
+    if (auto p = read_optional(root, path, "store", c, read_store)) {
+        return p;
+    }
+    if (c.store.dir.empty()) {
+        // Beside cachefiles' own "cache" and "graveyard", on the same filesystem (see read_store).
+        c.store.dir = (std::filesystem::path(c.cache_dir) / "blobd-store").string();
     }
     // Every domain's own list is non-empty (checked above), so with any domain configured there is
     // somewhere to fetch from; an empty top-level list then serves only the listed domains.
@@ -606,6 +681,7 @@ json to_json(const config& c) {
     for (const auto& [name, d] : c.domains) {
         domains[name] = {{"sources", sources_to_json(d.sources)}};
         if (d.prefetch) domains[name]["prefetch"] = *d.prefetch;
+        if (d.store) domains[name]["store"] = store_use_json(*d.store);
     }
     return {
         {"cache", {{"dir", c.cache_dir}, {"tag", c.cache_tag}}},
@@ -617,6 +693,7 @@ json to_json(const config& c) {
         {"log_level", c.log_level},
         {"prefetch", c.prefetch},
         {"prefetch_concurrency", c.prefetch_concurrency},
+        {"store", {{"enabled", store_use_json(c.store.use)}, {"dir", c.store.dir}, {"verify", c.store.verify}}},
     };
 }
 

@@ -12,6 +12,7 @@
 
 #include "daemon/base/log.hpp"
 #include "daemon/net/net_thread.hpp"
+#include "fetchers/cas_fetcher.hpp"
 #include "fetchers/http/http_fetcher.hpp"
 #include "fetchers/local_fetcher.hpp"
 
@@ -39,25 +40,48 @@ std::shared_ptr<fetcher> make_source(event_loop& loop, std::unique_ptr<net_threa
 
 app::app(event_loop& loop, device& dev, std::shared_ptr<const cfg::config> config)
     : loop_(loop), dev_(dev), config_(std::move(config)), registry_(config_->chunk_size) {
-    std::vector<std::pair<cfg::source, std::shared_ptr<fetcher>>> made;
-    auto chain = [&](const std::vector<cfg::source>& list) {
+    // The store wraps each source on its own rather than a whole chain: chains differ per domain
+    // but the store must be one for all of them (that is the cross-domain dedup), and after an
+    // integrity failure only the view of the source that delivered the bad bytes refuses the blob
+    // (-EIO), so the chain itself moves on to the next source, whose view refetches through the
+    // same store. A store in front of the chain could only refuse the blob as a whole.
+    auto chain = [&](const std::vector<cfg::source>& list, std::string_view domain) {
         std::vector<std::shared_ptr<fetcher>> parts;
         for (const auto& s : list) {
-            std::shared_ptr<fetcher> f;
-            for (auto& [cfgsrc, existing] : made) {
-                if (cfgsrc == s) f = existing;
+            auto it = std::find_if(sources_.begin(), sources_.end(), [&](const auto& e) { return e.config == s; });
+            if (it == sources_.end()) {
+                sources_.push_back({s, make_source(loop_, net_, s), nullptr});
+                it = sources_.end() - 1;
             }
-            if (!f) {
-                f = make_source(loop_, net_, s);
-                made.emplace_back(s, f);
-                all_sources_.push_back(f);
+            if (!config_->store_for(domain, s)) {
+                parts.push_back(it->upstream);
+                continue;
             }
-            parts.push_back(std::move(f));
+            if (!store_) {
+                store_ = std::make_shared<cas_store>(loop_, cas_store::options{config_->store_dir(), config_->store.verify});
+                store_->on_integrity_failure = [this](const std::string& name) {
+                    // The cache files of open objects hold the bad bytes: overwrite them.
+                    if (!stopping_) execute(registry_.refetch(name));
+                };
+            }
+            if (!it->view) it->view = std::make_shared<cas_fetcher>(loop_, it->upstream, store_);
+            parts.push_back(it->view);
         }
         return std::make_shared<source_chain>(std::move(parts));
     };
-    default_chain_ = chain(config_->sources);
-    for (const auto& [name, d] : config_->domains) domain_chains_.emplace(name, chain(d.sources));
+    // Domain names are never empty, so "" asks for the top-level store setting.
+    default_chain_ = chain(config_->sources, "");
+    for (const auto& [name, d] : config_->domains) domain_chains_.emplace(name, chain(d.sources, name));
+    if (store_) {
+        lg.info("blob store {} (sha256 checks {}) in front of: {}", config_->store_dir(),
+                config_->store.verify ? "on" : "off", [&] {
+                    std::string out;
+                    for (const auto& e : sources_) {
+                        if (e.view) out += (out.empty() ? "" : ", ") + e.upstream->describe();
+                    }
+                    return out;
+                }());
+    }
 }
 
 app::~app() {
@@ -340,14 +364,27 @@ std::string app::stats_json() const {
         {"fetch_joins", s.fetch_joins},
         {"chunks_written", s.chunks_written}, {"bytes_written", s.bytes_written}, {"write_errors", s.write_errors},
         {"bad_messages", s.bad_messages}, {"prefetch_chunks", s.prefetch_chunks},
-        {"prefetch_promoted", s.prefetch_promoted}, {"completion_errors", completion_errors_}, {"reply_errors", reply_errors_},
+        {"prefetch_promoted", s.prefetch_promoted}, {"refetch_chunks", s.refetch_chunks},
+        {"completion_errors", completion_errors_}, {"reply_errors", reply_errors_},
     };
+    // "bytes" of a source is what it delivered (over the network for remote ones); the store's
+    // bytes_saved is what it did not have to. bytes_fetched (above) is what reached cache files.
+    std::uint64_t upstream = 0;
     auto& sources = j["sources"] = nlohmann::json::array();
-    for (const auto& f : all_sources_) {
-        const auto& st = f->stats();
-        sources.push_back({{"source", f->describe()}, {"stats", st.stats}, {"stat_misses", st.stat_misses},
-                           {"fetches", st.fetches}, {"fetch_errors", st.fetch_errors}, {"bytes", st.bytes}});
+    for (const auto& e : sources_) {
+        const auto& st = e.upstream->stats();
+        upstream += st.bytes;
+        sources.push_back({{"source", e.upstream->describe()}, {"stats", st.stats}, {"stat_misses", st.stat_misses},
+                           {"fetches", st.fetches}, {"fetch_errors", st.fetch_errors}, {"bytes", st.bytes},
+                           {"via_store", e.view != nullptr}});
     }
+    j["upstream_bytes"] = upstream;
+    const cas_store::stats_t none{};
+    const auto& cs = store_ ? store_->stats() : none;
+    j["store"] = {{"enabled", store_ != nullptr}, {"dir", store_ ? config_->store_dir() : ""},
+                  {"hits", cs.hits}, {"bytes_saved", cs.bytes_saved}, {"stored_bytes", cs.stored_bytes},
+                  {"store_errors", cs.store_errors}, {"verified", cs.verified},
+                  {"integrity_failures", cs.integrity_failures}};
     return j.dump();
 }
 

@@ -26,6 +26,8 @@
 namespace blobd {
 
 class net_thread;
+class cas_store;
+class cas_fetcher;
 
 class app {
 public:
@@ -69,9 +71,17 @@ private:
     // Runs the network fetchers (created only when a source needs it). Declared before the
     // fetchers so that it outlives them; ~app() stops it first.
     std::unique_ptr<net_thread> net_;
+    // One store shared by every domain (made when some chain uses it); each source it serves gets
+    // its own view of it, in the chains in place of the source (see the constructor).
+    std::shared_ptr<cas_store> store_;
+    struct source_entry {
+        cfg::source config;
+        std::shared_ptr<fetcher> upstream;   // what crosses the network (or reads local files)
+        std::shared_ptr<cas_fetcher> view;   // the store in front of it, once a chain wants that
+    };
+    std::vector<source_entry> sources_;
     std::shared_ptr<fetcher> default_chain_;
     std::map<std::string, std::shared_ptr<fetcher>, std::less<>> domain_chains_;
-    std::vector<std::shared_ptr<fetcher>> all_sources_;
     std::unique_ptr<control_server> control_;
     /// Fetches wait here while max_inflight_fetches are running: bounds the memory held in chunk
     /// buffers (64 x chunk_size) however many READs arrive at once.

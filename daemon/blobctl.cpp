@@ -26,7 +26,8 @@ Options:
   --socket PATH   the control socket (default /run/erofs-blobd/control.sock)
   --config FILE   take the control socket path from the daemon's config
   --raw           print the JSON reply on one line instead of indented
-  --get KEY       print only the top-level field KEY of the reply (for scripts)
+  --get KEY       print only the field KEY of the reply (for scripts); "store.hits" reaches
+                  into objects
 )";
 
 }  // namespace
@@ -107,11 +108,18 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (!get.empty()) {
-        if (!j.is_object() || !j.contains(get)) {
+        const nlohmann::json* at = &j;
+        for (std::size_t pos = 0; at && pos <= get.size();) {
+            const std::size_t dot = std::min(get.find('.', pos), get.size());
+            const std::string key = get.substr(pos, dot - pos);
+            at = at->is_object() && at->contains(key) ? &(*at)[key] : nullptr;
+            pos = dot + 1;
+        }
+        if (!at) {
             std::fprintf(stderr, "erofs-blobctl: the reply has no field '%s'\n", get.c_str());
             return 1;
         }
-        const auto& v = j[get];
+        const auto& v = *at;
         std::printf("%s\n", v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
         return 0;
     }

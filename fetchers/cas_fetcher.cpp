@@ -58,47 +58,59 @@ std::string sha256_file(const std::string& path) {
     return out;
 }
 
-cas_fetcher::cas_fetcher(event_loop& loop, std::shared_ptr<fetcher> upstream, options opt)
-    : loop_(loop), upstream_(std::move(upstream)), opt_(std::move(opt)) {
+// ---- cas_store ----
+
+cas_store::cas_store(event_loop& loop, options opt) : loop_(loop), opt_(std::move(opt)) {
     std::error_code ec;
     std::filesystem::create_directories(opt_.dir, ec);
     if (ec) lg.err("cannot create the blob store {}: {}; fetching without it", opt_.dir, ec.message());
 }
 
-cas_fetcher::~cas_fetcher() {
+cas_store::~cas_store() {
     *alive_ = false;
-    for (auto& [name, t] : workers_) t.join();
+    for (auto& [key, t] : workers_) t.join();
 }
 
-std::string cas_fetcher::describe() const { return upstream_->describe() + " (store " + opt_.dir + ")"; }
-
-cas_fetcher::entry* cas_fetcher::open_entry(const std::string& name, std::optional<std::uint64_t> size) {
-    auto it = entries_.find(name);
+cas_store::entry* cas_store::open_entry(const std::string& key, std::optional<std::uint64_t> size) {
+    if (opt_.dir.empty()) {  // "/" + key would be a path at the root
+        errno = EINVAL;
+        return nullptr;
+    }
+    auto it = entries_.find(key);
     if (it != entries_.end()) {
         if (!size || it->second.size == *size) return &it->second;
         entries_.erase(it);
     }
-    const std::string path = path_of(name);
-    unique_fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    const std::string path = path_of(key);
+    const int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | (size ? O_CREAT : 0);
+    unique_fd fd(::open(path.c_str(), flags, 0600));
+    if (!fd && size && errno == ENOENT) {
+        // The per-source or sha256 subdirectory is made on first use.
+        ::mkdir(path.substr(0, path.rfind('/')).c_str(), 0700);
+        fd = unique_fd(::open(path.c_str(), flags, 0600));
+    }
     if (!fd) return nullptr;
     struct stat st {};
     if (::fstat(fd.get(), &st) < 0) return nullptr;
     auto have = static_cast<std::uint64_t>(st.st_size);
     if (size && have != *size) {
         // New, or the source's blob changed size: start over (a sparse file of the right size).
-        if (have != 0) lg.notice("{}: stored size {} differs from the source's {}: discarding it", name, have, *size);
+        if (have != 0) lg.notice("{}: stored size {} differs from the source's {}: discarding it", key, have, *size);
+        verified_.erase(key);
+        writers_.erase(key);
         if (::ftruncate(fd.get(), 0) < 0 || ::ftruncate(fd.get(), static_cast<off_t>(*size)) < 0) return nullptr;
         have = *size;
     } else if (!size && have == 0) {
+        errno = ENODATA;
         return nullptr;  // never stat'ed in this process and nothing stored: no size to trust
     }
     entry e;
     e.fd = std::make_shared<unique_fd>(std::move(fd));
     e.size = have;
-    return &entries_.insert_or_assign(name, std::move(e)).first->second;
+    return &entries_.insert_or_assign(key, std::move(e)).first->second;
 }
 
-bool cas_fetcher::present(const entry& e, std::uint64_t off, std::uint64_t len) const {
+bool cas_store::present(const entry& e, std::uint64_t off, std::uint64_t len) const {
     const std::uint64_t end = std::min(off + len, e.size);
     if (off >= end) return false;
     // Data written by pwrite is allocated; a range is present when it starts with data and the
@@ -109,17 +121,104 @@ bool cas_fetcher::present(const entry& e, std::uint64_t off, std::uint64_t len) 
     return h >= 0 && static_cast<std::uint64_t>(h) >= end;
 }
 
+void cas_store::maybe_verify(const std::string& key, const std::string& name) {
+    if (!opt_.verify) return;
+    const std::string want = sha256_of_name(name);
+    if (want.empty()) return;
+    auto it = entries_.find(key);
+    // One check at a time per file: a second worker under the same key would be a second thread
+    // object in one map slot.
+    if (it == entries_.end() || verified_.count(key) || workers_.count(key)) return;
+    entry& e = it->second;
+    off_t hole = ::lseek(e.fd->get(), 0, SEEK_HOLE);
+    if (e.size == 0 || hole < 0 || static_cast<std::uint64_t>(hole) < e.size) return;  // not complete yet
+    // Hashing a large blob takes seconds: never on the loop thread.
+    workers_.emplace(key, std::thread([this, alive = alive_, path = path_of(key), key, name, want] {
+        std::string got = sha256_file(path);
+        loop_.post([this, alive, key, name, ok = (got == want), got] {
+            if (*alive) on_verified(key, name, ok, got);
+        });
+    }));
+}
+
+void cas_store::on_verified(const std::string& key, const std::string& name, bool ok, const std::string& got) {
+    // The worker posted this as its last act: joining it now takes no time.
+    if (auto w = workers_.find(key); w != workers_.end()) {
+        w->second.join();
+        workers_.erase(w);
+    }
+    auto it = entries_.find(key);
+    if (ok) {
+        ++stats_.verified;
+        verified_.insert(key);
+        writers_.erase(key);
+        lg.info("{}: sha256 verified", name);
+        return;
+    }
+    ++stats_.integrity_failures;
+    std::string who;
+    std::uint64_t size = 0;
+    if (it != entries_.end()) size = it->second.size;
+    for (int v : writers_[key]) {
+        poisoned_.emplace(v, key);
+        who += (who.empty() ? "" : ", ") + view_names_[v];
+    }
+    writers_.erase(key);
+    lg.err("{}: sha256 mismatch (content hashes to {}); stored copy deleted; {}", name, got.empty() ? "?" : got,
+           who.empty() ? "written before this process started, it is fetched again"
+                       : "not fetched from " + who + " again");
+    entries_.erase(key);
+    ::unlink(path_of(key).c_str());
+    // A fresh sparse file of the known size, so that the next source's bytes are stored (a fetch
+    // alone creates no file: it has no size to trust).
+    if (size) open_entry(key, size);
+    if (on_integrity_failure) on_integrity_failure(name);
+}
+
+// ---- cas_fetcher ----
+
+cas_fetcher::cas_fetcher(event_loop& loop, std::shared_ptr<fetcher> upstream, std::shared_ptr<cas_store> store)
+    : loop_(loop), upstream_(std::move(upstream)), store_(std::move(store)), id_(store_->next_view_++) {
+    const std::string d = upstream_->describe();
+    std::array<unsigned char, 32> md{};
+    unsigned int mdlen = 0;
+    EVP_Digest(d.data(), d.size(), md.data(), &mdlen, EVP_sha256(), nullptr);
+    static const char* hex = "0123456789abcdef";
+    source_dir_ = "src-";
+    for (unsigned i = 0; i < 8; ++i) {
+        source_dir_.push_back(hex[md[i] >> 4]);
+        source_dir_.push_back(hex[md[i] & 15]);
+    }
+    store_->view_names_[id_] = d;
+}
+
+cas_fetcher::cas_fetcher(event_loop& loop, std::shared_ptr<fetcher> upstream, options opt)
+    : cas_fetcher(loop, std::move(upstream), std::make_shared<cas_store>(loop, std::move(opt))) {}
+
+cas_fetcher::~cas_fetcher() { *alive_ = false; }
+
+std::string cas_fetcher::describe() const { return upstream_->describe(); }
+
+std::string cas_fetcher::key_of(const std::string& name) const {
+    std::string hex = sha256_of_name(name);
+    return hex.empty() ? source_dir_ + "/" + name : "sha256/" + hex;
+}
+
 void cas_fetcher::stat(const blob_ref& blob, stat_done done) {
-    if (poisoned_.count(blob.name)) {
+    const std::string key = key_of(blob.name);
+    if (store_->poisoned(id_, key)) {
+        ++stats_.stat_misses;
         loop_.defer([done = std::move(done)] { done(unexpected{-EIO}); });
         return;
     }
-    upstream_->stat(blob, [this, alive = alive_, blob, done = std::move(done)](result<std::uint64_t, int> r) {
+    upstream_->stat(blob, [this, alive = alive_, blob, key, done = std::move(done)](result<std::uint64_t, int> r) {
         if (*alive && r) {
             ++stats_.stats;
-            if (!open_entry(blob.name, *r)) {
-                ++cas_.store_errors;
-                lg.warn("{}: cannot open {}: {}", blob.name, path_of(blob.name), std::strerror(errno));
+            if (!store_->open_entry(key, *r)) {
+                ++store_->stats_.store_errors;
+                lg.warn("{}: cannot open {}: {}", blob.name, store_->path_of(key), std::strerror(errno));
+            } else {
+                store_->maybe_verify(key, blob.name);  // complete from an earlier run: check it once
             }
         } else if (*alive) {
             ++stats_.stat_misses;
@@ -130,47 +229,49 @@ void cas_fetcher::stat(const blob_ref& blob, stat_done done) {
 
 void cas_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) {
     ++stats_.fetches;
-    if (poisoned_.count(blob.name)) {
+    std::string key = key_of(blob.name);
+    if (store_->poisoned(id_, key)) {
         ++stats_.fetch_errors;
         loop_.defer([done = std::move(done)] { done(unexpected{-EIO}); });
         return;
     }
-    entry* e = open_entry(blob.name, std::nullopt);
-    if (e && present(*e, off, len)) {
+    auto* e = store_->open_entry(key, std::nullopt);
+    if (e && store_->present(*e, off, len)) {
         auto buf = std::make_shared<aligned_buffer>(len);
         auto fd = e->fd;
         loop_.read_all(fd->get(), buf->data(), static_cast<unsigned>(len), off,
-                       [this, alive = alive_, buf, fd, off, len, blob, done = std::move(done)](int res) mutable {
+                       [this, alive = alive_, store = store_, buf, fd, off, len, blob, key,
+                        done = std::move(done)](int res) mutable {
                            if (!*alive) return done(unexpected{-ECANCELED});
                            if (res >= 0 && static_cast<std::uint64_t>(res) == len) {
-                               ++cas_.hits;
-                               cas_.bytes_saved += len;
+                               ++store->stats_.hits;
+                               store->stats_.bytes_saved += len;
                                stats_.bytes += len;
                                buf->filled = len;
                                return done(buffer_ptr(buf));
                            }
                            lg.warn("{}: stored range at {} unreadable: {}; fetching it again", blob.name, off,
                                    res < 0 ? std::strerror(-res) : "short read");
-                           ++cas_.store_errors;
-                           auto& w = inflight_[{blob.name, off, len}].waiters;
+                           ++store->stats_.store_errors;
+                           auto& w = inflight_[{key, off, len}];
                            w.push_back(std::move(done));
-                           if (w.size() == 1) from_upstream(blob, off, len);
+                           if (w.size() == 1) from_upstream(blob, key, off, len);
                        });
         return;
     }
-    // One upstream fetch per range, however many domains want it at once.
-    auto& w = inflight_[{blob.name, off, len}].waiters;
+    auto& w = inflight_[{key, off, len}];
     w.push_back(std::move(done));
-    if (w.size() == 1) from_upstream(blob, off, len);
+    if (w.size() == 1) from_upstream(blob, key, off, len);
 }
 
-void cas_fetcher::from_upstream(const blob_ref& blob, std::uint64_t off, std::uint64_t len) {
-    upstream_->fetch(blob, off, len, [this, alive = alive_, blob, off, len](result<buffer_ptr, int> r) {
+void cas_fetcher::from_upstream(const blob_ref& blob, const std::string& key, std::uint64_t off, std::uint64_t len) {
+    upstream_->fetch(blob, off, len, [this, alive = alive_, blob, key, off, len](result<buffer_ptr, int> r) {
         if (!*alive) return;
-        auto finish = [this, key = std::make_tuple(blob.name, off, len)](const result<buffer_ptr, int>& res) {
-            auto it = inflight_.find(key);
+        auto finish = [this, alive, k = std::make_tuple(key, off, len)](const result<buffer_ptr, int>& res) {
+            if (!*alive) return;
+            auto it = inflight_.find(k);
             if (it == inflight_.end()) return;
-            auto waiters = std::move(it->second.waiters);
+            auto waiters = std::move(it->second);
             inflight_.erase(it);
             for (auto& w : waiters) w(res);
         };
@@ -179,73 +280,41 @@ void cas_fetcher::from_upstream(const blob_ref& blob, std::uint64_t off, std::ui
             return finish(r);
         }
         stats_.bytes += len;
-        entry* e = open_entry(blob.name, std::nullopt);
-        if (!e) return finish(r);
+        auto* e = store_->open_entry(key, std::nullopt);
+        if (!e) {
+            // No file and no size (never stat'ed, or its stat already counted the failure).
+        if (errno != ENODATA && errno != ENOENT) ++store_->stats_.store_errors;
+            return finish(r);
+        }
         auto data = *r;
         auto fd = e->fd;
         // Store first, then answer: a second domain asking right after finds the range present.
         loop_.write_all(fd->get(), data->data(), static_cast<unsigned>(len), off,
-                        [this, alive, fd, data, blob, len, finish, r](int res) {
-                            if (!*alive) return;
+                        [this, store = store_, fd, data, blob, key, len, finish, r](int res) {
                             if (res < 0 || static_cast<std::uint64_t>(res) != len) {
                                 // A full disk only costs the dedup, never the READ.
-                                ++cas_.store_errors;
+                                ++store->stats_.store_errors;
                                 lg.warn("{}: storing {} bytes failed: {}", blob.name, len,
                                         res < 0 ? std::strerror(-res) : "short write");
-                            } else {
-                                cas_.stored_bytes += len;
+                                return finish(r);
+                            }
+                            store->stats_.stored_bytes += len;
+                            // Only bytes written into the live file count towards its writers (a
+                            // file replaced meanwhile has another entry, or none).
+                            auto it = store->entries_.find(key);
+                            if (it == store->entries_.end() || it->second.fd == fd) {
+                                store->writers_[key].insert(id_);
                             }
                             finish(r);
-                            if (res >= 0) maybe_verify(blob.name);
+                            store->maybe_verify(key, blob.name);
                         });
     });
 }
 
-void cas_fetcher::maybe_verify(const std::string& name) {
-    if (!opt_.verify) return;
-    const std::string want = sha256_of_name(name);
-    if (want.empty()) return;
-    auto it = entries_.find(name);
-    if (it == entries_.end() || it->second.verifying || it->second.verified) return;
-    entry& e = it->second;
-    off_t hole = ::lseek(e.fd->get(), 0, SEEK_HOLE);
-    if (e.size == 0 || hole < 0 || static_cast<std::uint64_t>(hole) < e.size) return;  // not complete yet
-    e.verifying = true;
-    // Hashing a large blob takes seconds: never on the loop thread.
-    workers_.emplace(name, std::thread([this, alive = alive_, path = path_of(name), name, want] {
-        std::string got = sha256_file(path);
-        loop_.post([this, alive, name, ok = (got == want), got] {
-            if (*alive) on_verified(name, ok, got);
-        });
-    }));
-}
-
-void cas_fetcher::on_verified(const std::string& name, bool ok, const std::string& got) {
-    // The worker posted this as its last act: joining it now takes no time.
-    if (auto w = workers_.find(name); w != workers_.end()) {
-        w->second.join();
-        workers_.erase(w);
-    }
-    auto it = entries_.find(name);
-    if (ok) {
-        ++cas_.verified;
-        if (it != entries_.end()) {
-            it->second.verifying = false;
-            it->second.verified = true;
-        }
-        lg.info("{}: sha256 verified", name);
-        return;
-    }
-    ++cas_.integrity_failures;
-    lg.err("{}: sha256 mismatch (content hashes to {}): {} served corrupt data; its stored copy is deleted "
-           "and it will not be used for this blob again", name, got.empty() ? "?" : got, upstream_->describe());
-    poisoned_.insert(name);
-    entries_.erase(name);
-    ::unlink(path_of(name).c_str());
-}
-
 void cas_fetcher::release(const blob_ref& blob) {
-    entries_.erase(blob.name);
+    // Drop the open file (bounds descriptors); a domain still using the blob reopens it by path on
+    // its next fetch, and what is stored stays.
+    store_->entries_.erase(key_of(blob.name));
     upstream_->release(blob);
 }
 

@@ -1,29 +1,46 @@
 // cas_fetcher: a content-addressed store in front of a source, so that a blob used in several
 // domains (several cookies, several cache files) is downloaded once.
 //
-// Every chunk fetched from the upstream source is also written to `<dir>/<blob name>` (a sparse
-// file of the blob's size); a later fetch of a range that is already there is served from that file
-// instead of the network. What is present is read from the file itself (SEEK_DATA/SEEK_HOLE, as
-// cachefiles does for its cache files), so the store survives restarts without any index. The
-// blob name identifies the content: true for digests (OCI, nydus) and assumed for other names
-// within one source.
+// Two parts. A cas_store is one store directory and everything about it: its files, what is being
+// verified, which source is no longer trusted for which blob, and the counters. A cas_fetcher is a
+// thin view of one store in front of one upstream source. The daemon makes one cas_store and wraps
+// each remote source in its own view of it (see daemon/app.cpp), so that:
+//   - every domain, whatever its source list, finds what any other domain already fetched
+//     (files of digest-named blobs are shared by all sources), and
+//   - on an integrity failure only the source that delivered the bad bytes is refused: the
+//     source_chain around the views moves on to the next source, whose view refetches into a
+//     fresh file.
 //
-// Integrity: when a blob named by a sha256 digest ("sha256:<hex>" or 64 hex digits) is complete in
-// the store, its digest is checked on a worker thread. On a mismatch the file is deleted, the
-// failure is counted and logged, and this source answers -EIO for that blob from then on, so the
-// source chain refetches from the next source. (Bytes already handed to the kernel cannot be
-// recalled; they are logged.)
+// Layout: `<dir>/sha256/<64 hex>` for blobs named by a sha256 digest ("sha256:<hex>" or "<hex>"):
+// the name identifies the content whatever source serves it. Any other name identifies content
+// only within one source: `<dir>/src-<16 hex>/<name>`, the hex naming the source (a hash of its
+// describe() text), so two servers with different "blob1"s never see each other's bytes.
+// Each file is sparse, of the blob's size; a chunk fetched from upstream is written there and a
+// later fetch of a range already present is served from it. What is present is read from the file
+// itself (SEEK_DATA/SEEK_HOLE, as cachefiles does for its cache files), so the store survives
+// restarts without any index. Nothing is ever evicted (see docs/config.md).
+//
+// Integrity: when a digest-named blob is complete in the store (after a fetch, or at its first stat
+// in this process), its sha256 is checked on a worker thread. On a mismatch the file is deleted, the
+// failure is counted and logged, every source that wrote into that file answers -EIO for that blob
+// from then on, and on_integrity_failure tells the owner (the daemon refetches what it already
+// wrote into cache files). Bytes already handed to the kernel cannot be recalled.
+//
+// Failures of the store itself (unwritable directory, full disk, read errors) never fail a fetch:
+// the view then fetches from upstream as if there were no store, and counts store_errors.
 //
 // Threading: loop thread only; digest checks run on short-lived worker threads that post back.
+// A cas_store must outlive its views (they hold a shared_ptr to it).
 #pragma once
 
-#include <memory>
-#include <set>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
-#include <tuple>
+#include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "daemon/base/unique_fd.hpp"
@@ -37,12 +54,67 @@ std::string sha256_of_name(std::string_view name);
 /// SHA-256 of a whole file as 64 lowercase hex digits, or empty on a read error. Blocking.
 std::string sha256_file(const std::string& path);
 
-class cas_fetcher final : public fetcher {
+class cas_fetcher;
+
+class cas_store {
 public:
     struct options {
         std::string dir;      ///< created if missing
         bool verify = true;   ///< check sha256-named blobs once complete
     };
+    struct stats_t {
+        std::uint64_t hits = 0;            ///< fetches served from the store
+        std::uint64_t bytes_saved = 0;     ///< bytes of those: not fetched from any source
+        std::uint64_t stored_bytes = 0;    ///< bytes written into the store (this process)
+        std::uint64_t store_errors = 0;    ///< store file open/read/write failures (fetches went upstream)
+        std::uint64_t verified = 0;        ///< digest-named blobs whose sha256 matched
+        std::uint64_t integrity_failures = 0;  ///< ... and those whose sha256 did not
+    };
+
+    cas_store(event_loop& loop, options opt);
+    ~cas_store();
+    cas_store(const cas_store&) = delete;
+    cas_store& operator=(const cas_store&) = delete;
+
+    const options& opts() const noexcept { return opt_; }
+    const stats_t& stats() const noexcept { return stats_; }
+    /// Called (loop thread) after a blob failed its digest check, with the blob name as the
+    /// cookie knows it, once the bad file is gone and its writers are refused for it.
+    std::function<void(const std::string& name)> on_integrity_failure;
+
+private:
+    friend class cas_fetcher;
+    struct entry {
+        std::shared_ptr<unique_fd> fd;
+        std::uint64_t size = 0;
+    };
+    entry* open_entry(const std::string& key, std::optional<std::uint64_t> size);
+    bool present(const entry& e, std::uint64_t off, std::uint64_t len) const;
+    void maybe_verify(const std::string& key, const std::string& name);
+    void on_verified(const std::string& key, const std::string& name, bool ok, const std::string& got);
+    std::string path_of(const std::string& key) const { return opt_.dir + "/" + key; }
+    bool poisoned(int view, const std::string& key) const { return poisoned_.count({view, key}) != 0; }
+
+    event_loop& loop_;
+    options opt_;
+    std::map<std::string, entry> entries_;         // open files by key ("sha256/<hex>", "src-<id>/<name>")
+    // Kept apart from entries_, which release() drops to bound open descriptors.
+    std::map<std::string, std::set<int>> writers_; // views that wrote into a file not yet verified
+    std::set<std::string> verified_;               // keys whose current file passed its check
+    std::set<std::pair<int, std::string>> poisoned_;   // (view, key): that source is not trusted for it
+    std::map<std::string, std::thread> workers_;   // digest checks in progress, by key
+    std::map<int, std::string> view_names_;        // for logs
+    int next_view_ = 1;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    stats_t stats_;
+};
+
+class cas_fetcher final : public fetcher {
+public:
+    using options = cas_store::options;
+    /// A view of the shared `store` in front of `upstream`.
+    cas_fetcher(event_loop& loop, std::shared_ptr<fetcher> upstream, std::shared_ptr<cas_store> store);
+    /// A view of a store of its own (one source, one store).
     cas_fetcher(event_loop& loop, std::shared_ptr<fetcher> upstream, options opt);
     ~cas_fetcher() override;
 
@@ -51,40 +123,25 @@ public:
     void release(const blob_ref& blob) override;
     std::string describe() const override;
 
-    /// Counters of the store itself (the upstream's own are in upstream().stats()).
-    struct cas_stats {
-        std::uint64_t hits = 0, bytes_saved = 0, stored_bytes = 0, store_errors = 0;
-        std::uint64_t verified = 0, integrity_failures = 0;
-    };
-    const cas_stats& store_stats() const noexcept { return cas_; }
+    /// Counters of the store (shared by all its views). This view's own stats() count what it
+    /// served, from the store or upstream; the upstream's stats() count what crossed the network.
+    const cas_store::stats_t& store_stats() const noexcept { return store_->stats(); }
     const fetcher& upstream() const noexcept { return *upstream_; }
+    cas_store& store() noexcept { return *store_; }
 
 private:
-    struct entry {
-        std::shared_ptr<unique_fd> fd;
-        std::uint64_t size = 0;
-        bool verifying = false;
-        bool verified = false;
-    };
-    struct waiter_list {
-        std::vector<fetch_done> waiters;
-    };
-    entry* open_entry(const std::string& name, std::optional<std::uint64_t> size);
-    bool present(const entry& e, std::uint64_t off, std::uint64_t len) const;
-    void from_upstream(const blob_ref& blob, std::uint64_t off, std::uint64_t len);
-    void maybe_verify(const std::string& name);
-    void on_verified(const std::string& name, bool ok, const std::string& got);
-    std::string path_of(const std::string& name) const { return opt_.dir + "/" + name; }
+    /// Where `name` lives in the store (see the layout above).
+    std::string key_of(const std::string& name) const;
+    void from_upstream(const blob_ref& blob, const std::string& key, std::uint64_t off, std::uint64_t len);
 
     event_loop& loop_;
     std::shared_ptr<fetcher> upstream_;
-    options opt_;
-    std::map<std::string, entry> entries_;
-    std::map<std::tuple<std::string, std::uint64_t, std::uint64_t>, waiter_list> inflight_;
-    std::set<std::string> poisoned_;
-    std::map<std::string, std::thread> workers_;   // digest checks in progress, by blob name
+    std::shared_ptr<cas_store> store_;
+    int id_;
+    std::string source_dir_;   // "src-<16 hex>"
+    // One upstream fetch per range, however many domains want it at once.
+    std::map<std::tuple<std::string, std::uint64_t, std::uint64_t>, std::vector<fetch_done>> inflight_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-    cas_stats cas_;
 };
 
 }  // namespace blobd

@@ -56,7 +56,7 @@ effects registry::open(std::uint32_t msg_id, std::uint32_t object_id, std::strin
     obj->object_id = object_id;
     obj->fd = std::move(fd);
     obj->blob = id;
-    objects_[object_id] = object_state{obj, {}, {}};
+    objects_[object_id] = object_state{obj, {}, {}, {}};
     b.objects.push_back(object_id);
     ++stats_.objects_open;
 
@@ -199,6 +199,30 @@ effects registry::prefetch(std::uint32_t object_id,
     return out;
 }
 
+effects registry::refetch(std::string_view name) {
+    effects out;
+    for (auto& [id, b] : blobs_) {
+        if (b.name != name || !b.sized) continue;
+        for (std::uint32_t oid : b.objects) {
+            auto oit = objects_.find(oid);
+            if (oit == objects_.end()) continue;
+            auto& os = oit->second;
+            for (auto& [c, state] : os.chunks) {
+                ++stats_.refetch_chunks;
+                if (state != chunk_state::written) {
+                    // Its bytes may be the bad ones too (the check can finish before they land).
+                    if (std::find(os.stale.begin(), os.stale.end(), c) == os.stale.end()) os.stale.push_back(c);
+                    continue;
+                }
+                // A READ of it meanwhile waits for the new bytes rather than trusting the old.
+                state = chunk_state::fetching;
+                want_chunk(b, c, oid, true, out);
+            }
+        }
+    }
+    return out;
+}
+
 effects registry::abandon_fetch(blob_id blob, std::uint64_t chunk) {
     effects out;
     auto it = blobs_.find(blob);
@@ -272,7 +296,20 @@ effects registry::on_written(const object_ptr& object, std::uint64_t chunk, int 
         stats_.bytes_written += static_cast<std::uint64_t>(res);
     }
     if (oit == objects_.end() || oit->second.object != object) return out;  // closed meanwhile
-    settle(oit->second, chunk, res < 0 ? res : 0, out);
+    auto& os = oit->second;
+    if (auto st = std::find(os.stale.begin(), os.stale.end(), chunk); st != os.stale.end()) {
+        os.stale.erase(st);
+        if (res >= 0) {
+            // Written bytes that refetch() distrusts: fetch again; waiting READs keep waiting.
+            const bool wanted = std::any_of(os.reads.begin(), os.reads.end(), [&](const pending_read& pr) {
+                return std::find(pr.waiting.begin(), pr.waiting.end(), chunk) != pr.waiting.end();
+            });
+            os.chunks[chunk] = chunk_state::fetching;
+            want_chunk(blobs_.at(object->blob), chunk, object->object_id, !wanted, out);
+            return out;
+        }
+    }
+    settle(os, chunk, res < 0 ? res : 0, out);
     return out;
 }
 
@@ -280,6 +317,7 @@ void registry::settle(object_state& os, std::uint64_t chunk, int status, effects
     if (status < 0) {
         // Forget the chunk so that a later READ fetches it again (the source may recover).
         os.chunks.erase(chunk);
+        std::erase(os.stale, chunk);
     } else {
         os.chunks[chunk] = chunk_state::written;
     }

@@ -108,6 +108,7 @@ struct registry_stats {
     std::uint64_t bad_messages = 0;      ///< counted by the frontend
     std::uint64_t prefetch_chunks = 0;   ///< chunks fetched in the background after OPEN
     std::uint64_t prefetch_promoted = 0; ///< background fetches a READ then waited on
+    std::uint64_t refetch_chunks = 0;    ///< written chunks fetched again after a failed integrity check
 };
 
 class registry {
@@ -127,6 +128,11 @@ public:
     /// they are marked written and not fetched again.
     effects prefetch(std::uint32_t object_id,
                      const std::vector<std::pair<std::uint64_t, std::uint64_t>>& present);
+    /// The bytes of every blob called `name` (any domain) failed an integrity check: fetch each
+    /// chunk already written into an open object again, in the background, to overwrite it in the
+    /// cache file. Chunks in flight are fetched again once written, before the READs waiting on
+    /// them complete.
+    effects refetch(std::string_view name);
     /// Stop: background fetches still queued will not run; forget their chunks.
     effects abandon_fetch(blob_id blob, std::uint64_t chunk);
     /// A CLOSE: the kernel released the object. Pending READs of it are completed.
@@ -160,6 +166,7 @@ private:
         object_ptr object;
         std::unordered_map<std::uint64_t, chunk_state> chunks;
         std::vector<pending_read> reads;
+        std::vector<std::uint64_t> stale;     // in flight when refetch() was asked: fetch again once written
     };
     struct pending_open {
         std::uint32_t msg_id;

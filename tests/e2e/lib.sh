@@ -23,13 +23,14 @@ fail() {
 }
 size_of() { awk -v n="$1" '$1 == n { print $2 }' "$E2E_DATA/sizes"; }
 
+# EXTRA_CONFIG: more top-level members for the config, e.g. '"store": {"enabled": true}'.
 write_config() {
     cat >"$CONF" <<JSON
 {"cache": {"dir": "$CACHE_DIR", "tag": "e2e"},
  "chunk_size": ${CHUNK_SIZE:-1048576},
  "sources": [{"type": "local", "path": "$BLOBS"}],
  "control_socket": "$SOCK",
- "log_level": "${LOG_LEVEL:-info}"}
+ "log_level": "${LOG_LEVEL:-info}"${EXTRA_CONFIG:+, $EXTRA_CONFIG}}
 JSON
 }
 

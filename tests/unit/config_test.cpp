@@ -39,6 +39,7 @@ json full() {
         {"log_level", "debug"},
         {"prefetch", false},
         {"prefetch_concurrency", 3},
+        {"store", {{"enabled", true}, {"dir", "/srv/store"}, {"verify", false}}},
     };
 }
 
@@ -91,7 +92,8 @@ bool same(const config& a, const config& b) {
     }
     return a.cache_dir == b.cache_dir && a.cache_tag == b.cache_tag && a.device == b.device &&
            a.chunk_size == b.chunk_size && a.sources == b.sources && a.control_socket == b.control_socket &&
-           a.log_level == b.log_level;
+           a.log_level == b.log_level && a.store.use == b.store.use && a.store.dir == b.store.dir &&
+           a.store.verify == b.store.verify;
 }
 
 // The checkout root, derived from this file's path so the shipped configs can be loaded wherever
@@ -212,7 +214,7 @@ TEST_CASE("unknown keys are rejected at every level", "[config]") {
                             {"/log-level", "info", "$.log-level", "did you mean \"log_level\"?"},
                             {"/verbose", true, "$.verbose",
                              "unknown key (known keys: cache, device, chunk_size, sources, domains, "
-                             "control_socket, log_level, prefetch, prefetch_concurrency)"},
+                             "control_socket, log_level, prefetch, prefetch_concurrency, store)"},
                             {"/cache/dri", "/x", "$.cache.dri", "did you mean \"dir\"?"},
                             {"/cache/size", 1, "$.cache.size", "known keys: dir, tag"},
                             {"/sources/0/pth", "/x", "$.sources[0].pth", "did you mean \"path\"?"},
@@ -395,6 +397,7 @@ TEST_CASE("to_json round trip", "[config]") {
                              {"log_level", "info"},
                              {"prefetch", false},
                              {"prefetch_concurrency", 2},
+                             {"store", {{"enabled", "remote"}, {"dir", "/var/cache/blobd/blobd-store"}, {"verify", true}}},
                          });
     CHECK(blobd::cfg::to_json(parse_ok(full().dump())) == full());
 
@@ -548,4 +551,67 @@ TEST_CASE("prefetch settings", "[config]") {
                             {"/prefetch_concurrency", 65, "$.prefetch_concurrency", "from 1 to 64"},
                             {"/domains/d1/prefetch", 1, "$.domains.d1.prefetch", "expected a boolean"},
                         });
+}
+
+TEST_CASE("store settings", "[config]") {
+    // Description: the blob store is on for remote sources only by default, in <cache.dir>/blobd-store;
+    // "enabled" and a domain's "store" switch it for all sources or none; the dir must stay out of
+    // cachefiles' own trees; bad values name their path.
+    using blobd::cfg::store_use;
+    const source local = local_source{"/srv/blobs"};
+    http_source h;
+    h.url = "http://example.com/b";
+    const source remote = h;
+    const config d = parse_ok(minimal().dump());
+    CHECK(d.store.use == store_use::remote);
+    CHECK(d.store.dir == "/var/cache/blobd/blobd-store");
+    CHECK(d.store.verify);
+    CHECK(blobd::cfg::is_remote(remote));
+    CHECK_FALSE(blobd::cfg::is_remote(local));
+    CHECK(d.store_for("any", remote));
+    CHECK_FALSE(d.store_for("any", local));
+
+    const config all = parse_ok(with(minimal(), "/store", {{"enabled", true}}).dump());
+    CHECK(all.store_for("x", local));
+    CHECK(all.store.dir == "/var/cache/blobd/blobd-store");
+    const config off = parse_ok(with(minimal(), "/store", {{"enabled", false}}).dump());
+    CHECK_FALSE(off.store_for("x", remote));
+
+    // A domain's "store" wins over "enabled", either way.
+    json doc = with(minimal(), "/store", {{"enabled", false}});
+    doc = with(doc, "/domains/on", {{"sources", one_source("/a")}, {"store", true}});
+    doc = with(doc, "/domains/remote", {{"sources", one_source("/a")}, {"store", "remote"}});
+    doc = with(doc, "/domains/none", {{"sources", one_source("/a")}, {"store", false}});
+    const config per = parse_ok(doc.dump());
+    CHECK(per.store_for("on", local));
+    CHECK(per.store_for("remote", remote));
+    CHECK_FALSE(per.store_for("remote", local));
+    CHECK_FALSE(per.store_for("none", remote));
+    CHECK_FALSE(per.store_for("other", remote));
+    const config back = parse_ok(blobd::cfg::to_json(per).dump());
+    CHECK(blobd::cfg::to_json(back) == blobd::cfg::to_json(per));
+    CHECK(blobd::cfg::to_json(per)["domains"]["remote"]["store"] == "remote");
+
+    // Allowed: anywhere but cachefiles' own trees and the cache dir itself.
+    CHECK(parse_ok(with(minimal(), "/store/dir", "/var/cache/blobd/cache-store").dump()).store.dir ==
+          "/var/cache/blobd/cache-store");
+    CHECK(parse_ok(with(minimal(), "/store/dir", "/var/cache").dump()).store.dir == "/var/cache");
+
+    check_cases(minimal(), {
+                               {"/store", true, "$.store", "expected an object"},
+                               {"/store/enabled", "yes", "$.store.enabled", "expected true, false or \"remote\""},
+                               {"/store/enabled", 1, "$.store.enabled", "expected true, false or \"remote\""},
+                               {"/store/verify", "no", "$.store.verify", "expected a boolean"},
+                               {"/store/dir", "rel/dir", "$.store.dir", "absolute path"},
+                               {"/store/dir", 5, "$.store.dir", "expected a string"},
+                               {"/store/dir", "/var/cache/blobd", "$.store.dir", "must not be the cache dir"},
+                               {"/store/dir", "/var/cache/blobd/", "$.store.dir", "must not be the cache dir"},
+                               {"/store/dir", "/var/cache/blobd/./", "$.store.dir", "must not be the cache dir"},
+                               {"/store/dir", "/var/cache/blobd/cache", "$.store.dir", "cachefiles owns"},
+                               {"/store/dir", "/var/cache/blobd/cache/x", "$.store.dir", "cachefiles owns"},
+                               {"/store/dir", "/var/cache/blobd/x/../graveyard/y", "$.store.dir", "cachefiles owns"},
+                               {"/store/verfy", true, "$.store.verfy", "did you mean \"verify\""},
+                           });
+    check_cases(with(minimal(), "/domains/d1/sources", one_source("/a")),
+                {{"/domains/d1/store", "all", "$.domains.d1.store", "expected true, false or \"remote\""}});
 }
