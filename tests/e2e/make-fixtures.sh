@@ -11,6 +11,10 @@
 #   img5           bootstrap of src/tree5 whose data is blob5 (the failure test truncates blob5)
 #   img9           bootstrap of src/tree9 whose blob blob9 is deliberately absent
 # OUT/sizes        "name size" per file in blobs/
+# OUT/oci/         content-addressed copies for the registry case: img1 and img2 rebuilt with the
+#                  blob tag = the 64-hex sha256 of blob1 (= the same bytes), every file named by the
+#                  64-hex sha256 of its contents (the fsid to mount, the cookie the kernel asks for)
+# OUT/oci/index    "role hex size" lines: img1, img2, blob1
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -61,8 +65,22 @@ mk=$top/scripts/mkblobimg
 "$mk" --quiet --out "$out/blobs" --blob blob5 --image img5="$t5"
 "$mk" --quiet --out "$out/blobs" --blob blob9 --image img9="$t9"
 rm "$out/blobs/blob9"
+
+# Content-addressed set: the tag of the blob is its digest, known once blob1 exists; mkfs lays out
+# the same blob again (same trees), checked below.
+oci=$out/oci
+mkdir -p "$oci"
+blob_hex=$(sha256sum "$out/blobs/blob1" | cut -d' ' -f1)
+"$mk" --quiet --out "$oci" --blob "$blob_hex" --image img1="$t1" --image img2="$t2"
+[ "$(sha256sum "$oci/$blob_hex" | cut -d' ' -f1)" = "$blob_hex" ] || { echo "make-fixtures: oci blob differs from blob1" >&2; exit 1; }
+echo "blob1 $blob_hex $(stat -c %s "$oci/$blob_hex")" >"$oci/index"
+for img in img1 img2; do
+    hex=$(sha256sum "$oci/$img" | cut -d' ' -f1)
+    mv "$oci/$img" "$oci/$hex"
+    echo "$img $hex $(stat -c %s "$oci/$hex")" >>"$oci/index"
+done
 # p1 gets 100 trailing bytes erofs never reads, so its size is not a multiple of 4096: the daemon's
 # zero-padded tail write (direct I/O needs whole blocks) is exercised on the real kernel.
 head -c 100 /dev/urandom >>"$out/blobs/p1"
 (cd "$out/blobs" && for f in *; do echo "$f $(stat -c %s "$f")"; done) >"$out/sizes"
-cat "$out/sizes"
+cat "$out/sizes" "$oci/index"

@@ -3,7 +3,8 @@
 # 127.0.0.1, plus the test token server that issues its tokens, both on free ports, for tests.
 #
 #   tests/support/registry/start.sh DIR [--user NAME:PASSWORD]... [--pull-only NAME]...
-#                                       [--expires-in SEC] [--log-level LEVEL]
+#                                       [--expires-in SEC] [--exp-in SEC] [--deny-file FILE]
+#                                       [--log-level LEVEL]
 #
 # DIR is created (must not hold a running instance) and gets everything of this instance:
 #   key.pem, cert.pem   RSA key and self-signed certificate made now by openssl: the token
@@ -18,6 +19,8 @@
 #       REGISTRY_ACCESS_LOG, TOKEN_LOG
 # Default user (without --user): blobd:blobd-test-password. Every user may pull and push on any
 # repository, a --pull-only user only pull. Tokens live --expires-in seconds (default 300).
+# --exp-in and --deny-file inject failures (token_server.py: tokens the registry refuses early;
+# every token request refused while FILE exists).
 #
 # Both servers run in the background in their own session; stop them with stop.sh DIR.
 # The registry binary: $DOCKER_REGISTRY, else `docker-registry` on PATH, else /usr/bin/docker-registry.
@@ -28,12 +31,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 prog=registry-start
 dir=${1:?usage: start.sh DIR [--user NAME:PASSWORD]... [--pull-only NAME]... [--expires-in SEC] [--log-level LEVEL]}
 shift
-users=() pull_only=() expires=300 level=info
+users=() pull_only=() expires=300 level=info extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --user) users+=("${2:?}"); shift 2 ;;
         --pull-only) pull_only+=(--pull-only "${2:?}"); shift 2 ;;
         --expires-in) expires=${2:?}; shift 2 ;;
+        --exp-in|--deny-file) extra+=("$1" "${2:?}"); shift 2 ;;
         --log-level) level=${2:?}; shift 2 ;;
         *) echo "$prog: unknown option '$1'" >&2; exit 2 ;;
     esac
@@ -78,7 +82,7 @@ show_logs() { for f in token.stderr registry.log; do [ -s "$dir/$f" ] && { echo 
 token_args=()
 for u in "${users[@]}"; do token_args+=(--user "$u"); done
 setsid "$py" "$here/token_server.py" --cert "$dir/cert.pem" --key "$dir/key.pem" --issuer "$issuer" \
-    --service "$service" "${token_args[@]}" "${pull_only[@]}" --expires-in "$expires" \
+    --service "$service" "${token_args[@]}" "${pull_only[@]}" ${extra[@]+"${extra[@]}"} --expires-in "$expires" \
     --port-file "$dir/token.port" --log "$dir/token.log" >/dev/null 2>"$dir/token.stderr" </dev/null &
 token_pid=$!
 for _ in $(seq 1 200); do

@@ -3,7 +3,7 @@
 
   token_server.py --cert CERT --key KEY --issuer ISS --service SVC --user NAME:PASSWORD [...]
                   [--bind 127.0.0.1] [--port 0] [--port-file FILE] [--log FILE]
-                  [--expires-in 300] [--pull-only NAME ...]
+                  [--expires-in 300] [--pull-only NAME ...] [--exp-in SEC] [--deny-file FILE]
 
 Serves GET /token?service=SVC&scope=repository:NAME:ACTIONS[&scope=...] (any path works). The
 client authenticates with HTTP Basic; every user given with --user gets the actions it asked for on
@@ -16,6 +16,14 @@ CERT (PEM; may hold a chain, leaf first) in the `x5c` header as base64 DER, whic
 docker-registry's `auth.token.rootcertbundle` check wants: the chain must lead to a certificate of
 that bundle (a self-signed CERT that is itself the bundle is fine). Claims: iss, sub (the user),
 aud (the service), exp, nbf, iat, jti, access [{type, name, actions}].
+
+Failure injection: --exp-in SEC sets the token's exp claim to now + SEC (default: --expires-in)
+without changing the expires_in the client is told. docker-registry accepts a token up to 60 s
+after its exp (clock-skew leeway), so --exp-in -55 gives tokens the registry refuses (401,
+error="invalid_token") about 5 s after issue while the client believes them good for --expires-in:
+a token revoked under the client.
+While --deny-file FILE exists, every token request gets 401 as if the password were wrong
+(credentials revoked, or changed on the server).
 
 --log FILE gets one JSON line per request, appended and flushed before the answer is sent:
 {"time", "status", "user", "scopes", "granted"} (never the password or the token). Tests count
@@ -141,6 +149,8 @@ class Handler(BaseHTTPRequestHandler):
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
         scopes = query.get("scope", [])
         user = self._user()
+        if cfg.deny_file and os.path.exists(cfg.deny_file):
+            user = None
         if user is None:
             self._log(401, None, scopes, [])
             self._answer(401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]},
@@ -163,7 +173,7 @@ class Handler(BaseHTTPRequestHandler):
             granted = [a for a in actions if a in allowed]
             access.append({"type": typ, "name": name, "actions": granted})
         now = int(time.time())
-        claims = {"iss": cfg.issuer, "sub": user, "aud": cfg.service, "exp": now + cfg.expires_in,
+        claims = {"iss": cfg.issuer, "sub": user, "aud": cfg.service, "exp": now + (cfg.exp_in if cfg.exp_in is not None else cfg.expires_in),
                   "nbf": now - 10, "iat": now, "jti": secrets.token_hex(16), "access": access}
         token = self.server.signer.sign(claims)
         self._log(200, user, scopes, access)
@@ -187,6 +197,8 @@ def main():
     ap.add_argument("--port-file")
     ap.add_argument("--log")
     ap.add_argument("--expires-in", type=int, default=300)
+    ap.add_argument("--exp-in", type=int)
+    ap.add_argument("--deny-file")
     cfg = ap.parse_args()
 
     users = {}
