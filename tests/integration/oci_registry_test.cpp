@@ -330,6 +330,44 @@ TEST_CASE("a blob not in the registry fails the OPEN cleanly", "[registry]") {
     CHECK(good_size == static_cast<std::int64_t>(10 * KiB));
 }
 
+// Description: credentials from a docker-style auth file ({"auths": {"host:port": {"auth":
+// base64(user:password)}}}) instead of username/password work the same.
+TEST_CASE("credentials from a docker auth file", "[registry]") {
+    const std::string data = random_bytes(300 * KiB + 5, 51);
+    registry_server r({data});
+    const std::string hex = r.blobs.begin()->first;
+    auto b64 = [](const std::string& in) {
+        static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        std::string out;
+        for (std::size_t i = 0; i < in.size(); i += 3) {
+            std::uint32_t v = static_cast<std::uint8_t>(in[i]) << 16;
+            if (i + 1 < in.size()) v |= static_cast<std::uint8_t>(in[i + 1]) << 8;
+            if (i + 2 < in.size()) v |= static_cast<std::uint8_t>(in[i + 2]);
+            out += t[(v >> 18) & 63];
+            out += t[(v >> 12) & 63];
+            out += i + 1 < in.size() ? t[(v >> 6) & 63] : '=';
+            out += i + 2 < in.size() ? t[v & 63] : '=';
+        }
+        return out;
+    };
+    const std::string hostport = r.env.at("REGISTRY_URL").substr(std::string("http://").size());
+    const nlohmann::json auth = {
+        {"auths", {{hostport, {{"auth", b64(std::string("blobd:") + registry_server::password)}}}}}};
+    std::ofstream(r.dir / "docker-config.json") << auth.dump();
+    nlohmann::json src = r.source();
+    src.erase("username");
+    src.erase("password");
+    src["auth_file"] = (r.dir / "docker-config.json").string();
+    daemon_run d(src);
+    auto [obj, size] = d.open(hex);
+    REQUIRE(size == static_cast<std::int64_t>(data.size()));
+    const auto m = d.k.read(obj, 256 * KiB, 4096);
+    REQUIRE(d.run_until([&] { return d.k.read_done(m); }));
+    CHECK((d.k.cache_bytes(obj, 256 * KiB, data.size() - 256 * KiB) == data.substr(256 * KiB)));
+    CHECK(d.stat("reads_failed") == 0);
+    CHECK(r.tokens_issued() - r.tokens_after_push == 1);
+}
+
 // Before any test runs: without the servers' programs, skip the whole program (exit 77, which
 // ctest reports as skipped) unless BLOBD_REQUIRE_SERVERS=1 makes their absence a failure.
 struct require_servers : Catch::TestEventListenerBase {
