@@ -32,6 +32,9 @@ std::shared_ptr<fetcher> make_source(event_loop& loop, std::unique_ptr<net_threa
         } else if constexpr (std::is_same_v<T, cfg::http_source>) {
             if (!net) net = std::make_unique<net_thread>();
             return std::make_shared<http_fetcher>(loop, *net, http_options::from(src));
+        } else if constexpr (std::is_same_v<T, cfg::oci_source>) {
+            // Replaced by the OCI fetcher in the next commit.
+            throw std::system_error(ENOTSUP, std::generic_category(), "oci sources: not built yet");
         }
     }, s);
 }
