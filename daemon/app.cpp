@@ -14,6 +14,7 @@
 #include "daemon/net/net_thread.hpp"
 #include "fetchers/http/http_fetcher.hpp"
 #include "fetchers/local_fetcher.hpp"
+#include "fetchers/oci/oci_fetcher.hpp"
 
 namespace blobd {
 
@@ -33,8 +34,8 @@ std::shared_ptr<fetcher> make_source(event_loop& loop, std::unique_ptr<net_threa
             if (!net) net = std::make_unique<net_thread>();
             return std::make_shared<http_fetcher>(loop, *net, http_options::from(src));
         } else if constexpr (std::is_same_v<T, cfg::oci_source>) {
-            // Replaced by the OCI fetcher in the next commit.
-            throw std::system_error(ENOTSUP, std::generic_category(), "oci sources: not built yet");
+            if (!net) net = std::make_unique<net_thread>();
+            return std::make_shared<oci_fetcher>(loop, *net, oci_options::from(src));
         }
     }, s);
 }
