@@ -14,6 +14,7 @@
 #include "daemon/net/net_thread.hpp"
 #include "fetchers/http/http_fetcher.hpp"
 #include "fetchers/local_fetcher.hpp"
+#include "fetchers/oci/oci_fetcher.hpp"
 
 namespace blobd {
 
@@ -32,6 +33,9 @@ std::shared_ptr<fetcher> make_source(event_loop& loop, std::unique_ptr<net_threa
         } else if constexpr (std::is_same_v<T, cfg::http_source>) {
             if (!net) net = std::make_unique<net_thread>();
             return std::make_shared<http_fetcher>(loop, *net, http_options::from(src));
+        } else if constexpr (std::is_same_v<T, cfg::oci_source>) {
+            if (!net) net = std::make_unique<net_thread>();
+            return std::make_shared<oci_fetcher>(loop, *net, oci_options::from(src));
         }
     }, s);
 }
