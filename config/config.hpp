@@ -37,8 +37,24 @@ struct http_source {
     bool operator==(const http_source&) const = default;
 };
 
-/// One place blobs may come from. Sources are tried in order; oci joins this variant later.
-using source = std::variant<local_source, http_source>;
+/// Blobs from an OCI (docker) registry: a cookie named by a sha256 digest is the blob
+/// `<registry>/v2/<repository>/blobs/sha256:<hex>` (see docs/oci.md).
+struct oci_source {
+    std::string registry;                  ///< base URL, http:// or https://, no query string
+    std::string repository;                ///< "library/app" (OCI name rules)
+    std::vector<std::string> mirrors;      ///< base URLs tried in order before the registry
+    std::string username, password;        ///< both or neither; sent to the registry only
+    std::string auth_file;                 ///< docker-style config.json (per-host credentials); "" = none
+    std::string ca_file;                   ///< as for http_source
+    bool insecure = false;
+    std::uint32_t timeout_ms = 30000;
+    std::uint32_t retries = 3;
+    std::uint32_t max_connections = 4;
+    bool operator==(const oci_source&) const = default;
+};
+
+/// One place blobs may come from. Sources are tried in order.
+using source = std::variant<local_source, http_source, oci_source>;
 
 /// Whether a source fetches over the network (the blob store is on for those by default). Every
 /// type but `local` is remote, so a new alternative is remote without a change here.

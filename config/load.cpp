@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fetchers/http/http_util.hpp"
+#include "fetchers/oci/oci_util.hpp"
 
 namespace blobd::cfg {
 namespace {
@@ -248,12 +249,131 @@ problem read_http(const json& v, const std::string& path, source& out) {
     return {};
 }
 
+// A registry or mirror base URL: http(s), no query string (see oci::registry_url_error). As for
+// http URLs, the message does not repeat the URL.
+problem read_registry_url(const json& v, const std::string& path, std::string& out) {
+    if (auto p = read_string(v, path, out)) {
+        return p;
+    }
+    if (auto e = oci::registry_url_error(out)) {
+        return fail(path, *e);
+    }
+    return {};
+}
+
+problem read_mirrors(const json& v, const std::string& path, std::vector<std::string>& out) {
+    if (!v.is_array()) {
+        return wrong_type(path, "an array of URLs", v);
+    }
+    out.clear();
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        std::string u;
+        if (auto p = read_registry_url(v[i], element(path, i), u)) {
+            return p;
+        }
+        out.push_back(std::move(u));
+    }
+    return {};
+}
+
+problem read_repository(const json& v, const std::string& path, std::string& out) {
+    if (auto p = read_string(v, path, out)) {
+        return p;
+    }
+    if (auto e = oci::repository_error(out)) {
+        return fail(path, "invalid repository name " + quote(out) + ": " + *e);
+    }
+    return {};
+}
+
+// Credentials go into a header (Basic: base64 of "user:pass"), so a ':' in the user name would
+// split wrongly. Messages never show the password.
+problem read_credential(const json& v, const std::string& path, std::string& out, bool is_user) {
+    if (!v.is_string()) {
+        return fail(path, "expected a string");
+    }
+    out = v.get<std::string>();
+    if (is_user && (out.empty() || out.find(':') != std::string::npos)) {
+        return fail(path, "expected a non-empty user name without ':'");
+    }
+    return {};
+}
+
+problem read_oci(const json& v, const std::string& path, source& out) {
+    if (auto p = check_keys(v, path,
+                            {"type", "registry", "repository", "mirrors", "username", "password", "auth_file",
+                             "ca_file", "insecure", "timeout_ms", "retries", "max_connections"})) {
+        return p;
+    }
+    oci_source s;
+    const json* registry = find(v, "registry");
+    if (!registry) {
+        return fail(member(path, "registry"), "required key missing (the registry's base URL, e.g. https://host:5000)");
+    }
+    if (auto p = read_registry_url(*registry, member(path, "registry"), s.registry)) {
+        return p;
+    }
+    const json* repository = find(v, "repository");
+    if (!repository) {
+        return fail(member(path, "repository"), "required key missing (the repository, e.g. \"library/app\")");
+    }
+    if (auto p = read_repository(*repository, member(path, "repository"), s.repository)) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "mirrors", s.mirrors, read_mirrors)) {
+        return p;
+    }
+    const json* user = find(v, "username");
+    const json* pass = find(v, "password");
+    if (user && !pass) {
+        return fail(member(path, "password"), "required with \"username\" (give both or neither)");
+    }
+    if (pass && !user) {
+        return fail(member(path, "username"), "required with \"password\" (give both or neither)");
+    }
+    if (user) {
+        if (auto p = read_credential(*user, member(path, "username"), s.username, true)) {
+            return p;
+        }
+        if (auto p = read_credential(*pass, member(path, "password"), s.password, false)) {
+            return p;
+        }
+    }
+    if (const json* af = find(v, "auth_file")) {
+        if (user) {
+            return fail(member(path, "auth_file"), "give either \"username\"/\"password\" or \"auth_file\", not both");
+        }
+        if (auto p = read_absolute_path(*af, member(path, "auth_file"), s.auth_file)) {
+            return p;
+        }
+    }
+    if (auto p = read_optional(v, path, "ca_file", s.ca_file, read_optional_path)) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "insecure", s.insecure, read_bool)) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "timeout_ms", s.timeout_ms, read_uint_between(1, max_timeout_ms))) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "retries", s.retries, read_uint_between(0, max_retries))) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "max_connections", s.max_connections,
+                               read_uint_between(1, max_connections_per_host))) {
+        return p;
+    }
+    out = std::move(s);
+    return {};
+}
+
 struct source_kind {
     std::string_view type;
     problem (*read)(const json& v, const std::string& path, source& out);
 };
 // One entry per alternative of `source`; "known types" messages are built from this table.
-constexpr std::array<source_kind, 2> source_kinds{{{"local", read_local}, {"http", read_http}}};
+constexpr std::array<source_kind, 3> source_kinds{
+    {{"local", read_local}, {"http", read_http}, {"oci", read_oci}}};
 
 std::string known_types() {
     std::string out;
@@ -273,7 +393,8 @@ problem read_source(const json& v, const std::string& path, source& out) {
         // Checked against every key any source type accepts, so a typo like "typ" gets its hint.
         if (auto p = check_keys(v, path,
                                 {"type", "path", "url", "ca_file", "insecure", "timeout_ms", "retries",
-                                 "max_connections"})) {
+                                 "max_connections", "registry", "repository", "mirrors", "username", "password",
+                                 "auth_file"})) {
             return p;
         }
         return fail(member(path, "type"), "required key missing (" + known_types() + ")");
@@ -609,6 +730,26 @@ struct source_writer {
         return {{"type", "http"},         {"url", s.url},         {"ca_file", s.ca_file},
                 {"insecure", s.insecure}, {"timeout_ms", s.timeout_ms}, {"retries", s.retries},
                 {"max_connections", s.max_connections}};
+    }
+    // The password is never written out: this is what --check-config prints.
+    json operator()(const oci_source& s) const {
+        json j = {{"type", "oci"},
+                  {"registry", s.registry},
+                  {"repository", s.repository},
+                  {"mirrors", s.mirrors},
+                  {"ca_file", s.ca_file},
+                  {"insecure", s.insecure},
+                  {"timeout_ms", s.timeout_ms},
+                  {"retries", s.retries},
+                  {"max_connections", s.max_connections}};
+        if (!s.username.empty()) {
+            j["username"] = s.username;
+            j["password"] = "***";
+        }
+        if (!s.auth_file.empty()) {
+            j["auth_file"] = s.auth_file;
+        }
+        return j;
     }
 };
 

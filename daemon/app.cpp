@@ -15,6 +15,7 @@
 #include "fetchers/cas_fetcher.hpp"
 #include "fetchers/http/http_fetcher.hpp"
 #include "fetchers/local_fetcher.hpp"
+#include "fetchers/oci/oci_fetcher.hpp"
 
 namespace blobd {
 
@@ -33,6 +34,9 @@ std::shared_ptr<fetcher> make_source(event_loop& loop, std::unique_ptr<net_threa
         } else if constexpr (std::is_same_v<T, cfg::http_source>) {
             if (!net) net = std::make_unique<net_thread>();
             return std::make_shared<http_fetcher>(loop, *net, http_options::from(src));
+        } else if constexpr (std::is_same_v<T, cfg::oci_source>) {
+            if (!net) net = std::make_unique<net_thread>();
+            return std::make_shared<oci_fetcher>(loop, *net, oci_options::from(src));
         }
     }, s);
 }

@@ -17,21 +17,7 @@ namespace blobd {
 
 namespace {
 const log::logger lg{"cas"};
-
-bool is_hex64(std::string_view s) {
-    if (s.size() != 64) return false;
-    for (char c : s) {
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-    }
-    return true;
-}
 }  // namespace
-
-std::string sha256_of_name(std::string_view name) {
-    constexpr std::string_view prefix = "sha256:";
-    if (name.substr(0, prefix.size()) == prefix) name.remove_prefix(prefix.size());
-    return is_hex64(name) ? std::string(name) : std::string();
-}
 
 std::string sha256_file(const std::string& path) {
     unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));

@@ -46,11 +46,10 @@
 #include "daemon/base/unique_fd.hpp"
 #include "daemon/loop/event_loop.hpp"
 #include "fetchers/fetcher.hpp"
+#include "fetchers/oci/oci_util.hpp"  // sha256_of_name
 
 namespace blobd {
 
-/// "sha256:<64 hex>" or "<64 hex>" -> the 64 lowercase hex digits; otherwise empty.
-std::string sha256_of_name(std::string_view name);
 /// SHA-256 of a whole file as 64 lowercase hex digits, or empty on a read error. Blocking.
 std::string sha256_file(const std::string& path);
 

@@ -13,6 +13,8 @@ packages=(
     util-linux diffutils python3
     # servers the fetcher tests start on loopback
     nginx-light openssl
+    # a real OCI registry (distribution 2.8) for the OCI fetcher's tests (tests/support/registry)
+    docker-registry curl
 )
 if [ "${BLOBD_SKIP_APT:-0}" = 1 ]; then exit 0; fi
 sudo=
@@ -30,4 +32,8 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 # nginx's Debian package starts a system instance on port 80; the tests run their own.
-if command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+# So does docker-registry's, on port 5000.
+if command -v systemctl >/dev/null 2>&1; then
+    $sudo systemctl disable --now nginx >/dev/null 2>&1 || true
+    $sudo systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi

@@ -8,6 +8,9 @@
 // failures are retried with exponential backoff, redirects are followed (5 hops), TLS is verified
 // against the system store (plus ca_file) with host name checks unless `insecure`.
 //
+// The network work is http_client's (fetchers/http/http_client.hpp); this class maps blob names to
+// URLs and carries results to the loop.
+//
 // Threading: the public calls are loop-thread only. The requests run on the net_thread's
 // io_context; their results come back with event_loop::post and callbacks run on the loop thread,
 // never inline. Ownership: the fetcher owns its net-side state; destroying it (loop thread) shuts
@@ -26,23 +29,10 @@
 #include "daemon/loop/event_loop.hpp"
 #include "daemon/net/net_thread.hpp"
 #include "fetchers/fetcher.hpp"
+#include "fetchers/http/http_client.hpp"
 #include "fetchers/http/http_util.hpp"
 
 namespace blobd {
-
-struct http_options {
-    std::string url;                            ///< base URL: blobs are <url>/<name>
-    std::string ca_file;                        ///< extra trusted CAs (PEM), on top of the system store
-    bool insecure = false;                      ///< no certificate or host name verification
-    std::chrono::milliseconds timeout{30000};   ///< per step: resolve, connect, TLS, write, headers, whole body
-    unsigned retries = 3;                       ///< extra attempts after 5xx, timeouts, resets
-    unsigned max_connections = 4;               ///< per origin (scheme, host, port)
-    std::chrono::milliseconds backoff{200};     ///< before the first retry; doubles, capped at 5 s
-    std::uint64_t body_limit = 64 << 20;        ///< largest whole-body (200) answer accepted for a range
-    unsigned max_redirects = 5;
-
-    static http_options from(const cfg::http_source& s);
-};
 
 class http_fetcher final : public fetcher {
 public:
@@ -63,17 +53,15 @@ public:
     /// HTTP requests sent so far (every attempt, redirect hop and stat probe counts).
     std::uint64_t requests_sent() const noexcept;
 
-    struct client;   // the net-side state (http_fetcher.cpp)
-    struct outcome;  // one request's result, carried from the net thread to the loop
-
 private:
-    void finish_stat(std::uint64_t id, outcome o);
-    void finish_fetch(std::uint64_t id, outcome o);
+    void finish_stat(std::uint64_t id, http::response o);
+    void finish_fetch(std::uint64_t id, http::response o);
+    void submit(http::request req, void (http_fetcher::*finish)(std::uint64_t, http::response), std::uint64_t id);
 
     event_loop& loop_;
     net_thread& net_;
     http::url base_;
-    std::shared_ptr<client> client_;
+    std::shared_ptr<http_client> client_;
     // Cleared by the destructor; results posted to the loop check it before touching `this`.
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     std::uint64_t next_id_ = 1;

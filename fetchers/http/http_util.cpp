@@ -255,6 +255,11 @@ bool is_redirect(unsigned status) {
     return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
+bool is_identity_encoding(std::string_view content_encoding) {
+    const auto v = trim(content_encoding);
+    return v.empty() || iequals(v, "identity");
+}
+
 bool is_retryable_status(unsigned status) { return status >= 500 && status <= 599; }
 
 int status_errno(unsigned status) {
@@ -281,7 +286,7 @@ result<body_plan, failure> plan_range_body(unsigned status, std::optional<std::s
     if (status != 200 && status != 206) {
         return unexpected{failure{status_errno(status), fmt::format("HTTP status {}", status)}};
     }
-    if (content_encoding && !trim(*content_encoding).empty() && !iequals(trim(*content_encoding), "identity")) {
+    if (content_encoding && !is_identity_encoding(*content_encoding)) {
         return unexpected{failure{-EIO, fmt::format("Content-Encoding \"{}\" refused (bytes must arrive as stored)",
                                                     trim(*content_encoding))}};
     }

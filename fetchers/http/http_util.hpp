@@ -79,6 +79,8 @@ std::optional<std::uint64_t> parse_content_length(std::string_view value);
 std::string range_header(std::uint64_t off, std::uint64_t len);
 
 bool is_redirect(unsigned status);
+/// A Content-Encoding value that leaves bytes as they are: empty or "identity".
+bool is_identity_encoding(std::string_view content_encoding);
 /// Worth another attempt: 5xx. 4xx (and everything else) is final.
 bool is_retryable_status(unsigned status);
 /// The errno for a final error status: 404/410 -ENOENT, 401/403 -EACCES, anything else -EIO.

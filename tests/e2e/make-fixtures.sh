@@ -13,6 +13,10 @@
 #   img7, img8     bootstraps of src/tree1 and src/tree2 whose shared blob is named by the sha256 of
 #                  its bytes (64 hex digits; the name is in OUT/digest-blob): the store's dedup case
 # OUT/sizes        "name size" per file in blobs/
+# OUT/oci/         content-addressed copies for the registry case: img1 and img2 rebuilt with the
+#                  blob tag = the 64-hex sha256 of blob1 (= the same bytes), every file named by the
+#                  64-hex sha256 of its contents (the fsid to mount, the cookie the kernel asks for)
+# OUT/oci/index    "role hex size" lines: img1, img2, blob1
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -66,8 +70,22 @@ rm "$out/blobs/blob9"
 "$mk" --out "$out/blobs" --blob-digest --image img7="$t1" --image img8="$t2" |
     awk '$1 == "blob" { print $2 }' >"$out/digest-blob"
 [ "$(wc -c <"$out/digest-blob")" = 65 ] || { echo "make-fixtures: no digest-named blob" >&2; exit 1; }
+
+# Content-addressed set: the tag of the blob is its digest, known once blob1 exists; mkfs lays out
+# the same blob again (same trees), checked below.
+oci=$out/oci
+mkdir -p "$oci"
+blob_hex=$(sha256sum "$out/blobs/blob1" | cut -d' ' -f1)
+"$mk" --quiet --out "$oci" --blob "$blob_hex" --image img1="$t1" --image img2="$t2"
+[ "$(sha256sum "$oci/$blob_hex" | cut -d' ' -f1)" = "$blob_hex" ] || { echo "make-fixtures: oci blob differs from blob1" >&2; exit 1; }
+echo "blob1 $blob_hex $(stat -c %s "$oci/$blob_hex")" >"$oci/index"
+for img in img1 img2; do
+    hex=$(sha256sum "$oci/$img" | cut -d' ' -f1)
+    mv "$oci/$img" "$oci/$hex"
+    echo "$img $hex $(stat -c %s "$oci/$hex")" >>"$oci/index"
+done
 # p1 gets 100 trailing bytes erofs never reads, so its size is not a multiple of 4096: the daemon's
 # zero-padded tail write (direct I/O needs whole blocks) is exercised on the real kernel.
 head -c 100 /dev/urandom >>"$out/blobs/p1"
 (cd "$out/blobs" && for f in *; do echo "$f $(stat -c %s "$f")"; done) >"$out/sizes"
-cat "$out/sizes"
+cat "$out/sizes" "$oci/index"

@@ -260,8 +260,8 @@ TEST_CASE("bad values of the right type", "[config]") {
                                {"/device", "cachefiles", "$.device", "expected an absolute path"},
                                {"/sources/0/path", "", "$.sources[0].path", "expected an absolute path, got \"\""},
                                {"/sources/0/path", "blobs", "$.sources[0].path", "expected an absolute path"},
-                               {"/sources/0/type", "oci", "$.sources[0].type",
-                                "unknown source type \"oci\" (known types: local, http)"},
+                               {"/sources/0/type", "s3", "$.sources[0].type",
+                                "unknown source type \"s3\" (known types: local, http, oci)"},
                                {"/control_socket", "control.sock", "$.control_socket", "expected an absolute path"},
                                {"/control_socket", "/" + std::string(107, 's'), "$.control_socket",
                                 "too long for a unix socket path (108 bytes, at most 107)"},
@@ -277,7 +277,7 @@ TEST_CASE("required keys", "[config]") {
     require_error(without(minimal(), "/cache").dump(), "$.cache", "required key missing");
     require_error(with(minimal(), "/cache", json::object()).dump(), "$.cache.dir", "required key missing");
     require_error(without(minimal(), "/sources/0/type").dump(), "$.sources[0].type",
-                  "required key missing (known types: local, http)");
+                  "required key missing (known types: local, http, oci)");
     require_error(without(minimal(), "/sources/0/path").dump(), "$.sources[0].path", "required key missing");
     require_error(with(minimal(), "/domains/d1", json::object()).dump(), "$.domains.d1.sources",
                   "required key missing");

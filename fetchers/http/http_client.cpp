@@ -1,0 +1,865 @@
+// The HTTP client: one `exchange` per request walks through connection pool, resolve, connect, TLS
+// handshake, request, response header and body, with retries and redirects, in the callback style
+// of Beast's async client example (each step sets its timeout first and checks its error code).
+// All of it runs on the net thread; the fetchers carry the `response`s to their loop.
+#include "fetchers/http/http_client.hpp"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <limits>
+#include <map>
+#include <optional>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include "daemon/base/log.hpp"
+
+namespace blobd {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+const log::logger lg{"http"};
+log::rate_limit warn_limit;
+
+// Bodies of answers we do not use (errors, redirects) are read and dropped up to this size so the
+// connection can be reused; a larger one closes the connection instead.
+constexpr std::uint64_t drain_limit = 64 * 1024;
+constexpr std::size_t header_limit = 16 * 1024;
+constexpr std::size_t scratch_size = 64 * 1024;
+// Idle keep-alive connections older than this are closed rather than reused: servers drop them
+// (nginx after 75 s by default) and a reuse would only fail.
+constexpr auto idle_max = std::chrono::seconds(30);
+constexpr std::size_t max_known_sizes = 4096;
+
+std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
+
+template <class Fields>
+std::optional<std::string_view> field(const Fields& f, bhttp::field name) {
+    auto it = f.find(name);
+    if (it == f.end()) return std::nullopt;
+    return sv(it->value());
+}
+
+// A transport error as the fetcher reports it, and whether another attempt may help.
+struct transport_error {
+    int err;
+    bool retryable;
+};
+
+transport_error classify(const error_code& ec) {
+    if (ec == beast::error::timeout) return {-ETIMEDOUT, true};
+    if (ec == asio::error::connection_refused) return {-ECONNREFUSED, true};
+    if (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again) {
+        return {-EHOSTUNREACH, ec == asio::error::host_not_found_try_again};
+    }
+    if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message || ec == ssl::error::stream_truncated) {
+        return {-EIO, true};  // the peer closed early: a transient failure
+    }
+    if (ec.category() == asio::error::get_ssl_category()) return {-EIO, false};  // certificate, protocol
+    if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category()) {
+        return {-EIO, false};  // malformed HTTP: the server will say the same again
+    }
+    // Resets, aborts, unreachable networks, broken pipes: worth another try.
+    return {-EIO, true};
+}
+
+std::string describe_error(const error_code& ec) {
+    if (ec == beast::error::timeout) return "timed out";
+    return ec.message();
+}
+
+}  // namespace
+
+namespace http_net {
+
+struct connection {
+    std::string origin;
+    std::unique_ptr<beast::tcp_stream> tcp;
+    std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+    beast::flat_buffer buf;
+    bool connected = false;
+    unsigned uses = 0;  // requests completed on it
+    std::chrono::steady_clock::time_point idle_since{};
+
+    beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *tcp; }
+    void close() {
+        if (!tcp && !tls) return;
+        error_code ec;
+        lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+        lowest().close();
+        connected = false;
+    }
+};
+
+template <class F>
+void with_stream(connection& c, F&& f) {
+    if (c.tls) {
+        f(*c.tls);
+    } else {
+        f(*c.tcp);
+    }
+}
+
+class exchange;
+
+}  // namespace http_net
+
+using http_net::connection;
+using http_net::exchange;
+
+struct http_client::state : std::enable_shared_from_this<http_client::state> {
+    state(asio::io_context& io, http_options o, ssl::context ctx) : ioc(io), opts(std::move(o)), tls_ctx(std::move(ctx)) {}
+
+    asio::io_context& ioc;
+    const http_options opts;
+    ssl::context tls_ctx;
+    bool closed = false;  // shutdown() ran: no more callbacks, no more work
+    std::atomic<std::uint64_t> connections_opened{0}, requests_sent{0};
+
+    using waiter = std::function<void(std::shared_ptr<connection>)>;
+    struct pool {
+        std::vector<std::shared_ptr<connection>> idle;
+        std::size_t out = 0;  // handed out (connected or being connected)
+        std::deque<waiter> waiters;
+    };
+    std::map<std::string, pool> pools;
+    std::unordered_map<exchange*, std::weak_ptr<exchange>> live;
+
+    void start(std::shared_ptr<exchange> ex);
+    /// Hands a connection for `origin` to `w` (asynchronously): an idle one, a new one while fewer
+    /// than max_connections are out, or the next one released.
+    void acquire(const std::string& origin, waiter w) {
+        auto& p = pools[origin];
+        while (!p.idle.empty()) {
+            auto c = std::move(p.idle.back());
+            p.idle.pop_back();
+            if (c->connected && std::chrono::steady_clock::now() - c->idle_since < idle_max) {
+                ++p.out;
+                asio::post(ioc, [w = std::move(w), c = std::move(c)]() mutable { w(std::move(c)); });
+                return;
+            }
+            c->close();
+        }
+        if (p.out < opts.max_connections) {
+            ++p.out;
+            auto c = std::make_shared<connection>();
+            c->origin = origin;
+            asio::post(ioc, [w = std::move(w), c = std::move(c)]() mutable { w(std::move(c)); });
+            return;
+        }
+        p.waiters.push_back(std::move(w));
+    }
+    /// Returns a connection to its pool: kept for reuse when `reusable`, else closed; either way
+    /// the next waiter gets a connection.
+    void release(std::shared_ptr<connection> c, bool reusable) {
+        if (closed) {
+            c->close();
+            return;
+        }
+        auto it = pools.find(c->origin);
+        if (it == pools.end()) {  // cannot happen: every connection came from its pool
+            c->close();
+            return;
+        }
+        auto& p = it->second;
+        --p.out;
+        if (!reusable || !c->connected) {
+            c->close();
+            c = std::make_shared<connection>();
+            c->origin = it->first;
+        } else {
+            c->lowest().expires_never();
+            c->idle_since = std::chrono::steady_clock::now();
+        }
+        if (!p.waiters.empty()) {
+            auto w = std::move(p.waiters.front());
+            p.waiters.pop_front();
+            ++p.out;
+            asio::post(ioc, [w = std::move(w), c = std::move(c)]() mutable { w(std::move(c)); });
+        } else if (c->connected) {
+            p.idle.push_back(std::move(c));
+        } else if (p.out == 0 && p.idle.empty()) {
+            pools.erase(it);
+        }
+    }
+    /// Closes the idle connections of an origin (after one of them turned out to be stale).
+    void drop_idle(const std::string& origin) {
+        auto it = pools.find(origin);
+        if (it == pools.end()) return;
+        for (auto& c : it->second.idle) c->close();
+        it->second.idle.clear();
+    }
+    void shutdown();
+};
+
+namespace http_net {
+
+using client = http_client::state;
+using outcome = http::response;
+
+class exchange : public std::enable_shared_from_this<exchange> {
+public:
+    using kind = http::request::kind;
+    using done_fn = std::function<void(outcome)>;
+
+    exchange(std::shared_ptr<client> c, http::request req, done_fn done)
+        : client_(std::move(c)), kind_(req.what), first_url_(req.target), url_(req.target), off_(req.off),
+          len_(req.len), known_size_(req.known_size), body_limit_(req.body_limit),
+          authorization_(std::move(req.authorization)), report_unauthorized_(req.report_unauthorized),
+          done_(std::move(done)), timer_(client_->ioc), resolver_(client_->ioc) {}
+
+    void start() {
+        if (kind_ == kind::fetch) {
+            try {
+                out_ = std::make_shared<aligned_buffer>(len_);
+            } catch (const std::bad_alloc&) {
+                return deliver(error_outcome(-ENOMEM));
+            }
+        }
+        method_ = kind_ == kind::stat ? method::head : kind_ == kind::fetch ? method::range_get : method::get;
+        next_hop();
+    }
+
+    /// Client shutdown: stop everything; no callback will be delivered.
+    void abort() {
+        aborted_ = true;
+        body_then_ = nullptr;  // it holds a reference to us
+        timer_.cancel();
+        resolver_.cancel();
+        if (conn_) conn_->close();
+    }
+
+private:
+    enum class method { head, probe, range_get, get };
+
+    bool gone() const { return aborted_ || client_->closed || delivered_; }
+
+    std::string what_request() const {
+        const char* m = method_ == method::head ? "HEAD" : "GET";
+        if (method_ == method::range_get) return fmt::format("{} {} [{}, +{})", m, url_.redacted(), off_, len_);
+        if (method_ == method::probe) return fmt::format("{} {} [0, +1)", m, url_.redacted());
+        return fmt::format("{} {}", m, url_.redacted());
+    }
+
+    // ---- connection --------------------------------------------------------------------------
+
+    void next_hop() {
+        parser_.reset();
+        received_ = 0;
+        client_->acquire(url_.origin(), [self = shared_from_this()](std::shared_ptr<connection> c) {
+            self->on_connection(std::move(c));
+        });
+    }
+
+    void on_connection(std::shared_ptr<connection> c) {
+        if (gone()) {
+            client_->release(std::move(c), false);  // gives the slot back (or just closes, once closed)
+            return;
+        }
+        conn_ = std::move(c);
+        reused_ = conn_->connected;
+        if (conn_->connected) return send();
+        resolve();
+    }
+
+    void resolve() {
+        timer_.expires_after(client_->opts.timeout);
+        resolve_timed_out_ = false;
+        timer_.async_wait([self = shared_from_this()](error_code ec) {
+            if (ec) return;
+            self->resolve_timed_out_ = true;
+            self->resolver_.cancel();
+        });
+        resolver_.async_resolve(url_.host, std::to_string(url_.port), tcp::resolver::numeric_service,
+                                [self = shared_from_this()](error_code ec, tcp::resolver::results_type results) {
+                                    self->timer_.cancel();
+                                    self->on_resolved(self->resolve_timed_out_ ? beast::error::timeout : ec,
+                                                      std::move(results));
+                                });
+    }
+
+    void on_resolved(error_code ec, tcp::resolver::results_type results) {
+        if (gone()) return;
+        if (ec) return transport_failed(ec, "resolve");
+        auto& c = *conn_;
+        if (url_.tls()) {
+            c.tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(client_->ioc, client_->tls_ctx);
+            if (!client_->opts.insecure) {
+                // Host name (or IP address) checks inside OpenSSL's own chain verification: the
+                // same X509_check_host/_ip as asio's ssl::host_name_verification, but a mismatch
+                // is reported as such ("hostname mismatch") instead of a bare verify failure.
+                c.tls->set_verify_mode(ssl::verify_peer);
+                X509_VERIFY_PARAM* param = SSL_get0_param(c.tls->native_handle());
+                X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+                const int ok = url_.host_is_ip() ? X509_VERIFY_PARAM_set1_ip_asc(param, url_.host.c_str())
+                                                 : X509_VERIFY_PARAM_set1_host(param, url_.host.c_str(), 0);
+                if (ok != 1) {
+                    return transport_failed(
+                        error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()), "TLS setup");
+                }
+            }
+            // SNI carries host names only (RFC 6066 section 3: never an IP literal).
+            if (!url_.host_is_ip() && !SSL_set_tlsext_host_name(c.tls->native_handle(), url_.host.c_str())) {
+                return transport_failed(error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()),
+                                        "TLS setup");
+            }
+        } else {
+            c.tcp = std::make_unique<beast::tcp_stream>(client_->ioc);
+        }
+        ++client_->connections_opened;
+        c.lowest().expires_after(client_->opts.timeout);
+        c.lowest().async_connect(results, [self = shared_from_this()](error_code e, const tcp::endpoint&) {
+            self->on_connected(e);
+        });
+    }
+
+    void on_connected(error_code ec) {
+        if (gone()) return;
+        if (ec) return transport_failed(ec, "connect");
+        if (!conn_->tls) {
+            conn_->connected = true;
+            return send();
+        }
+        conn_->lowest().expires_after(client_->opts.timeout);
+        conn_->tls->async_handshake(ssl::stream_base::client, [self = shared_from_this()](error_code e) {
+            if (self->gone()) return;
+            if (e) {
+                const long v = SSL_get_verify_result(self->conn_->tls->native_handle());
+                if (v != X509_V_OK) {
+                    return self->transport_failed(e, fmt::format("TLS handshake ({})", X509_verify_cert_error_string(v)));
+                }
+                return self->transport_failed(e, "TLS handshake");
+            }
+            self->conn_->connected = true;
+            self->send();
+        });
+    }
+
+    // ---- request and response header ---------------------------------------------------------
+
+    void send() {
+        req_ = {};
+        req_.method(method_ == method::head ? bhttp::verb::head : bhttp::verb::get);
+        req_.target(url_.target());
+        req_.version(11);
+        req_.set(bhttp::field::host, url_.authority());
+        req_.set(bhttp::field::user_agent, "erofs-blobd/" BLOBD_VERSION);
+        req_.set(bhttp::field::accept_encoding, "identity");
+        if (method_ == method::range_get) req_.set(bhttp::field::range, http::range_header(off_, len_));
+        if (method_ == method::probe) req_.set(bhttp::field::range, http::range_header(0, 1));
+        // Credentials belong to the origin they were issued for: a redirect elsewhere (blob
+        // storage, a CDN) gets none.
+        if (!authorization_.empty() && url_.origin() == first_url_.origin()) {
+            req_.set(bhttp::field::authorization, authorization_);
+        }
+        req_.keep_alive(true);
+        ++client_->requests_sent;
+        conn_->lowest().expires_after(client_->opts.timeout);
+        with_stream(*conn_, [&](auto& s) {
+            bhttp::async_write(s, req_, [self = shared_from_this()](error_code ec, std::size_t) { self->on_sent(ec); });
+        });
+    }
+
+    void on_sent(error_code ec) {
+        if (gone()) return;
+        if (ec) return transport_failed(ec, "write");
+        parser_.emplace();
+        parser_->header_limit(header_limit);
+        // The limit is ours to enforce, per answer (see read_body). Not boost::none: Boost 1.74's
+        // parser compares Content-Length against the optional itself, and every length > none.
+        parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+        if (method_ == method::head) parser_->skip(true);
+        conn_->lowest().expires_after(client_->opts.timeout);
+        with_stream(*conn_, [&](auto& s) {
+            bhttp::async_read_header(s, conn_->buf, *parser_, [self = shared_from_this()](error_code e, std::size_t) {
+                self->on_header(e);
+            });
+        });
+    }
+
+    void on_header(error_code ec) {
+        if (gone()) return;
+        if (ec) return transport_failed(ec, "read header");
+        const auto& res = parser_->get();
+        const unsigned status = res.result_int();
+        status_ = status;
+        lg.debug("{}: {}", what_request(), status);
+
+        if (http::is_redirect(status)) return redirect(field(res, bhttp::field::location));
+        if (status == 401 && report_unauthorized_) {
+            outcome o = error_outcome(-EACCES);
+            for (auto it = res.find(bhttp::field::www_authenticate);
+                 it != res.end() && it->name() == bhttp::field::www_authenticate; ++it) {
+                o.challenges.emplace_back(sv(it->value()));
+            }
+            lg.debug("{}: 401, {} challenge(s)", what_request(), o.challenges.size());
+            return drain_then([self = shared_from_this(), o = std::move(o)]() mutable { self->deliver(std::move(o)); });
+        }
+        if (http::is_retryable_status(status)) {
+            return drain_then([self = shared_from_this(), status] {
+                self->retry_or_fail({-EIO, fmt::format("HTTP status {}", status)}, true);
+            });
+        }
+        switch (method_) {
+        case method::head: return on_head(status);
+        case method::probe: return on_probe(status);
+        case method::range_get: return on_range(status);
+        case method::get: return on_get(status);
+        }
+    }
+
+    // A small document (a token answer): 200 with at most body_limit_ bytes.
+    void on_get(unsigned status) {
+        if (status != 200) {
+            return drain_then([self = shared_from_this(), status] {
+                self->fail({http::status_errno(status), fmt::format("HTTP status {}", status)});
+            });
+        }
+        const auto& res = parser_->get();
+        if (auto enc = field(res, bhttp::field::content_encoding); enc && !http::is_identity_encoding(*enc)) {
+            close_connection();
+            return fail({-EIO, "compressed answer (Content-Encoding) refused"});
+        }
+        const auto length = field(res, bhttp::field::content_length);
+        const auto cl = length ? http::parse_content_length(*length) : std::nullopt;
+        if ((length && !cl) || (cl && *cl > body_limit_)) {
+            close_connection();
+            return fail({-EIO, fmt::format("answer larger than {} bytes (or a bad Content-Length)", body_limit_)});
+        }
+        collect_ = true;
+        read_body(false, [self = shared_from_this()] {
+            self->release_connection();
+            outcome o;
+            o.status = self->status_;
+            o.body = std::move(self->collected_);
+            self->deliver(std::move(o));
+        });
+    }
+
+    void on_head(unsigned status) {
+        const auto& res = parser_->get();
+        if (auto size = http::size_from_head(status, field(res, bhttp::field::content_length))) {
+            return drain_then([self = shared_from_this(), n = *size] { self->deliver(self->size_outcome(n)); });
+        }
+        if (status == 200 || status == 403 || status == 405 || status == 501) {
+            // HEAD refused (or no length): ask for the first byte instead; its Content-Range has the size.
+            lg.debug("{}: status {}, probing with a range GET", what_request(), status);
+            return drain_then([self = shared_from_this()] {
+                self->method_ = method::probe;
+                self->next_hop();
+            });
+        }
+        drain_then([self = shared_from_this(), status] {
+            self->fail({http::status_errno(status), fmt::format("HTTP status {}", status)});
+        });
+    }
+
+    void on_probe(unsigned status) {
+        const auto& res = parser_->get();
+        auto size = http::size_from_probe(status, field(res, bhttp::field::content_range),
+                                          field(res, bhttp::field::content_length));
+        if (!size) {
+            return drain_then([self = shared_from_this(), f = size.error()] { self->fail(f); });
+        }
+        // A 200 here carries the whole blob: drain_then() reads it only if small, else closes.
+        drain_then([self = shared_from_this(), n = *size] { self->deliver(self->size_outcome(n)); });
+    }
+
+    void on_range(unsigned status) {
+        const auto& res = parser_->get();
+        auto plan = http::plan_range_body(status, field(res, bhttp::field::content_range),
+                                          field(res, bhttp::field::content_length),
+                                          field(res, bhttp::field::content_encoding), off_, len_, known_size_,
+                                          client_->opts.body_limit);
+        if (!plan) {
+            if (status != 200 && status != 206) {  // an error status: its body is harmless to drain
+                return drain_then([self = shared_from_this(), f = plan.error()] { self->fail(f); });
+            }
+            close_connection();
+            return fail(plan.error());
+        }
+        plan_ = *plan;
+        if (status == 200) lg.debug("{}: server ignores Range, taking the slice of a whole-body answer", what_request());
+        read_body(false, [self = shared_from_this()] { self->on_range_body(); });
+    }
+
+    void on_range_body() {
+        if (auto ok = http::check_body_end(plan_, received_); !ok) {
+            close_connection();
+            return fail(ok.error());
+        }
+        out_->filled = len_;
+        release_connection();
+        outcome o;
+        o.status = status_;
+        o.data = std::move(out_);
+        deliver(std::move(o));
+    }
+
+    // ---- bodies ------------------------------------------------------------------------------
+
+    // Reads the body through a scratch buffer: for a fetch, copying the planned slice into out_;
+    // for `discard`, dropping it (and giving up beyond drain_limit). Then runs `then`. The whole
+    // body must arrive within one timeout.
+    void read_body(bool discard, std::function<void()> then) {
+        discard_ = discard;
+        body_then_ = std::move(then);
+        received_ = 0;
+        if (scratch_.empty()) scratch_.resize(scratch_size);
+        conn_->lowest().expires_after(client_->opts.timeout);
+        if (parser_->is_done()) return body_done();
+        read_body_some();
+    }
+
+    void read_body_some() {
+        auto& body = parser_->get().body();
+        body.data = scratch_.data();
+        body.size = scratch_.size();
+        with_stream(*conn_, [&](auto& s) {
+            bhttp::async_read(s, conn_->buf, *parser_, [self = shared_from_this()](error_code ec, std::size_t) {
+                self->on_body_some(ec);
+            });
+        });
+    }
+
+    void on_body_some(error_code ec) {
+        if (gone()) return;
+        if (ec == bhttp::error::need_buffer) ec = {};
+        if (ec) {
+            if (discard_) {  // only keep-alive was at stake
+                close_connection();
+                return run_body_then();
+            }
+            return transport_failed(ec, "read body");
+        }
+        const std::size_t n = scratch_.size() - parser_->get().body().size;
+        if (discard_) {
+            received_ += n;
+            if (received_ > drain_limit) {
+                close_connection();
+                return run_body_then();
+            }
+        } else if (collect_) {
+            if (collected_.size() + n > body_limit_) {
+                close_connection();
+                return fail({-EIO, fmt::format("answer larger than {} bytes", body_limit_)});
+            }
+            collected_.append(scratch_.data(), n);
+            received_ += n;
+        } else {
+            if (received_ + n > plan_.limit) {
+                close_connection();
+                return fail({-EIO, fmt::format("body longer than the {} bytes expected", plan_.limit)});
+            }
+            // Copy the part of [received_, received_+n) that falls in [skip, skip+take).
+            const std::uint64_t lo = std::max(received_, plan_.skip);
+            const std::uint64_t hi = std::min(received_ + n, plan_.skip + plan_.take);
+            if (lo < hi) {
+                std::memcpy(out_->data() + (lo - plan_.skip), scratch_.data() + (lo - received_), hi - lo);
+            }
+            received_ += n;
+        }
+        if (parser_->is_done()) return body_done();
+        read_body_some();
+    }
+
+    void body_done() {
+        if (discard_) release_connection();
+        run_body_then();
+    }
+
+    void run_body_then() {
+        auto then = std::move(body_then_);
+        body_then_ = nullptr;
+        then();
+    }
+
+    // Drops the body of an answer we do not use, keeping the connection when that is cheap.
+    void drain_then(std::function<void()> then) {
+        if (parser_->is_done()) {  // HEAD, or no body
+            release_connection();
+            return then();
+        }
+        // From the header rather than parser_->content_length(): GCC 12 at -O2 with ASan warns
+        // (falsely) about the boost::optional that one returns.
+        const auto length = field(parser_->get(), bhttp::field::content_length);
+        const auto cl = length ? http::parse_content_length(*length) : std::nullopt;
+        if (cl && *cl > drain_limit) {
+            close_connection();
+            return then();
+        }
+        read_body(true, std::move(then));
+    }
+
+    // ---- outcomes ----------------------------------------------------------------------------
+
+    bool reusable() const {
+        return conn_ && conn_->connected && parser_ && parser_->is_done() && parser_->keep_alive() &&
+               conn_->buf.size() == 0;
+    }
+
+    void release_connection() {
+        if (!conn_) return;
+        const bool keep = reusable();
+        ++conn_->uses;
+        client_->release(std::move(conn_), keep);
+        conn_.reset();
+    }
+
+    void close_connection() {
+        if (!conn_) return;
+        conn_->close();
+        client_->release(std::move(conn_), false);
+        conn_.reset();
+    }
+
+    void redirect(std::optional<std::string_view> location) {
+        if (!location) {
+            return drain_then([self = shared_from_this()] { self->fail({-EIO, "redirect without a Location"}); });
+        }
+        auto next = http::resolve_location(url_, *location);
+        if (!next) {
+            return drain_then([self = shared_from_this(), why = next.error()] {
+                self->fail({-EIO, "bad redirect Location: " + why});
+            });
+        }
+        if (redirects_ >= client_->opts.max_redirects) {
+            return drain_then([self = shared_from_this()] {
+                self->fail({-EIO, fmt::format("more than {} redirects", self->client_->opts.max_redirects)});
+            });
+        }
+        if (url_.tls() && !next->tls()) {
+            return drain_then([self = shared_from_this(), to = next->redacted()] {
+                self->fail({-EIO, "redirect from https to plain http refused: " + to});
+            });
+        }
+        ++redirects_;
+        lg.debug("{}: redirected to {}", what_request(), next->redacted());
+        drain_then([self = shared_from_this(), u = std::move(*next)]() mutable {
+            self->url_ = std::move(u);
+            self->next_hop();
+        });
+    }
+
+    void transport_failed(error_code ec, std::string_view step) {
+        if (gone()) return;
+        const bool response_started = parser_ && parser_->got_some();
+        const bool was_reused = reused_;
+        if (conn_) {
+            const std::string origin = conn_->origin;
+            close_connection();
+            // A kept-alive connection the server had already closed fails before any answer: that
+            // says nothing about the server. Retry at once on a fresh connection, once.
+            if (was_reused && !response_started && !stale_retry_used_ && ec != beast::error::timeout) {
+                stale_retry_used_ = true;
+                client_->drop_idle(origin);
+                lg.debug("{}: reused connection failed ({}: {}); retrying on a new one", what_request(), step,
+                         describe_error(ec));
+                return next_hop();
+            }
+        }
+        const auto t = classify(ec);
+        retry_or_fail({t.err, fmt::format("{}: {}", step, describe_error(ec))}, t.retryable);
+    }
+
+    void retry_or_fail(http::failure f, bool retryable) {
+        if (gone()) return;
+        close_connection();
+        if (!retryable || attempt_ >= client_->opts.retries) {
+            if (retryable && attempt_ > 0) f.what += fmt::format(" (after {} attempts)", attempt_ + 1);
+            return fail(std::move(f));
+        }
+        ++attempt_;
+        const auto delay = std::chrono::milliseconds(
+            http::backoff_ms(static_cast<std::uint64_t>(client_->opts.backoff.count()), attempt_));
+        unsigned suppressed = 0;
+        if (warn_limit.allow(suppressed)) {
+            lg.warn("{}: {}; retry {}/{} in {} ms{}", what_request(), f.what, attempt_, client_->opts.retries,
+                    delay.count(), suppressed ? fmt::format(" ({} similar suppressed)", suppressed) : "");
+        }
+        timer_.expires_after(delay);
+        timer_.async_wait([self = shared_from_this()](error_code ec) {
+            if (ec || self->gone()) return;
+            // Start over from the blob URL: a redirect target (a signed URL, say) may have expired.
+            self->url_ = self->first_url_;
+            self->redirects_ = 0;
+            self->next_hop();
+        });
+    }
+
+    void fail(http::failure f) {
+        if (gone()) return;
+        close_connection();
+        if (f.err != -ENOENT) {
+            unsigned suppressed = 0;
+            if (warn_limit.allow(suppressed)) {
+                lg.err("{}: {}{}", what_request(), f.what,
+                       suppressed ? fmt::format(" ({} similar suppressed)", suppressed) : "");
+            }
+        } else {
+            lg.debug("{}: not found", what_request());
+        }
+        deliver(error_outcome(f.err));
+    }
+
+    outcome error_outcome(int err) const {
+        outcome o;
+        o.err = err;
+        o.status = status_;
+        return o;
+    }
+
+    outcome size_outcome(std::uint64_t n) const {
+        outcome o;
+        o.status = status_;
+        o.size = n;
+        return o;
+    }
+
+    void deliver(outcome o) {
+        if (delivered_) return;
+        if (o.err == 0 && redirects_ > 0) o.redirected_to = url_;
+        delivered_ = true;
+        body_then_ = nullptr;  // a continuation left by a failed body read holds a reference to us
+        client_->live.erase(this);
+        if (client_->closed || aborted_) return;
+        auto done = std::move(done_);
+        done_ = nullptr;
+        done(std::move(o));
+    }
+
+    std::shared_ptr<client> client_;
+    kind kind_;
+    method method_ = method::head;
+    http::url first_url_, url_;
+    std::uint64_t off_, len_;
+    std::optional<std::uint64_t> known_size_;
+    std::uint64_t body_limit_;
+    std::string authorization_;
+    bool report_unauthorized_;
+    done_fn done_;
+    asio::steady_timer timer_;
+    tcp::resolver resolver_;
+    std::shared_ptr<connection> conn_;
+    bhttp::request<bhttp::empty_body> req_;
+    std::optional<bhttp::response_parser<bhttp::buffer_body>> parser_;
+    std::vector<char> scratch_;
+    std::shared_ptr<aligned_buffer> out_;
+    http::body_plan plan_;
+    std::uint64_t received_ = 0;
+    bool discard_ = false;
+    bool collect_ = false;       // kind::body: the body goes to collected_
+    std::string collected_;
+    unsigned status_ = 0;
+    std::function<void()> body_then_;
+    unsigned attempt_ = 0, redirects_ = 0;
+    bool reused_ = false, stale_retry_used_ = false, resolve_timed_out_ = false;
+    bool aborted_ = false, delivered_ = false;
+};
+
+}  // namespace http_net
+
+void http_client::state::start(std::shared_ptr<exchange> ex) {
+    if (closed) return;
+    live[ex.get()] = ex;
+    ex->start();
+}
+
+void http_client::state::shutdown() {
+    closed = true;
+    for (auto& [ptr, weak] : live) {
+        if (auto ex = weak.lock()) ex->abort();
+    }
+    live.clear();
+    for (auto& [origin, p] : pools) {
+        for (auto& c : p.idle) c->close();
+    }
+    pools.clear();
+}
+
+http_options http_options::from(const cfg::http_source& s) {
+    http_options o;
+    o.url = s.url;
+    o.ca_file = s.ca_file;
+    o.insecure = s.insecure;
+    o.timeout = std::chrono::milliseconds(s.timeout_ms);
+    o.retries = s.retries;
+    o.max_connections = s.max_connections;
+    return o;
+}
+
+namespace {
+
+ssl::context make_tls_context(const http_options& o, const std::string& what) {
+    ssl::context ctx(ssl::context::tls_client);
+    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                    ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    if (o.insecure) {
+        ctx.set_verify_mode(ssl::verify_none);
+        return ctx;
+    }
+    ctx.set_verify_mode(ssl::verify_peer);
+    error_code ec;
+    ctx.set_default_verify_paths(ec);
+    if (ec) lg.warn("{}: cannot load the system CA store: {}", what, ec.message());
+    if (!o.ca_file.empty()) {
+        ctx.load_verify_file(o.ca_file, ec);
+        if (ec) {
+            throw std::system_error(EINVAL, std::generic_category(),
+                                    fmt::format("{}: ca_file {}: {}", what, o.ca_file, ec.message()));
+        }
+    }
+    return ctx;
+}
+
+}  // namespace
+
+http_client::http_client(asio::io_context& io, http_options opts, const std::string& what) {
+    opts.max_connections = std::max(1u, opts.max_connections);
+    if (opts.insecure) {
+        lg.warn("{}: TLS certificate and host name verification are DISABLED (insecure: true)", what);
+    }
+    auto ctx = make_tls_context(opts, what);
+    lg.info("source {}: timeout {} ms, {} retries, {} connections per host", what, opts.timeout.count(), opts.retries,
+            opts.max_connections);
+    s_ = std::make_shared<state>(io, std::move(opts), std::move(ctx));
+}
+
+http_client::~http_client() = default;
+
+void http_client::start(http::request req, done_fn done) {
+    // Posted, so that no callback ever runs inline from start() (not even an allocation failure).
+    asio::post(s_->ioc, [s = s_, ex = std::make_shared<exchange>(s_, std::move(req), std::move(done))]() mutable {
+        s->start(std::move(ex));
+    });
+}
+
+void http_client::shutdown() { s_->shutdown(); }
+
+std::uint64_t http_client::connections_opened() const noexcept { return s_->connections_opened.load(); }
+std::uint64_t http_client::requests_sent() const noexcept { return s_->requests_sent.load(); }
+
+}  // namespace blobd

@@ -1,0 +1,405 @@
+// The OCI fetcher: digest names to registry blob URLs, the walk over mirrors and registry, and the
+// answers to 401 challenges. Everything here runs on the loop thread; http_client does the network
+// work on the net thread and each response is posted back and matched to its operation by id.
+#include "fetchers/oci/oci_fetcher.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <system_error>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include "daemon/base/log.hpp"
+
+namespace blobd {
+
+namespace {
+const log::logger lg{"oci"};
+log::rate_limit warn_limit;
+
+constexpr std::size_t max_blob_infos = 4096;
+constexpr std::uint64_t token_body_limit = 64 * 1024;
+constexpr std::size_t max_auth_file = 1 << 20;
+
+[[noreturn]] void invalid(const std::string& what) { throw std::system_error(EINVAL, std::generic_category(), what); }
+
+std::string read_small_file(const std::string& path) {
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
+    if (!f) invalid(fmt::format("auth_file {}: cannot open: {}", path, std::strerror(errno)));
+    std::string text;
+    char buf[4096];
+    while (text.size() <= max_auth_file) {
+        const std::size_t n = std::fread(buf, 1, sizeof buf, f.get());
+        text.append(buf, n);
+        if (n < sizeof buf) break;
+    }
+    if (std::ferror(f.get())) invalid(fmt::format("auth_file {}: cannot read: {}", path, std::strerror(errno)));
+    if (text.size() > max_auth_file) invalid(fmt::format("auth_file {}: larger than 1 MiB", path));
+    return text;
+}
+
+http::url parse_base(const std::string& text, const char* what) {
+    if (auto e = oci::registry_url_error(text)) invalid(fmt::format("oci {} URL: {}", what, *e));
+    return *http::parse_url(text);
+}
+
+std::string strip_slash(std::string s) {
+    if (s.ends_with('/')) s.pop_back();
+    return s;
+}
+}  // namespace
+
+struct oci_fetcher::op {
+    bool is_fetch = false;
+    std::string hex;
+    std::uint64_t off = 0, len = 0;
+    stat_done stat_cb;
+    fetch_done fetch_cb;
+    std::vector<std::size_t> order;  // endpoint indexes, in the order to try them
+    std::size_t pos = 0;             // into order
+    std::string auth;                // the Authorization value of the current attempt ("" = none)
+    bool fresh = false;              // `auth` answers a challenge of this attempt: a 401 now is final
+    bool via_redirect = false;       // the current attempt asks a remembered redirect target
+    int err = -ENOENT;               // the last endpoint's error
+
+    std::size_t ep() const { return order[pos]; }
+};
+
+oci_options oci_options::from(const cfg::oci_source& s) {
+    oci_options o;
+    o.registry = s.registry;
+    o.repository = s.repository;
+    o.mirrors = s.mirrors;
+    if (!s.username.empty()) o.credentials = oci::credentials{s.username, s.password};
+    if (!s.auth_file.empty()) {
+        auto auths = oci::parse_auth_file(read_small_file(s.auth_file));
+        if (!auths) invalid(fmt::format("auth_file {}: {}", s.auth_file, auths.error()));
+        o.auths = std::move(*auths);
+    }
+    o.http.ca_file = s.ca_file;
+    o.http.insecure = s.insecure;
+    o.http.timeout = std::chrono::milliseconds(s.timeout_ms);
+    o.http.retries = s.retries;
+    o.http.max_connections = s.max_connections;
+    return o;
+}
+
+oci_fetcher::oci_fetcher(event_loop& loop, net_thread& net, oci_options opts)
+    : loop_(loop), net_(net), opts_(std::move(opts)) {
+    if (auto e = oci::repository_error(opts_.repository)) invalid("oci repository: " + *e);
+    scope_ = oci::pull_scope(opts_.repository);
+    const http::url registry = parse_base(opts_.registry, "registry");
+    describe_ = "oci:" + strip_slash(registry.redacted()) + "/" + opts_.repository;
+    for (const auto& m : opts_.mirrors) {
+        endpoint e{parse_base(m, "mirror"), std::nullopt, false};
+        e.creds = oci::credentials_for(opts_.auths, e.base);
+        endpoints_.push_back(std::move(e));
+    }
+    endpoint r{registry, opts_.credentials, false};
+    if (!r.creds) r.creds = oci::credentials_for(opts_.auths, registry);
+    endpoints_.push_back(std::move(r));
+    client_ = std::make_shared<http_client>(net_.context(), opts_.http, describe_);
+    std::size_t with_creds = 0;
+    for (const auto& e : endpoints_) with_creds += e.creds ? 1 : 0;
+    lg.info("source {}: {} mirror(s), credentials for {} of {} endpoint(s)", describe_, opts_.mirrors.size(),
+            with_creds, endpoints_.size());
+}
+
+oci_fetcher::~oci_fetcher() {
+    *alive_ = false;
+    net_.run_sync([c = client_] { c->shutdown(); });
+}
+
+oci_fetcher::blob_info& oci_fetcher::info(const std::string& hex) {
+    // A cache: losing it costs a round trip (or a relaxed size check), never correctness.
+    if (blobs_.size() >= max_blob_infos && !blobs_.contains(hex)) blobs_.clear();
+    return blobs_[hex];
+}
+
+std::string oci_fetcher::token_key(std::size_t ep) const { return endpoints_[ep].base.origin() + " " + scope_; }
+
+std::string oci_fetcher::default_auth(std::size_t ep) const {
+    if (auto it = tokens_.find(token_key(ep)); it != tokens_.end() && it->second.until > std::chrono::steady_clock::now()) {
+        return "Bearer " + it->second.value;
+    }
+    const endpoint& e = endpoints_[ep];
+    if (e.basic && e.creds) return oci::basic_authorization(*e.creds);
+    return {};
+}
+
+void oci_fetcher::stat(const blob_ref& blob, stat_done done) {
+    ++stats_.stats;
+    auto o = std::make_unique<op>();
+    o->hex = sha256_of_name(blob.name);
+    if (o->hex.empty()) {  // not a digest: not ours; the chain asks the next source
+        ++stats_.stat_misses;
+        loop_.defer([done = std::move(done)] { done(unexpected{-ENOENT}); });
+        return;
+    }
+    o->stat_cb = std::move(done);
+    start(std::move(o));
+}
+
+void oci_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) {
+    ++stats_.fetches;
+    auto o = std::make_unique<op>();
+    o->hex = sha256_of_name(blob.name);
+    if (o->hex.empty() || len == 0 || len > (std::uint64_t{1} << 30) || off > UINT64_MAX - len) {
+        ++stats_.fetch_errors;
+        loop_.defer([done = std::move(done), err = o->hex.empty() ? -ENOENT : -EINVAL] { done(unexpected{err}); });
+        return;
+    }
+    o->is_fetch = true;
+    o->off = off;
+    o->len = len;
+    o->fetch_cb = std::move(done);
+    start(std::move(o));
+}
+
+void oci_fetcher::release(const blob_ref& blob) {
+    if (auto hex = sha256_of_name(blob.name); !hex.empty()) blobs_.erase(hex);
+}
+
+void oci_fetcher::start(std::unique_ptr<op> o) {
+    const std::uint64_t id = next_id_++;
+    blob_info& bi = info(o->hex);
+    // The endpoint that served this blob last goes first; the others keep their configured order.
+    if (bi.endpoint && *bi.endpoint < endpoints_.size()) o->order.push_back(*bi.endpoint);
+    for (std::size_t i = 0; i < endpoints_.size(); ++i) {
+        if (!bi.endpoint || i != *bi.endpoint) o->order.push_back(i);
+    }
+    const bool use_redirect = o->is_fetch && bi.redirect && bi.redirect_until > std::chrono::steady_clock::now();
+    op& ref = *o;
+    ops_.emplace(id, std::move(o));
+    if (!use_redirect) return try_endpoint(id);
+    // Straight to where the registry sent the last chunk (a pre-signed URL carries its own
+    // authorization; ours is not for that origin).
+    ref.via_redirect = true;
+    http::request req;
+    req.what = http::request::kind::fetch;
+    req.target = *bi.redirect;
+    req.off = ref.off;
+    req.len = ref.len;
+    req.known_size = bi.size;
+    send(id, std::move(req));
+}
+
+void oci_fetcher::try_endpoint(std::uint64_t id) {
+    op& o = *ops_.at(id);
+    o.fresh = false;
+    o.via_redirect = false;
+    o.auth = default_auth(o.ep());
+    send(id, endpoint_request(o));
+}
+
+http::request oci_fetcher::endpoint_request(const op& o) const {
+    http::request req;
+    req.what = o.is_fetch ? http::request::kind::fetch : http::request::kind::stat;
+    req.target = oci::blob_url(endpoints_[o.ep()].base, opts_.repository, o.hex);
+    req.off = o.off;
+    req.len = o.len;
+    if (auto it = blobs_.find(o.hex); it != blobs_.end()) req.known_size = it->second.size;
+    req.authorization = o.auth;
+    req.report_unauthorized = true;
+    return req;
+}
+
+void oci_fetcher::send(std::uint64_t id, http::request req) {
+    auto back = [loop = &loop_, alive = alive_, self = this, id](http::response r) {
+        loop->post([alive, self, id, r = std::move(r)]() mutable {
+            if (*alive) self->on_response(id, std::move(r));
+        });
+    };
+    boost::asio::post(net_.context(), [c = client_, req = std::move(req), back = std::move(back)]() mutable {
+        c->start(std::move(req), std::move(back));
+    });
+}
+
+void oci_fetcher::on_response(std::uint64_t id, http::response r) {
+    auto it = ops_.find(id);
+    if (it == ops_.end()) return;
+    op& o = *it->second;
+    if (o.via_redirect) {
+        if (r.err == 0) return finish(id, std::move(r));
+        lg.debug("{}: remembered redirect for sha256:{} failed ({}); asking the registry again", describe_, o.hex,
+                 std::strerror(-r.err));
+        info(o.hex).redirect.reset();
+        return try_endpoint(id);
+    }
+    if (r.err == 0) {
+        blob_info& bi = info(o.hex);
+        bi.endpoint = o.ep();
+        if (!o.is_fetch) bi.size = r.size;
+        if (o.is_fetch && r.redirected_to) {
+            bi.redirect = std::move(r.redirected_to);
+            bi.redirect_until = std::chrono::steady_clock::now() + opts_.redirect_ttl;
+        }
+        return finish(id, std::move(r));
+    }
+    if (r.status == 401) {
+        if (o.fresh) return endpoint_failed(id, -EACCES, "credentials refused");
+        return answer_challenge(id, r.challenges);
+    }
+    endpoint_failed(id, r.err, "");
+}
+
+void oci_fetcher::answer_challenge(std::uint64_t id, const std::vector<std::string>& values) {
+    op& o = *ops_.at(id);
+    std::vector<oci::challenge> all;
+    for (const auto& v : values) {
+        auto some = oci::parse_challenges(v);
+        all.insert(all.end(), some.begin(), some.end());
+    }
+    auto find = [&](std::string_view scheme) -> const oci::challenge* {
+        for (const auto& c : all) {
+            if (c.scheme == scheme) return &c;
+        }
+        return nullptr;
+    };
+    endpoint& e = endpoints_[o.ep()];
+    if (const oci::challenge* bearer = find("bearer")) {
+        // A cached token the registry refused is not offered again.
+        const std::string refused = o.auth.starts_with("Bearer ") ? o.auth.substr(7) : std::string();
+        return get_token(o.ep(), *bearer, refused, [this, id](result<std::string, int> t) {
+            auto it = ops_.find(id);
+            if (it == ops_.end()) return;
+            if (!t) return endpoint_failed(id, t.error(), "no token");
+            op& w = *it->second;
+            w.fresh = true;
+            w.auth = "Bearer " + *t;
+            send(id, endpoint_request(w));
+        });
+    }
+    if (find("basic")) {
+        if (!e.creds) return endpoint_failed(id, -EACCES, "Basic authentication required, no credentials configured");
+        e.basic = true;
+        o.fresh = true;
+        o.auth = oci::basic_authorization(*e.creds);
+        return send(id, endpoint_request(o));
+    }
+    endpoint_failed(id, -EACCES,
+                    all.empty() ? "401 without a usable WWW-Authenticate challenge"
+                                : fmt::format("unsupported authentication scheme \"{}\"", all.front().scheme));
+}
+
+void oci_fetcher::get_token(std::size_t ep, const oci::challenge& c, const std::string& refused, token_done done) {
+    const std::string key = token_key(ep);
+    if (auto it = tokens_.find(key); it != tokens_.end()) {
+        if (it->second.value != refused && it->second.until > std::chrono::steady_clock::now()) {
+            return done(it->second.value);  // another request fetched one meanwhile
+        }
+        tokens_.erase(it);
+    }
+    if (auto it = token_waiting_.find(key); it != token_waiting_.end()) {
+        it->second.push_back(std::move(done));  // one token request serves every waiter
+        return;
+    }
+    const endpoint& e = endpoints_[ep];
+    auto realm = c.params.find("realm");
+    if (realm == c.params.end()) {
+        lg.warn("{}: {} asks for a bearer token without a realm", describe_, e.base.origin());
+        return done(unexpected{-EACCES});
+    }
+    auto service = c.params.find("service");
+    auto u = oci::token_url(realm->second, service == c.params.end() ? "" : service->second, scope_);
+    if (!u) {
+        lg.warn("{}: {}: {}", describe_, e.base.origin(), u.error());
+        return done(unexpected{-EACCES});
+    }
+    if (e.base.tls() && !u->tls()) {
+        // Credentials (and the token) would cross the network in clear text.
+        lg.warn("{}: {} names a plain-http token realm {}; refused", describe_, e.base.origin(), u->redacted());
+        return done(unexpected{-EACCES});
+    }
+    token_waiting_[key].push_back(std::move(done));
+    ++token_requests_;
+    lg.debug("{}: token request to {} for {}{}", describe_, u->redacted(), e.base.origin(),
+             e.creds ? " (with credentials)" : "");
+    http::request req;
+    req.what = http::request::kind::body;
+    req.target = std::move(*u);
+    req.body_limit = token_body_limit;
+    if (e.creds) req.authorization = oci::basic_authorization(*e.creds);
+    auto back = [loop = &loop_, alive = alive_, self = this, key](http::response r) {
+        loop->post([alive, self, key, r = std::move(r)]() mutable {
+            if (*alive) self->on_token(key, std::move(r));
+        });
+    };
+    boost::asio::post(net_.context(), [c = client_, req = std::move(req), back = std::move(back)]() mutable {
+        c->start(std::move(req), std::move(back));
+    });
+}
+
+void oci_fetcher::on_token(const std::string& key, http::response r) {
+    auto it = token_waiting_.find(key);
+    if (it == token_waiting_.end()) return;
+    auto waiters = std::move(it->second);
+    token_waiting_.erase(it);
+    result<std::string, int> out = unexpected{-EIO};
+    if (r.err) {
+        // 401/403 from the token service: the credentials (or their absence) were refused.
+        out = unexpected{r.status >= 400 && r.status < 500 ? -EACCES : r.err};
+        unsigned suppressed = 0;
+        if (warn_limit.allow(suppressed)) {
+            lg.warn("{}: token request failed ({}{})", describe_,
+                    r.status ? fmt::format("HTTP status {}", r.status) : std::string(std::strerror(-r.err)),
+                    suppressed ? fmt::format(", {} similar suppressed", suppressed) : "");
+        }
+    } else if (auto t = oci::parse_token_response(r.body); !t) {
+        lg.warn("{}: unusable token answer: {}", describe_, t.error());
+    } else {
+        const auto life = oci::token_cache_time(*t, std::chrono::duration_cast<std::chrono::seconds>(
+                                                        std::chrono::system_clock::now().time_since_epoch())
+                                                        .count());
+        tokens_[key] = token{t->token, std::chrono::steady_clock::now() + life};
+        lg.debug("{}: got a token (expires in {} s, cached {} ms)", describe_, t->expires_in, life.count());
+        out = t->token;
+    }
+    for (auto& w : waiters) w(out);
+}
+
+void oci_fetcher::endpoint_failed(std::uint64_t id, int err, std::string_view why) {
+    op& o = *ops_.at(id);
+    o.err = err;
+    const endpoint& e = endpoints_[o.ep()];
+    if (err == -EACCES) {
+        unsigned suppressed = 0;
+        if (warn_limit.allow(suppressed)) {
+            lg.warn("{}: {}: access denied to sha256:{}{}{}", describe_, e.base.origin(), o.hex,
+                    why.empty() ? "" : fmt::format(" ({})", why),
+                    suppressed ? fmt::format(" ({} similar suppressed)", suppressed) : "");
+        }
+    } else {
+        lg.debug("{}: {}: sha256:{}: {}{}", describe_, e.base.origin(), o.hex, std::strerror(-err),
+                 why.empty() ? "" : fmt::format(" ({})", why));
+    }
+    if (++o.pos < o.order.size()) return try_endpoint(id);
+    http::response r;
+    r.err = err;
+    finish(id, std::move(r));
+}
+
+void oci_fetcher::finish(std::uint64_t id, http::response r) {
+    auto it = ops_.find(id);
+    if (it == ops_.end()) return;
+    std::unique_ptr<op> o = std::move(it->second);
+    ops_.erase(it);
+    if (!o->is_fetch) {
+        if (r.err) {
+            ++stats_.stat_misses;
+            return o->stat_cb(unexpected{r.err});
+        }
+        return o->stat_cb(r.size);
+    }
+    if (r.err || !r.data) {
+        ++stats_.fetch_errors;
+        return o->fetch_cb(unexpected{r.err ? r.err : -EIO});
+    }
+    stats_.bytes += r.data->filled;
+    o->fetch_cb(buffer_ptr(std::move(r.data)));
+}
+
+}  // namespace blobd

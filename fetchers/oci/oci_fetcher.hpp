@@ -1,0 +1,132 @@
+// oci_fetcher: blobs from an OCI (docker) registry, by digest (see docs/oci.md).
+//
+// A cookie named "sha256:<64 hex>" or "<64 hex>" is the blob
+// `<endpoint>/v2/<repository>/blobs/sha256:<hex>`; any other name is not this source's
+// (stat answers -ENOENT, so the source chain moves on). Endpoints are the mirrors, in order, then
+// the registry: one that fails (refused, 404, 5xx after retries, refused credentials) hands over to
+// the next, and the endpoint that served a blob is asked first for it afterwards.
+//
+// Auth: every request goes out anonymously first (or with a token or Basic credentials already
+// known to be needed for that endpoint). A 401 is answered once: `Bearer realm=...` gets a token
+// from the realm (with Basic credentials for that endpoint, if any), cached per (endpoint, scope)
+// until shortly before it expires and shared by every request waiting for it; `Basic` is answered
+// with the endpoint's credentials. A 401 after that is -EACCES for that endpoint: no loops. A
+// cached token the registry refuses is dropped and replaced once.
+//
+// Redirects (a registry's 307 to blob storage) are followed by http_client, which never sends the
+// Authorization header to another origin. The URL that finally served a blob is remembered for
+// 5 minutes (or until release) and asked directly, without credentials, for the blob's next chunks;
+// if it fails (an expired signature), the fetcher goes back to the endpoint.
+//
+// Credentials and tokens never appear in logs or in describe() ("oci:https://host/repo").
+//
+// Threading: public calls and all the auth/mirror bookkeeping are loop-thread only; requests run
+// on the net_thread through an http_client and their results are posted back. Ownership and
+// teardown as for http_fetcher: destroying the fetcher (loop thread) shuts its client down on the
+// net thread synchronously; results already posted are dropped. The net_thread and the event_loop
+// must outlive it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.hpp"
+#include "daemon/loop/event_loop.hpp"
+#include "daemon/net/net_thread.hpp"
+#include "fetchers/fetcher.hpp"
+#include "fetchers/http/http_client.hpp"
+#include "fetchers/oci/oci_util.hpp"
+
+namespace blobd {
+
+struct oci_options {
+    std::string registry;                         ///< base URL
+    std::string repository;
+    std::vector<std::string> mirrors;             ///< base URLs, tried before the registry
+    std::optional<oci::credentials> credentials;  ///< for the registry (and its token realm) only
+    std::map<std::string, oci::credentials> auths;  ///< per host (an auth file), for every endpoint
+    http_options http;                            ///< TLS, timeouts, retries, connections
+    std::chrono::milliseconds redirect_ttl{std::chrono::minutes(5)};
+
+    /// Reads the auth file, if any. Throws std::system_error (EINVAL) naming the file when it
+    /// cannot be read or parsed (never quoting a secret).
+    static oci_options from(const cfg::oci_source& s);
+};
+
+class oci_fetcher final : public fetcher {
+public:
+    /// Throws std::system_error (EINVAL) when a URL does not parse or ca_file cannot be loaded.
+    oci_fetcher(event_loop& loop, net_thread& net, oci_options opts);
+    ~oci_fetcher() override;
+    oci_fetcher(const oci_fetcher&) = delete;
+    oci_fetcher& operator=(const oci_fetcher&) = delete;
+
+    void stat(const blob_ref& blob, stat_done done) override;
+    void fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) override;
+    void release(const blob_ref& blob) override;
+    /// "oci:https://host:port/library/app".
+    std::string describe() const override { return describe_; }
+
+    /// HTTP requests sent so far (any thread).
+    std::uint64_t requests_sent() const noexcept { return client_->requests_sent(); }
+    /// TCP connections opened so far (any thread).
+    std::uint64_t connections_opened() const noexcept { return client_->connections_opened(); }
+    /// Token requests sent to realms so far (loop thread).
+    std::uint64_t token_requests() const noexcept { return token_requests_; }
+
+private:
+    struct endpoint {
+        http::url base;
+        std::optional<oci::credentials> creds;
+        bool basic = false;  // answered a Basic challenge: send the credentials up front from now on
+    };
+    struct token {
+        std::string value;
+        std::chrono::steady_clock::time_point until;
+    };
+    using token_done = std::function<void(result<std::string, int>)>;
+    struct blob_info {
+        std::optional<std::size_t> endpoint;  // the one that served it last
+        std::optional<std::uint64_t> size;    // from stat
+        std::optional<http::url> redirect;    // where the last fetch ended up, until redirect_until
+        std::chrono::steady_clock::time_point redirect_until{};
+    };
+    struct op;
+
+    void start(std::unique_ptr<op> o);
+    void try_endpoint(std::uint64_t id);
+    http::request endpoint_request(const op& o) const;  // the blob at o's current endpoint, with o.auth
+    void send(std::uint64_t id, http::request req);
+    void on_response(std::uint64_t id, http::response r);
+    void answer_challenge(std::uint64_t id, const std::vector<std::string>& challenges);
+    void endpoint_failed(std::uint64_t id, int err, std::string_view why);
+    void finish(std::uint64_t id, http::response r);
+    void get_token(std::size_t ep, const oci::challenge& c, const std::string& refused, token_done done);
+    void on_token(const std::string& key, http::response r);
+    std::string token_key(std::size_t ep) const;
+    std::string default_auth(std::size_t ep) const;
+    blob_info& info(const std::string& hex);
+
+    event_loop& loop_;
+    net_thread& net_;
+    oci_options opts_;
+    std::string scope_;
+    std::string describe_;
+    std::vector<endpoint> endpoints_;  // mirrors in order, then the registry
+    std::shared_ptr<http_client> client_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    std::uint64_t next_id_ = 1;
+    std::unordered_map<std::uint64_t, std::unique_ptr<op>> ops_;
+    std::map<std::string, token> tokens_;                         // by token_key()
+    std::map<std::string, std::vector<token_done>> token_waiting_;  // token requests in flight
+    std::unordered_map<std::string, blob_info> blobs_;             // by hex digest; bounded
+    std::uint64_t token_requests_ = 0;
+};
+
+}  // namespace blobd
