@@ -94,11 +94,11 @@ oci_fetcher::oci_fetcher(event_loop& loop, net_thread& net, oci_options opts)
     const http::url registry = parse_base(opts_.registry, "registry");
     describe_ = "oci:" + strip_slash(registry.redacted()) + "/" + opts_.repository;
     for (const auto& m : opts_.mirrors) {
-        endpoint e{parse_base(m, "mirror"), std::nullopt, false};
+        endpoint e{parse_base(m, "mirror"), std::nullopt, false, std::nullopt};
         e.creds = oci::credentials_for(opts_.auths, e.base);
         endpoints_.push_back(std::move(e));
     }
-    endpoint r{registry, opts_.credentials, false};
+    endpoint r{registry, opts_.credentials, false, std::nullopt};
     if (!r.creds) r.creds = oci::credentials_for(opts_.auths, registry);
     endpoints_.push_back(std::move(r));
     client_ = std::make_shared<http_client>(net_.context(), opts_.http, describe_);
@@ -192,6 +192,22 @@ void oci_fetcher::try_endpoint(std::uint64_t id) {
     o.fresh = false;
     o.via_redirect = false;
     o.auth = default_auth(o.ep());
+    const endpoint& e = endpoints_[o.ep()];
+    if (o.auth.empty() && e.bearer) {
+        // The endpoint wanted a token before and ours has expired: get the next one first rather
+        // than collect a 401 for it.
+        return get_token(o.ep(), *e.bearer, "", [this, id](result<std::string, int> t) { with_token(id, std::move(t)); });
+    }
+    send(id, endpoint_request(o));
+}
+
+void oci_fetcher::with_token(std::uint64_t id, result<std::string, int> t) {
+    auto it = ops_.find(id);
+    if (it == ops_.end()) return;
+    if (!t) return endpoint_failed(id, t.error(), "no token");
+    op& o = *it->second;
+    o.fresh = true;
+    o.auth = "Bearer " + *t;
     send(id, endpoint_request(o));
 }
 
@@ -263,15 +279,8 @@ void oci_fetcher::answer_challenge(std::uint64_t id, const std::vector<std::stri
     if (const oci::challenge* bearer = find("bearer")) {
         // A cached token the registry refused is not offered again.
         const std::string refused = o.auth.starts_with("Bearer ") ? o.auth.substr(7) : std::string();
-        return get_token(o.ep(), *bearer, refused, [this, id](result<std::string, int> t) {
-            auto it = ops_.find(id);
-            if (it == ops_.end()) return;
-            if (!t) return endpoint_failed(id, t.error(), "no token");
-            op& w = *it->second;
-            w.fresh = true;
-            w.auth = "Bearer " + *t;
-            send(id, endpoint_request(w));
-        });
+        e.bearer = *bearer;
+        return get_token(o.ep(), *bearer, refused, [this, id](result<std::string, int> t) { with_token(id, std::move(t)); });
     }
     if (find("basic")) {
         if (!e.creds) return endpoint_failed(id, -EACCES, "Basic authentication required, no credentials configured");

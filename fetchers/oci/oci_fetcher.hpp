@@ -85,6 +85,7 @@ private:
         http::url base;
         std::optional<oci::credentials> creds;
         bool basic = false;  // answered a Basic challenge: send the credentials up front from now on
+        std::optional<oci::challenge> bearer;  // its last Bearer challenge: renew tokens before they are refused
     };
     struct token {
         std::string value;
@@ -104,6 +105,7 @@ private:
     http::request endpoint_request(const op& o) const;  // the blob at o's current endpoint, with o.auth
     void send(std::uint64_t id, http::request req);
     void on_response(std::uint64_t id, http::response r);
+    void with_token(std::uint64_t id, result<std::string, int> t);  // send op `id` with a token (or fail)
     void answer_challenge(std::uint64_t id, const std::vector<std::string>& challenges);
     void endpoint_failed(std::uint64_t id, int err, std::string_view why);
     void finish(std::uint64_t id, http::response r);
