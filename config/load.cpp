@@ -216,19 +216,9 @@ problem read_optional_path(const json& v, const std::string& path, std::string& 
     return out.empty() ? problem{} : read_absolute_path(v, path, out);
 }
 
-problem read_http(const json& v, const std::string& path, source& out) {
-    if (auto p = check_keys(v, path,
-                            {"type", "url", "ca_file", "insecure", "timeout_ms", "retries", "max_connections"})) {
-        return p;
-    }
-    const json* url = find(v, "url");
-    if (!url) {
-        return fail(member(path, "url"), "required key missing (the base URL: blobs are <url>/<name>)");
-    }
-    http_source s;
-    if (auto p = read_http_url(*url, member(path, "url"), s.url)) {
-        return p;
-    }
+// The connection settings http and oci sources share (same keys, same limits, same meaning).
+template <class Source>
+problem read_transport(const json& v, const std::string& path, Source& s) {
     if (auto p = read_optional(v, path, "ca_file", s.ca_file, read_optional_path)) {
         return p;
     }
@@ -243,6 +233,25 @@ problem read_http(const json& v, const std::string& path, source& out) {
     }
     if (auto p = read_optional(v, path, "max_connections", s.max_connections,
                                read_uint_between(1, max_connections_per_host))) {
+        return p;
+    }
+    return {};
+}
+
+problem read_http(const json& v, const std::string& path, source& out) {
+    if (auto p = check_keys(v, path,
+                            {"type", "url", "ca_file", "insecure", "timeout_ms", "retries", "max_connections"})) {
+        return p;
+    }
+    const json* url = find(v, "url");
+    if (!url) {
+        return fail(member(path, "url"), "required key missing (the base URL: blobs are <url>/<name>)");
+    }
+    http_source s;
+    if (auto p = read_http_url(*url, member(path, "url"), s.url)) {
+        return p;
+    }
+    if (auto p = read_transport(v, path, s)) {
         return p;
     }
     out = std::move(s);
@@ -347,20 +356,7 @@ problem read_oci(const json& v, const std::string& path, source& out) {
             return p;
         }
     }
-    if (auto p = read_optional(v, path, "ca_file", s.ca_file, read_optional_path)) {
-        return p;
-    }
-    if (auto p = read_optional(v, path, "insecure", s.insecure, read_bool)) {
-        return p;
-    }
-    if (auto p = read_optional(v, path, "timeout_ms", s.timeout_ms, read_uint_between(1, max_timeout_ms))) {
-        return p;
-    }
-    if (auto p = read_optional(v, path, "retries", s.retries, read_uint_between(0, max_retries))) {
-        return p;
-    }
-    if (auto p = read_optional(v, path, "max_connections", s.max_connections,
-                               read_uint_between(1, max_connections_per_host))) {
+    if (auto p = read_transport(v, path, s)) {
         return p;
     }
     out = std::move(s);
