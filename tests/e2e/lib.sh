@@ -92,7 +92,7 @@ start_supervised() {
 }
 # wait_supervised N: until the Nth start of the daemon said READY=1 and answers on its socket.
 wait_supervised() {
-    for _ in $(seq 1 150); do
+    for _ in $(seq 1 600); do   # 60 s: a loaded 2-core host slows the UML guest down a lot
         if [ "$(cat "$SUPER_DIR/ready" 2>/dev/null)" = "$1" ] &&
             "$E2E_BIN/erofs-blobctl" --socket "$SOCK" ping >/dev/null 2>&1; then
             DAEMON_PID=$(cat "$SUPER_DIR/pid")
@@ -101,6 +101,8 @@ wait_supervised() {
         kill -0 "$SUPER_PID" 2>/dev/null || fail "the supervisor exited"
         sleep 0.1
     done
+    ps -eo pid,stat,wchan:30,cmd | grep -v "\[" >&2   # who is stuck where
+    tail -n +1 "$SUPER_DIR"/{pid,ready,stored,exits} >&2
     fail "start $1 of the supervised daemon did not become ready"
 }
 # stop_supervised: SIGTERM to the daemon, then the store is closed (the cache is unbound).

@@ -18,6 +18,7 @@
 #include "daemon/app.hpp"
 #include "protocol/message.hpp"
 #include "tests/support/fake_kernel.hpp"
+#include "tests/support/test_util.hpp"
 
 using namespace blobd;
 using blobd::test::fake_kernel;
@@ -34,16 +35,8 @@ std::string pattern(std::size_t n, unsigned seed) {
     return s;
 }
 
-struct tmpdir {
-    fs::path path;
-    tmpdir() {
-        char t[] = "/tmp/blobd-it-XXXXXX";
-        path = ::mkdtemp(t);
-    }
-    ~tmpdir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
+struct tmpdir : blobd::test::temp_dir {
+    tmpdir() : temp_dir("it") {}
 };
 
 // One daemon instance over a fake kernel, driven from the test thread.

@@ -28,39 +28,19 @@
 #include "daemon/app.hpp"
 #include "tests/support/fake_kernel.hpp"
 #include "tests/support/fetch_driver.hpp"
+#include "tests/support/test_util.hpp"
 
 using namespace blobd;
 using blobd::test::fetch_driver;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
+using blobd::test::find_program;
+using blobd::test::random_bytes;
+
 namespace {
 
 constexpr std::uint64_t KiB = 1024, MiB = 1024 * 1024;
-
-std::string find_program(const std::string& name) {
-    std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
-    path += ":/usr/sbin:/sbin:/usr/local/sbin";
-    std::size_t start = 0;
-    while (start <= path.size()) {
-        std::size_t end = path.find(':', start);
-        if (end == std::string::npos) end = path.size();
-        const std::string dir = path.substr(start, end - start);
-        if (!dir.empty()) {
-            const std::string candidate = dir + "/" + name;
-            if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-        }
-        start = end + 1;
-    }
-    return {};
-}
-
-std::string random_bytes(std::size_t n, unsigned seed) {
-    std::string s(n, '\0');
-    std::mt19937 rng(seed);
-    for (auto& c : s) c = static_cast<char>(rng());
-    return s;
-}
 
 std::uint16_t free_port() {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

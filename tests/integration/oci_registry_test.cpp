@@ -29,40 +29,20 @@
 #include "config/config.hpp"
 #include "daemon/app.hpp"
 #include "tests/support/fake_kernel.hpp"
+#include "tests/support/test_util.hpp"
 
 using namespace blobd;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
+
+using blobd::test::find_program;
+using blobd::test::random_bytes;
 
 namespace {
 
 constexpr std::uint64_t KiB = 1024, MiB = 1024 * 1024;
 const std::string tools = BLOBD_REGISTRY_TOOLS;  // tests/support/registry in the source tree
 const std::string repository = "blobd/test";
-
-std::string find_program(const std::string& name) {
-    std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
-    path += ":/usr/sbin:/sbin:/usr/local/sbin";
-    std::size_t start = 0;
-    while (start <= path.size()) {
-        std::size_t end = path.find(':', start);
-        if (end == std::string::npos) end = path.size();
-        const std::string dir = path.substr(start, end - start);
-        if (!dir.empty()) {
-            const std::string candidate = dir + "/" + name;
-            if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-        }
-        start = end + 1;
-    }
-    return {};
-}
-
-std::string random_bytes(std::size_t n, unsigned seed) {
-    std::string s(n, '\0');
-    std::mt19937 rng(seed);
-    for (auto& c : s) c = static_cast<char>(rng());
-    return s;
-}
 
 std::string read_file(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -178,10 +158,11 @@ struct registry_server {
 struct daemon_run {
     test::fake_kernel k;
     event_loop loop;
+    test::temp_dir cache{"oci-registry"};  // fresh per run: the blob store (on for oci) lives in it
     std::unique_ptr<app> daemon;
 
     explicit daemon_run(const nlohmann::json& source, std::uint64_t chunk_size = 256 * KiB) {
-        nlohmann::json conf = {{"cache", {{"dir", "/unused"}}},
+        nlohmann::json conf = {{"cache", {{"dir", cache.path.string()}}},
                                {"chunk_size", chunk_size},
                                {"sources", nlohmann::json::array({source})},
                                {"control_socket", ""}};

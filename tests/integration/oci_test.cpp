@@ -24,6 +24,7 @@
 #include "daemon/net/net_thread.hpp"
 #include "fetchers/oci/oci_fetcher.hpp"
 #include "tests/support/fake_kernel.hpp"
+#include "tests/support/fetch_driver.hpp"
 #include "tests/support/http_test_server.hpp"
 
 using namespace blobd;
@@ -158,43 +159,8 @@ oci_options quick(const std::string& registry, std::vector<std::string> mirrors 
     return o;
 }
 
-// An oci_fetcher on a real loop and net thread, driven synchronously (like fetch_driver).
-struct driver {
-    event_loop loop;
-    net_thread net;
-    std::unique_ptr<oci_fetcher> f;
-
-    explicit driver(oci_options o) : f(std::make_unique<oci_fetcher>(loop, net, std::move(o))) {}
-    ~driver() {
-        f.reset();
-        net.stop();
-    }
-    template <class P>
-    bool run_until(P pred, std::chrono::milliseconds limit = 15s) {
-        const auto end = std::chrono::steady_clock::now() + limit;
-        while (!pred()) {
-            if (std::chrono::steady_clock::now() > end) return false;
-            loop.run_once(10ms);
-        }
-        return true;
-    }
-    result<std::uint64_t, int> stat(const std::string& name) {
-        std::optional<result<std::uint64_t, int>> r;
-        f->stat(blob_ref{"d", name}, [&](result<std::uint64_t, int> x) { r = std::move(x); });
-        CHECK_FALSE(r.has_value());  // never inline
-        REQUIRE(run_until([&] { return r.has_value(); }));
-        return *r;
-    }
-    result<std::string, int> fetch(const std::string& name, std::uint64_t off, std::uint64_t len) {
-        std::optional<result<buffer_ptr, int>> r;
-        f->fetch(blob_ref{"d", name}, off, len, [&](result<buffer_ptr, int> x) { r = std::move(x); });
-        CHECK_FALSE(r.has_value());
-        REQUIRE(run_until([&] { return r.has_value(); }));
-        if (!*r) return unexpected{r->error()};
-        REQUIRE((**r)->filled == len);
-        return std::string(reinterpret_cast<const char*>((**r)->data()), (**r)->filled);
-    }
-};
+// An oci_fetcher on a real loop and net thread, driven synchronously.
+using driver = blobd::test::oci_driver;
 
 }  // namespace
 
@@ -503,8 +469,9 @@ TEST_CASE("daemon with an oci source", "[oci][daemon]") {
     reg.token_needs_creds = true;
     test::fake_kernel k;
     event_loop loop;
+    test::temp_dir cache("oci");   // the blob store (on for remote sources) lives in it
     cfg::config conf;
-    conf.cache_dir = "/unused";
+    conf.cache_dir = cache.path.string();
     conf.chunk_size = MiB;
     conf.control_socket = "";
     conf.sources.push_back(cfg::local_source{"/nonexistent-blobd-dir"});

@@ -16,6 +16,7 @@
 #include "daemon/app.hpp"
 #include "fetchers/cas_fetcher.hpp"
 #include "tests/support/fake_kernel.hpp"
+#include "tests/support/test_util.hpp"
 #include "tests/support/http_test_server.hpp"
 
 using namespace blobd;
@@ -32,16 +33,8 @@ namespace {
 
 constexpr std::uint64_t KiB = 1024, MiB = 1024 * 1024;
 
-struct tmpdir {
-    fs::path path;
-    tmpdir() {
-        char t[] = "/tmp/blobd-store-XXXXXX";
-        path = ::mkdtemp(t);
-    }
-    ~tmpdir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
+struct tmpdir : blobd::test::temp_dir {
+    tmpdir() : temp_dir("store") {}
 };
 
 // "sha256:<hex>" of some bytes, computed the way the store checks them.

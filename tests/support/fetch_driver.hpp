@@ -1,4 +1,4 @@
-// fetch_driver: an http_fetcher on a real event_loop and net_thread, driven synchronously from a
+// fetch_driver: a network fetcher (http_fetcher, oci_fetcher) on a real event_loop and net_thread, driven synchronously from a
 // test: stat()/fetch() submit, then run the loop until the callback came (bounded), checking on
 // the way that the callback never runs inline and that returned buffers are aligned and exact.
 // Members are destroyed in reverse order, fetcher, net thread, loop: the order the app keeps.
@@ -17,16 +17,18 @@
 #include "daemon/loop/event_loop.hpp"
 #include "daemon/net/net_thread.hpp"
 #include "fetchers/http/http_fetcher.hpp"
+#include "fetchers/oci/oci_fetcher.hpp"
 
 namespace blobd::test {
 
-struct fetch_driver {
+template <class Fetcher, class Options>
+struct basic_fetch_driver {
     event_loop loop;
     net_thread net;
-    std::unique_ptr<http_fetcher> f;
+    std::unique_ptr<Fetcher> f;
 
-    explicit fetch_driver(http_options o) : f(std::make_unique<http_fetcher>(loop, net, std::move(o))) {}
-    ~fetch_driver() {
+    explicit basic_fetch_driver(Options o) : f(std::make_unique<Fetcher>(loop, net, std::move(o))) {}
+    ~basic_fetch_driver() {
         f.reset();
         net.stop();
     }
@@ -61,5 +63,8 @@ struct fetch_driver {
         return std::string(reinterpret_cast<const char*>(buf->data()), buf->filled);
     }
 };
+
+using fetch_driver = basic_fetch_driver<http_fetcher, http_options>;
+using oci_driver = basic_fetch_driver<oci_fetcher, oci_options>;
 
 }  // namespace blobd::test

@@ -236,11 +236,4 @@ void serve_blob(const http_request& r, http_conn& c, const std::string& data, bo
            (head ? "" : data));
 }
 
-std::string random_bytes(std::size_t n, unsigned seed) {
-    std::string s(n, '\0');
-    std::mt19937 rng(seed);
-    for (auto& ch : s) ch = static_cast<char>(rng());
-    return s;
-}
-
 }  // namespace blobd::test

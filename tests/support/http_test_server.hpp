@@ -10,6 +10,8 @@
 // shares with the test must be atomic or locked.
 #pragma once
 
+#include "tests/support/test_util.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -102,7 +104,5 @@ std::string response_head(int status, const std::vector<std::pair<std::string, s
 /// GET with the whole body (as servers without Range support do).
 void serve_blob(const http_request& r, http_conn& c, const std::string& data, bool honour_range = true);
 
-/// `n` pseudo-random bytes (deterministic per seed).
-std::string random_bytes(std::size_t n, unsigned seed);
 
 }  // namespace blobd::test
