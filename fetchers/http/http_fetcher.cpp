@@ -240,7 +240,7 @@ public:
     void start() {
         if (kind_ == kind::fetch) {
             try {
-                out_ = std::make_shared<aligned_buffer>(len_);
+                out_ = make_fetch_buffer(len_);
             } catch (const std::bad_alloc&) {
                 return deliver(outcome{-ENOMEM, 0, nullptr});
             }
