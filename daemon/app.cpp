@@ -340,7 +340,8 @@ std::string app::stats_json() const {
         {"fetch_joins", s.fetch_joins},
         {"chunks_written", s.chunks_written}, {"bytes_written", s.bytes_written}, {"write_errors", s.write_errors},
         {"bad_messages", s.bad_messages}, {"prefetch_chunks", s.prefetch_chunks},
-        {"prefetch_promoted", s.prefetch_promoted}, {"completion_errors", completion_errors_}, {"reply_errors", reply_errors_},
+        {"prefetch_promoted", s.prefetch_promoted}, {"readahead_chunks", s.readahead_chunks},
+        {"completion_errors", completion_errors_}, {"reply_errors", reply_errors_},
     };
     auto& sources = j["sources"] = nlohmann::json::array();
     for (const auto& f : all_sources_) {

@@ -108,12 +108,18 @@ struct registry_stats {
     std::uint64_t bad_messages = 0;      ///< counted by the frontend
     std::uint64_t prefetch_chunks = 0;   ///< chunks fetched in the background after OPEN
     std::uint64_t prefetch_promoted = 0; ///< background fetches a READ then waited on
+    std::uint64_t readahead_chunks = 0;  ///< chunks fetched in the background ahead of sequential READs
 };
 
 class registry {
 public:
     /// Longest READ served as asked; longer ones are clamped (the kernel sends far less).
     static constexpr std::uint64_t max_read_len = 256ull << 20;
+    /// Read-ahead: when a READ of an object starts in the chunk after the previous READ's last
+    /// one (a sequential reader), the chunks after it, up to this many bytes' worth
+    /// (at least one chunk), are fetched in the background (fetch_chunk.background, so behind
+    /// on-demand fetches), so that the reader finds them written instead of waiting for each.
+    static constexpr std::uint64_t readahead_bytes = 4ull << 20;
 
     explicit registry(std::uint64_t chunk_size);
 
@@ -160,6 +166,8 @@ private:
         object_ptr object;
         std::unordered_map<std::uint64_t, chunk_state> chunks;
         std::vector<pending_read> reads;
+        std::uint64_t next_chunk = 0;   // read-ahead: the chunk after the previous READ's last one
+        bool has_read = false;          // next_chunk is meaningful
     };
     struct pending_open {
         std::uint32_t msg_id;
@@ -181,6 +189,9 @@ private:
 
     /// Registers `object_id` as waiting for chunk `c` of `b`; emits the fetch when it is the first.
     void want_chunk(blob_state& b, std::uint64_t c, std::uint32_t object_id, bool background, effects& out);
+    /// Starts background fetches of the chunks after [.., last] when the READ that ended there
+    /// continued a sequential run (see readahead_bytes).
+    void read_ahead(object_state& os, blob_state& b, std::uint64_t off, std::uint64_t end, effects& out);
     void settle(object_state& os, std::uint64_t chunk, int status, effects& out);
     void maybe_forget_blob(blob_id id, effects& out);
     std::pair<std::uint64_t, std::uint64_t> chunk_range(const blob_state& b, std::uint64_t chunk) const;

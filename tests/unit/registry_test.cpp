@@ -323,3 +323,48 @@ TEST_CASE("reply_open carries the opened object", "[registry]") {
     CHECK(rep.opened->object_id == 5);
     CHECK(rep.domain == "dom");
 }
+
+// Description: a READ that starts in the chunk after the previous READ's last one (a sequential
+// reader) fetches the next readahead_bytes' worth of chunks in the background, never past the
+// blob's end nor chunks already wanted; a READ in the same chunk or elsewhere does not.
+TEST_CASE("sequential READs fetch the following chunks in the background", "[registry]") {
+    registry r(MiB);
+    const std::uint64_t ahead = registry::readahead_bytes / MiB;
+    REQUIRE(ahead >= 1);
+    open_sized(r, 1, "b", (ahead + 3) * MiB + 100);
+    // The first READ has no history: only its own chunk, on demand.
+    auto f0 = only<fetch_chunk>(r.read(1, 1, 0, 128 * 1024));
+    REQUIRE(f0.size() == 1);
+    CHECK_FALSE(f0[0].background);
+    // Same chunk again (a racing window): no read-ahead.
+    CHECK(only<fetch_chunk>(r.read(2, 1, 128 * 1024, 128 * 1024)).empty());
+    // The next chunk: its own fetch on demand, then `ahead` chunks in the background.
+    auto f1 = only<fetch_chunk>(r.read(3, 1, MiB, 128 * 1024));
+    REQUIRE(f1.size() == 1 + ahead);
+    CHECK(f1[0].chunk == 1);
+    CHECK_FALSE(f1[0].background);
+    for (std::uint64_t i = 1; i <= ahead; ++i) {
+        CHECK(f1[i].chunk == 1 + i);
+        CHECK(f1[i].background);
+    }
+    CHECK(r.stats().readahead_chunks == ahead);
+    // The next chunk was read ahead: the READ joins (and promotes) that fetch; read-ahead goes
+    // on to the chunk after the last one wanted, and stops at the blob's last chunk (ahead + 3).
+    auto e2 = r.read(4, 1, 2 * MiB, 4096);
+    CHECK(only<promote_fetch>(e2).size() == 1);
+    auto f2 = only<fetch_chunk>(e2);
+    REQUIRE(f2.size() == 1);
+    CHECK(f2[0].chunk == ahead + 2);
+    CHECK(f2[0].background);
+    auto f3 = only<fetch_chunk>(r.read(5, 1, 3 * MiB, 4096));
+    REQUIRE(f3.size() == 1);
+    CHECK(f3[0].chunk == ahead + 3);
+    CHECK(f3[0].len == 100);
+    // A jump elsewhere is not sequential.
+    registry r2(MiB);
+    open_sized(r2, 1, "b", 64 * MiB);
+    CHECK(only<fetch_chunk>(r2.read(1, 1, 10 * MiB, 4096)).size() == 1);
+    CHECK(only<fetch_chunk>(r2.read(2, 1, 30 * MiB, 4096)).size() == 1);
+    CHECK(only<fetch_chunk>(r2.read(3, 1, 20 * MiB, 4096)).size() == 1);
+    CHECK(r2.stats().readahead_chunks == 0);
+}
