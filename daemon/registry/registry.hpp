@@ -116,10 +116,12 @@ public:
     /// Longest READ served as asked; longer ones are clamped (the kernel sends far less).
     static constexpr std::uint64_t max_read_len = 256ull << 20;
     /// Read-ahead: when a READ of an object starts in the chunk after the previous READ's last
-    /// one (a sequential reader), the chunks after it, up to this many bytes' worth
-    /// (at least one chunk), are fetched in the background (fetch_chunk.background, so behind
-    /// on-demand fetches), so that the reader finds them written instead of waiting for each.
+    /// one (a sequential reader) and no other READ of the object is pending, the chunks after it, up to readahead_bytes' worth but at least
+    /// one and at most readahead_max_chunks, are fetched in the background (fetch_chunk.background,
+    /// so behind on-demand fetches), so that the reader finds them written instead of waiting for
+    /// each. The chunk cap keeps small chunk sizes from queueing hundreds of fetches per READ.
     static constexpr std::uint64_t readahead_bytes = 4ull << 20;
+    static constexpr std::uint64_t readahead_max_chunks = 8;
 
     explicit registry(std::uint64_t chunk_size);
 
@@ -167,6 +169,7 @@ private:
         std::unordered_map<std::uint64_t, chunk_state> chunks;
         std::vector<pending_read> reads;
         std::uint64_t next_chunk = 0;   // read-ahead: the chunk after the previous READ's last one
+        std::uint64_t ahead_end = 0;    // read-ahead: chunks below this were already considered
         bool has_read = false;          // next_chunk is meaningful
     };
     struct pending_open {
