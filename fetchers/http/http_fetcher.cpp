@@ -102,6 +102,11 @@ struct http_fetcher::outcome {
 namespace http_net {
 
 struct connection {
+    // Beast reads at most the read buffer's free capacity (512 bytes at least) per recv. Bodies
+    // pass through it into the scratch buffer, so it never grows by itself: without this reserve
+    // every body was read 512 bytes per recvmsg (measured: 82 MiB/s from nginx on loopback).
+    connection() { buf.reserve(scratch_size); }
+
     std::string origin;
     std::unique_ptr<beast::tcp_stream> tcp;
     std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
