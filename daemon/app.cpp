@@ -369,6 +369,7 @@ std::string app::stats_json() const {
         {"chunks_written", s.chunks_written}, {"bytes_written", s.bytes_written}, {"write_errors", s.write_errors},
         {"bad_messages", s.bad_messages}, {"prefetch_chunks", s.prefetch_chunks},
         {"prefetch_promoted", s.prefetch_promoted}, {"refetch_chunks", s.refetch_chunks},
+        {"readahead_chunks", s.readahead_chunks},
         {"completion_errors", completion_errors_}, {"reply_errors", reply_errors_},
     };
     // "bytes" of a source is what it delivered (over the network for remote ones); the store's

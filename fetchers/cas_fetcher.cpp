@@ -223,7 +223,7 @@ void cas_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t l
     }
     auto* e = store_->open_entry(key, std::nullopt);
     if (e && store_->present(*e, off, len)) {
-        auto buf = std::make_shared<aligned_buffer>(len);
+        auto buf = make_fetch_buffer(len);
         auto fd = e->fd;
         loop_.read_all(fd->get(), buf->data(), static_cast<unsigned>(len), off,
                        [this, alive = alive_, store = store_, buf, fd, off, len, blob, key,

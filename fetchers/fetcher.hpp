@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "daemon/base/buffer.hpp"
@@ -66,7 +67,10 @@ private:
     void fetch_from(std::size_t i, std::size_t tried, blob_ref blob, std::uint64_t off, std::uint64_t len,
                     fetch_done done, int first_err);
     std::vector<std::shared_ptr<fetcher>> sources_;
-    std::vector<std::pair<std::string, std::size_t>> preferred_;   // blob name -> source index (small)
+    // Blob name -> index of the source that answered its stat, for blobs not found in the first
+    // source (absent: start at source 0). A hash map, since it holds one entry per open blob and is
+    // consulted on every fetch (a vector scan made OPENs quadratic in the number of blobs).
+    std::unordered_map<std::string, std::size_t> preferred_;
 };
 
 }  // namespace blobd

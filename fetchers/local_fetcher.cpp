@@ -21,9 +21,8 @@ local_fetcher::local_fetcher(event_loop& loop, std::string dir, std::size_t max_
 
 result<local_fetcher::open_file, int> local_fetcher::get(const std::string& name) {
     if (auto it = open_.find(name); it != open_.end()) {
-        lru_.remove(name);
-        lru_.push_front(name);
-        return it->second;
+        lru_.splice(lru_.begin(), lru_, it->second.lru_pos);
+        return it->second.file;
     }
     // The name was validated as a single path component by the frontend; O_NOFOLLOW refuses a
     // symlink planted in the blob directory as the final component.
@@ -38,8 +37,8 @@ result<local_fetcher::open_file, int> local_fetcher::get(const std::string& name
         open_.erase(lru_.back());  // in-flight reads hold their own reference to the fd
         lru_.pop_back();
     }
-    open_.emplace(name, f);
     lru_.push_front(name);
+    open_.emplace(name, cached{f, lru_.begin()});
     return f;
 }
 
@@ -65,7 +64,7 @@ void local_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t
         loop_.defer([done = std::move(done), err]() { done(unexpected{err}); });
         return;
     }
-    auto buf = std::make_shared<aligned_buffer>(len);
+    auto buf = make_fetch_buffer(len);
     auto fd = f->fd;
     loop_.read_all(fd->get(), buf->data(), static_cast<unsigned>(len), off,
                    [this, buf, fd, len, off, name = blob.name, done = std::move(done)](int res) {
@@ -88,7 +87,10 @@ void local_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t
 }
 
 void local_fetcher::release(const blob_ref& blob) {
-    if (open_.erase(blob.name)) lru_.remove(blob.name);
+    if (auto it = open_.find(blob.name); it != open_.end()) {
+        lru_.erase(it->second.lru_pos);
+        open_.erase(it);
+    }
 }
 
 }  // namespace blobd

@@ -15,8 +15,11 @@ void source_chain::stat_from(std::size_t i, blob_ref blob, stat_done done, int f
     src->stat(blob, [this, i, blob, done = std::move(done), first_err](result<std::uint64_t, int> r) mutable {
         if (r) {
             ++stats_.stats;
-            std::erase_if(preferred_, [&](const auto& p) { return p.first == blob.name; });
-            preferred_.emplace_back(blob.name, i);
+            if (i == 0) {
+                preferred_.erase(blob.name);
+            } else {
+                preferred_.insert_or_assign(blob.name, i);
+            }
             return done(r);
         }
         // Report the most telling error: a real failure beats "not here".
@@ -27,8 +30,8 @@ void source_chain::stat_from(std::size_t i, blob_ref blob, stat_done done, int f
 
 void source_chain::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) {
     std::size_t start = 0;
-    for (const auto& [name, idx] : preferred_) {
-        if (name == blob.name) start = idx;
+    if (!preferred_.empty()) {
+        if (auto it = preferred_.find(blob.name); it != preferred_.end()) start = it->second;
     }
     fetch_from(start, 0, blob, off, len, std::move(done), -EIO);
 }
@@ -53,7 +56,7 @@ void source_chain::fetch_from(std::size_t i, std::size_t tried, blob_ref blob, s
 }
 
 void source_chain::release(const blob_ref& blob) {
-    std::erase_if(preferred_, [&](const auto& p) { return p.first == blob.name; });
+    preferred_.erase(blob.name);
     for (auto& s : sources_) s->release(blob);
 }
 

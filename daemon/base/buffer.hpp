@@ -20,14 +20,22 @@ class aligned_buffer {
 public:
     explicit aligned_buffer(std::size_t size)
         : size_(size),
-          data_(static_cast<std::byte*>(std::aligned_alloc(io_alignment, round_up(size ? size : 1, io_alignment)))) {
+          capacity_(round_up(size ? size : 1, io_alignment)),
+          data_(static_cast<std::byte*>(std::aligned_alloc(io_alignment, capacity_))) {
         if (!data_) throw std::bad_alloc();
         // The padding up to the next block is zeroed: a blob's unaligned tail is written as a
         // whole block (direct I/O needs block-sized lengths), and those bytes must be defined.
         std::memset(data_.get() + size_, 0, capacity() - size_);
     }
-    /// Allocated bytes: size() rounded up to io_alignment (at least one block).
-    std::size_t capacity() const noexcept { return round_up(size_ ? size_ : 1, io_alignment); }
+    /// Reuses the allocation for `size` bytes (which must fit in capacity()): re-zeroes the padding
+    /// and clears `filled`. For buffer pools; not while the buffer is shared.
+    void reset(std::size_t size) noexcept {
+        size_ = size;
+        filled = 0;
+        std::memset(data_.get() + size_, 0, capacity_ - size_);
+    }
+    /// Allocated bytes: the size asked at construction rounded up to io_alignment (at least one block).
+    std::size_t capacity() const noexcept { return capacity_; }
     std::byte* data() noexcept { return data_.get(); }
     const std::byte* data() const noexcept { return data_.get(); }
     std::size_t size() const noexcept { return size_; }
@@ -39,9 +47,21 @@ private:
         void operator()(std::byte* p) const noexcept { std::free(p); }
     };
     std::size_t size_;
+    std::size_t capacity_;
     std::unique_ptr<std::byte, free_deleter> data_;
 };
 
 using buffer_ptr = std::shared_ptr<const aligned_buffer>;
+
+/// A buffer of `size` bytes for a fetch, from a process-wide pool of freed buffers of the same
+/// capacity when there is one (see daemon/base/buffer_pool.cpp): its pages are then already
+/// mapped and faulted in. Returns to the pool when the last reference goes, from any thread.
+/// Throws std::bad_alloc like the constructor.
+std::shared_ptr<aligned_buffer> make_fetch_buffer(std::size_t size);
+
+/// Idle buffers the pool keeps at most, in bytes (beyond it the oldest idle ones are freed).
+inline constexpr std::size_t fetch_buffer_pool_bytes = 64u << 20;
+/// Bytes the pool holds idle right now (tests and diagnostics).
+std::size_t fetch_buffer_pool_idle_bytes();
 
 }  // namespace blobd

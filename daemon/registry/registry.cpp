@@ -56,7 +56,7 @@ effects registry::open(std::uint32_t msg_id, std::uint32_t object_id, std::strin
     obj->object_id = object_id;
     obj->fd = std::move(fd);
     obj->blob = id;
-    objects_[object_id] = object_state{obj, {}, {}, {}};
+    objects_[object_id] = object_state{obj, {}, {}, {}, 0, 0, false};
     b.objects.push_back(object_id);
     ++stats_.objects_open;
 
@@ -150,7 +150,41 @@ effects registry::read(std::uint32_t msg_id, std::uint32_t object_id, std::uint6
     } else {
         os.reads.push_back(std::move(pr));
     }
+    read_ahead(os, b, off, end, out);
     return out;
+}
+
+void registry::read_ahead(object_state& os, blob_state& b, std::uint64_t off, std::uint64_t end, effects& out) {
+    // Sequential: this READ starts in the chunk after the previous READ's last one. The kernel
+    // never asks for ranges the cache file holds, so once a whole chunk is written the next READ
+    // of a sequential reader lands in the next chunk (with small chunks, consecutive readahead
+    // windows do the same). Without fetching ahead such a reader waits for one source round trip
+    // plus one chunk write per chunk. READs elsewhere, or within the same chunk (random readers,
+    // racing windows), do not count.
+    const std::uint64_t last = (end - 1) / chunk_size_;
+    const bool sequential = os.has_read && off / chunk_size_ == os.next_chunk;
+    os.has_read = true;
+    os.next_chunk = last + 1;
+    if (!sequential) {
+        os.ahead_end = 0;
+        return;
+    }
+    // Other READs of this object still pending: the kernel is already asking ahead (async
+    // readahead, several readers), and those READs fetch what they need; reading ahead as well
+    // would only queue and promote background fetches (measured: +10% instructions per READ for
+    // a stream of 4 KiB READs with 64 in flight).
+    if (os.reads.size() > 1) return;
+    const std::uint64_t n = std::clamp<std::uint64_t>(readahead_bytes / chunk_size_, 1, readahead_max_chunks);
+    // Chunks up to ahead_end were considered by the previous READs of this run: each chunk is
+    // looked at once per run, not once per READ.
+    const std::uint64_t end_chunk = last + 1 + n;
+    for (std::uint64_t c = std::max(last + 1, os.ahead_end); c < end_chunk && c * chunk_size_ < b.size; ++c) {
+        if (os.chunks.count(c)) continue;  // written, being written, or already in flight
+        os.chunks.emplace(c, chunk_state::fetching);
+        ++stats_.readahead_chunks;
+        want_chunk(b, c, os.object->object_id, true, out);
+    }
+    os.ahead_end = std::max(os.ahead_end, end_chunk);
 }
 
 void registry::want_chunk(blob_state& b, std::uint64_t c, std::uint32_t object_id, bool background, effects& out) {

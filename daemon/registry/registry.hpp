@@ -109,12 +109,20 @@ struct registry_stats {
     std::uint64_t prefetch_chunks = 0;   ///< chunks fetched in the background after OPEN
     std::uint64_t prefetch_promoted = 0; ///< background fetches a READ then waited on
     std::uint64_t refetch_chunks = 0;    ///< written chunks fetched again after a failed integrity check
+    std::uint64_t readahead_chunks = 0;  ///< chunks fetched in the background ahead of sequential READs
 };
 
 class registry {
 public:
     /// Longest READ served as asked; longer ones are clamped (the kernel sends far less).
     static constexpr std::uint64_t max_read_len = 256ull << 20;
+    /// Read-ahead: when a READ of an object starts in the chunk after the previous READ's last
+    /// one (a sequential reader) and no other READ of the object is pending, the chunks after it, up to readahead_bytes' worth but at least
+    /// one and at most readahead_max_chunks, are fetched in the background (fetch_chunk.background,
+    /// so behind on-demand fetches), so that the reader finds them written instead of waiting for
+    /// each. The chunk cap keeps small chunk sizes from queueing hundreds of fetches per READ.
+    static constexpr std::uint64_t readahead_bytes = 4ull << 20;
+    static constexpr std::uint64_t readahead_max_chunks = 8;
 
     explicit registry(std::uint64_t chunk_size);
 
@@ -167,6 +175,9 @@ private:
         std::unordered_map<std::uint64_t, chunk_state> chunks;
         std::vector<pending_read> reads;
         std::vector<std::uint64_t> stale;     // in flight when refetch() was asked: fetch again once written
+        std::uint64_t next_chunk = 0;   // read-ahead: the chunk after the previous READ's last one
+        std::uint64_t ahead_end = 0;    // read-ahead: chunks below this were already considered
+        bool has_read = false;          // next_chunk is meaningful
     };
     struct pending_open {
         std::uint32_t msg_id;
@@ -188,6 +199,9 @@ private:
 
     /// Registers `object_id` as waiting for chunk `c` of `b`; emits the fetch when it is the first.
     void want_chunk(blob_state& b, std::uint64_t c, std::uint32_t object_id, bool background, effects& out);
+    /// Starts background fetches of the chunks after [.., last] when the READ that ended there
+    /// continued a sequential run (see readahead_bytes).
+    void read_ahead(object_state& os, blob_state& b, std::uint64_t off, std::uint64_t end, effects& out);
     void settle(object_state& os, std::uint64_t chunk, int status, effects& out);
     void maybe_forget_blob(blob_id id, effects& out);
     std::pair<std::uint64_t, std::uint64_t> chunk_range(const blob_state& b, std::uint64_t chunk) const;

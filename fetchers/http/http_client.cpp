@@ -96,6 +96,11 @@ std::string describe_error(const error_code& ec) {
 namespace http_net {
 
 struct connection {
+    // Beast reads at most the read buffer's free capacity (512 bytes at least) per recv. Bodies
+    // pass through it into the scratch buffer, so it never grows by itself: without this reserve
+    // every body was read 512 bytes per recvmsg (measured: 82 MiB/s from nginx on loopback).
+    connection() { buf.reserve(scratch_size); }
+
     std::string origin;
     std::unique_ptr<beast::tcp_stream> tcp;
     std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
@@ -234,7 +239,7 @@ public:
     void start() {
         if (kind_ == kind::fetch) {
             try {
-                out_ = std::make_shared<aligned_buffer>(len_);
+                out_ = make_fetch_buffer(len_);
             } catch (const std::bad_alloc&) {
                 return deliver(error_outcome(-ENOMEM));
             }

@@ -323,3 +323,70 @@ TEST_CASE("reply_open carries the opened object", "[registry]") {
     CHECK(rep.opened->object_id == 5);
     CHECK(rep.domain == "dom");
 }
+
+// Description: a READ that starts in the chunk after the previous READ's last one (a sequential
+// reader), with no other READ of the object pending, fetches the next readahead_bytes' worth of
+// chunks (capped at readahead_max_chunks) in the background, never past the blob's end nor chunks
+// already wanted; a READ in the same chunk, elsewhere, or while others are pending does not.
+TEST_CASE("sequential READs fetch the following chunks in the background", "[registry]") {
+    // Lands a fetch: the chunk is fetched and written, completing the READs waiting on it.
+    auto land = [](registry& reg, const fetch_chunk& f) {
+        for (const auto& w : only<write_chunk>(reg.on_fetched(f.blob, f.chunk, filled(f.len)))) {
+            reg.on_written(w.object, w.chunk, static_cast<int>(w.len));
+        }
+    };
+    registry r(MiB);
+    const std::uint64_t ahead = std::min(registry::readahead_bytes / MiB, registry::readahead_max_chunks);
+    REQUIRE(ahead >= 1);
+    open_sized(r, 1, "b", (ahead + 3) * MiB + 100);
+    // The first READ has no history: only its own chunk, on demand.
+    auto f0 = only<fetch_chunk>(r.read(1, 1, 0, 128 * 1024));
+    REQUIRE(f0.size() == 1);
+    CHECK_FALSE(f0[0].background);
+    // Same chunk again (a racing window): no read-ahead.
+    CHECK(only<fetch_chunk>(r.read(2, 1, 128 * 1024, 128 * 1024)).empty());
+    // The next chunk while READs 1 and 2 still wait: the kernel is asking ahead itself.
+    auto f1 = only<fetch_chunk>(r.read(3, 1, MiB, 128 * 1024));
+    REQUIRE(f1.size() == 1);
+    CHECK(r.stats().readahead_chunks == 0);
+    land(r, f0[0]);
+    land(r, f1[0]);
+    CHECK_FALSE(r.busy());
+    // The chunk after, alone: its own fetch on demand, then `ahead` chunks in the background.
+    auto f2 = only<fetch_chunk>(r.read(4, 1, 2 * MiB, 128 * 1024));
+    REQUIRE(f2.size() == 1 + ahead);
+    CHECK(f2[0].chunk == 2);
+    CHECK_FALSE(f2[0].background);
+    for (std::uint64_t i = 1; i <= ahead; ++i) {
+        CHECK(f2[i].chunk == 2 + i);
+        CHECK(f2[i].background);
+    }
+    CHECK(r.stats().readahead_chunks == ahead);
+    land(r, f2[0]);
+    // The next chunk was read ahead: the READ joins (and promotes) that fetch; read-ahead goes on
+    // to the one chunk not yet wanted, the blob's last (ahead + 3), whose tail is 100 bytes.
+    auto e3 = r.read(5, 1, 3 * MiB, 4096);
+    CHECK(only<promote_fetch>(e3).size() == 1);
+    auto f3 = only<fetch_chunk>(e3);
+    REQUIRE(f3.size() == 1);
+    CHECK(f3[0].chunk == ahead + 3);
+    CHECK(f3[0].background);
+    CHECK(f3[0].len == 100);
+    // A jump elsewhere is not sequential.
+    registry r2(MiB);
+    open_sized(r2, 1, "b", 64 * MiB);
+    for (std::uint64_t at : {10, 30, 20}) {
+        auto f = only<fetch_chunk>(r2.read(static_cast<std::uint32_t>(at), 1, at * MiB, 4096));
+        REQUIRE(f.size() == 1);
+        land(r2, f[0]);
+    }
+    CHECK(r2.stats().readahead_chunks == 0);
+    // Small chunks: at most readahead_max_chunks ahead, however many fit in readahead_bytes.
+    registry r3(4096);
+    open_sized(r3, 1, "b", 64 * MiB);
+    auto s0 = only<fetch_chunk>(r3.read(1, 1, 0, 4096));
+    REQUIRE(s0.size() == 1);
+    land(r3, s0[0]);
+    CHECK(only<fetch_chunk>(r3.read(2, 1, 4096, 4096)).size() == 1 + registry::readahead_max_chunks);
+    CHECK(r3.stats().readahead_chunks == registry::readahead_max_chunks);
+}

@@ -1,0 +1,369 @@
+// bench_http_throughput: a blob fetched over HTTP through the whole daemon (fake kernel -> app ->
+// registry -> source chain -> http_fetcher on its network thread -> io_uring writes into the
+// cache file -> READ_COMPLETE) from an nginx on 127.0.0.1, against curl downloading the same
+// byte ranges from the same nginx.
+//
+//   bench_http_throughput [--size MiB] [--read KiB] [--window N] [--reps N] [--cache-dir DIR]
+//                         [--blob-dir DIR] [--connections N] [--tag NAME] [--info-only]
+//
+//   --size         blob size in MiB (default 128)
+//   --read         READ size = chunk size, KiB (default 1024): every READ is one ranged GET
+//   --window       READs kept in flight by the fake kernel (default 64)
+//   --reps         repetitions; figures are medians, the ratio the median of per-rep ratios (3)
+//   --cache-dir    the daemon's cache files (default /dev/shm: the network path is measured, not
+//                  the disk)
+//   --blob-dir     where nginx serves the blob from (default /dev/shm)
+//   --connections  the http source's max_connections, and curl's --parallel-max (default 4)
+//
+// The baseline is curl (one process, keep-alive) fetching exactly the daemon's ranges
+// (`range = a-b` per URL, output /dev/null), run twice per repetition: sequentially over one
+// connection, and with `--parallel --parallel-max N` over up to N connections (the daemon's
+// max_connections). The faster of the two is the baseline, so the ratio is against the best
+// curl manages. curl discards the bytes while the daemon also writes them into a cache file and
+// completes the READs: the comparison favours the baseline.
+//
+// Needs nginx and curl (Debian nginx-light, curl); prints SKIP otherwise. nginx runs with one
+// worker, daemon off, from a generated config in a temporary prefix, and is stopped at the end.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "bench/common.hpp"
+#include "daemon/app.hpp"
+#include "daemon/base/log.hpp"
+#include "tests/support/fake_kernel.hpp"
+
+using namespace blobd;
+using namespace blobd::bench;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::uint64_t KiB = 1024, MiB = 1024 * 1024;
+
+[[noreturn]] void die(const std::string& why) {
+    fmt::print(stderr, "bench_http_throughput: {}\n", why);
+    std::exit(1);
+}
+
+std::string find_program(const std::string& name) {
+    std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
+    path += ":/usr/sbin:/sbin:/usr/local/sbin";
+    for (std::size_t start = 0; start <= path.size();) {
+        std::size_t end = path.find(':', start);
+        if (end == std::string::npos) end = path.size();
+        const std::string candidate = path.substr(start, end - start) + "/" + name;
+        if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+        start = end + 1;
+    }
+    return {};
+}
+
+std::uint16_t free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    std::uint16_t port = 0;
+    if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+        port = ntohs(a.sin_port);
+    }
+    if (fd >= 0) ::close(fd);
+    return port;
+}
+
+bool port_open(std::uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    const bool ok = fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    if (fd >= 0) ::close(fd);
+    return ok;
+}
+
+/// nginx serving one random blob as <prefix>/www/blobs/blob on 127.0.0.1:port.
+struct nginx {
+    fs::path dir;
+    pid_t pid = -1;
+    std::uint16_t port = 0;
+    std::uint64_t size;
+
+    nginx(const std::string& parent, std::uint64_t sz) : size(sz) {
+        std::string t = parent + "/blobd-bench-nginx-XXXXXX";
+        if (!::mkdtemp(t.data())) die(fmt::format("mkdtemp in {}: {}", parent, std::strerror(errno)));
+        dir = t;
+        fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                 fs::perms::others_read | fs::perms::others_exec);
+        fs::create_directories(dir / "www" / "blobs");
+        fs::create_directories(dir / "tmp");
+        unique_fd fd(::open(blob_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        if (!fd) die(fmt::format("create {}: {}", blob_path(), std::strerror(errno)));
+        std::vector<std::uint64_t> block(MiB / 8);
+        std::uint64_t x = 0x9e3779b97f4a7c15ull;
+        for (std::uint64_t done = 0; done < size;) {
+            for (auto& w : block) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                w = x;
+            }
+            const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(MiB, size - done));
+            if (::pwrite(fd.get(), block.data(), n, static_cast<off_t>(done)) != static_cast<ssize_t>(n)) {
+                die(fmt::format("write {}: {}", blob_path(), std::strerror(errno)));
+            }
+            done += n;
+        }
+        for (int attempt = 0; attempt < 5 && pid < 0; ++attempt) start();
+        if (pid < 0) die("nginx did not start (see stderr)");
+    }
+    ~nginx() {
+        if (pid > 0) {
+            ::kill(pid, SIGTERM);
+            int status = 0;
+            for (int i = 0; i < 100 && ::waitpid(pid, &status, WNOHANG) != pid; ++i) std::this_thread::sleep_for(50ms);
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+        }
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+    std::string blob_path() const { return (dir / "www" / "blobs" / "blob").string(); }
+    std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port) + "/blobs"; }
+
+    void start() {
+        port = free_port();
+        const std::string d = dir.string();
+        std::ofstream conf(dir / "nginx.conf");
+        conf << "daemon off;\nmaster_process off;\nworker_processes 1;\npid " << d << "/nginx.pid;\n"
+             << "error_log stderr warn;\nevents { worker_connections 256; }\nhttp {\n"
+             << "  access_log off;\n  default_type application/octet-stream;\n  sendfile on;\n"
+             << "  client_body_temp_path " << d << "/tmp/body;\n  proxy_temp_path " << d << "/tmp/proxy;\n"
+             << "  fastcgi_temp_path " << d << "/tmp/fastcgi;\n  uwsgi_temp_path " << d << "/tmp/uwsgi;\n"
+             << "  scgi_temp_path " << d << "/tmp/scgi;\n  keepalive_timeout 60s;\n  keepalive_requests 100000;\n"
+             << "  server {\n    listen 127.0.0.1:" << port << ";\n    root " << d << "/www;\n  }\n}\n";
+        conf.close();
+        const std::string bin = find_program("nginx");
+        const pid_t child = ::fork();
+        if (child < 0) die("fork failed");
+        if (child == 0) {
+            ::execl(bin.c_str(), "nginx", "-e", "stderr", "-p", d.c_str(), "-c", (d + "/nginx.conf").c_str(),
+                    static_cast<char*>(nullptr));
+            std::_Exit(127);
+        }
+        for (int i = 0; i < 250; ++i) {
+            int status = 0;
+            if (::waitpid(child, &status, WNOHANG) == child) return;  // a port race: try another
+            if (port_open(port)) {
+                pid = child;
+                return;
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        ::kill(child, SIGKILL);
+        int status = 0;
+        ::waitpid(child, &status, 0);
+    }
+};
+
+struct options {
+    std::string cache_dir = "/dev/shm", blob_dir = "/dev/shm";
+    std::uint64_t size = 128 * MiB, read_len = MiB;
+    unsigned window = 64, reps = 3, connections = 4;
+};
+
+/// curl fetching every [i * read_len, +read_len) range of the blob into /dev/null, in one
+/// process (keep-alive); `parallel`: over up to o.connections connections. Returns seconds.
+double run_curl(const nginx& n, const options& o, bool parallel) {
+    const std::string cfg_path = (n.dir / "curl.cfg").string();
+    {
+        std::ofstream cfg(cfg_path);
+        const std::string url = n.base_url() + "/blob";
+        for (std::uint64_t off = 0; off < n.size; off += o.read_len) {
+            const std::uint64_t end = std::min(n.size, off + o.read_len) - 1;
+            if (off) cfg << "next\n";
+            cfg << "url = \"" << url << "\"\nrange = " << off << "-" << end << "\noutput = \"/dev/null\"\n"
+                << "fail\nsilent\nshow-error\n";
+        }
+    }
+    std::string cmd = find_program("curl") + " --no-progress-meter";
+    if (parallel) cmd += " --parallel --parallel-immediate --parallel-max " + std::to_string(o.connections);
+    cmd += " -K " + cfg_path;
+    const auto t0 = now_ns();
+    const int rc = std::system(cmd.c_str());
+    const double secs = static_cast<double>(now_ns() - t0) / 1e9;
+    if (rc != 0) die(fmt::format("curl failed ({}): {}", rc, cmd));
+    return secs;
+}
+
+struct daemon_result {
+    double seconds = 0;
+    std::vector<double> lat_ns;
+    std::uint64_t connections = 0;
+};
+
+daemon_result run_daemon(const nginx& n, const options& o) {
+    daemon_result r;
+    test::fake_kernel k(o.cache_dir);
+    observing_device dev(k.dev());
+    event_loop loop;
+    cfg::config conf;
+    conf.cache_dir = "/unused";
+    conf.chunk_size = o.read_len;
+    conf.control_socket = "";
+    cfg::http_source src;
+    src.url = n.base_url();
+    src.max_connections = o.connections;
+    conf.sources.push_back(src);
+    app daemon(loop, dev, std::make_shared<const cfg::config>(conf));
+    if (!daemon.start()) die("app::start failed");
+
+    auto run_until = [&](auto pred, const char* what) {
+        const auto limit = now_ns() + 120'000'000'000ull;
+        while (!pred()) {
+            if (now_ns() > limit) die(fmt::format("timed out waiting for {}", what));
+            loop.run_once(std::chrono::milliseconds(100));
+        }
+    };
+    const std::uint32_t obj = k.open("erofs,bench", "blob");
+    run_until([&] { return k.copen_result(obj).has_value(); }, "the copen");
+    if (*k.copen_result(obj) != static_cast<std::int64_t>(n.size)) die("OPEN failed (HEAD through nginx)");
+
+    const std::uint64_t count = (n.size + o.read_len - 1) / o.read_len;
+    std::vector<std::uint64_t> t_queue(count), t_done(count);
+    const std::uint32_t first_msg = k.last_msg_id() + 1;
+    std::uint64_t done = 0, issued = 0;
+    dev.on_complete = [&](std::uint32_t msg) {
+        const std::uint64_t i = msg - first_msg;
+        if (i < count) {
+            t_done[i] = now_ns();
+            ++done;
+        }
+    };
+    const auto limit = now_ns() + 300'000'000'000ull;
+    const auto t0 = now_ns();
+    while (done < count) {
+        while (issued < count && issued - done < o.window) {
+            t_queue[issued] = now_ns();
+            const std::uint64_t off = issued * o.read_len;
+            if (k.read(obj, off, std::min(o.read_len, n.size - off)) != first_msg + issued) {
+                die("unexpected msg_id from the fake kernel");
+            }
+            ++issued;
+        }
+        loop.run_once(std::chrono::milliseconds(1000));
+        if (now_ns() > limit) die(fmt::format("timed out: {} of {} READs completed", done, count));
+    }
+    r.seconds = static_cast<double>(now_ns() - t0) / 1e9;
+    for (std::uint64_t i = 0; i < count; ++i) r.lat_ns.push_back(static_cast<double>(t_done[i] - t_queue[i]));
+
+    const auto& s = daemon.stats();
+    if (s.reads_failed || dev.failed_completions || k.bad_completions() || s.write_errors || s.fetch_errors) {
+        die(fmt::format("daemon run had failures: reads_failed {}, refused completions {}, bad completions {}, "
+                        "write errors {}, fetch errors {}",
+                        s.reads_failed, dev.failed_completions, k.bad_completions(), s.write_errors, s.fetch_errors));
+    }
+    if (s.bytes_fetched != n.size) die(fmt::format("fetched {} bytes for a {}-byte blob", s.bytes_fetched, n.size));
+    unique_fd blob(::open(n.blob_path().c_str(), O_RDONLY | O_CLOEXEC));
+    for (std::uint64_t j = 0; j < 16; ++j) {
+        const std::uint64_t off = (n.size / 16) * j / 4096 * 4096;
+        std::string want(4096, '\0');
+        if (::pread(blob.get(), want.data(), want.size(), static_cast<off_t>(off)) != 4096) die("verify pread");
+        if (k.cache_bytes(obj, off, 4096) != want) die(fmt::format("cache file differs from the blob at {}", off));
+    }
+    daemon.request_stop(std::chrono::milliseconds(1000));
+    run_until([&] { return daemon.finished(); }, "the daemon to stop");
+    return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (flag(argc, argv, "--help") || flag(argc, argv, "-h")) {
+        fmt::print("usage: bench_http_throughput [--size MiB] [--read KiB] [--window N] [--reps N] [--cache-dir DIR] "
+                   "[--blob-dir DIR] [--connections N] [--tag NAME] [--info-only]\n");
+        return 0;
+    }
+    options o;
+    o.size = std::stoull(opt(argc, argv, "--size", "128")) * MiB;
+    o.read_len = std::stoull(opt(argc, argv, "--read", "1024")) * KiB;
+    o.window = static_cast<unsigned>(std::stoul(opt(argc, argv, "--window", "64")));
+    o.reps = static_cast<unsigned>(std::stoul(opt(argc, argv, "--reps", "3")));
+    o.connections = static_cast<unsigned>(std::stoul(opt(argc, argv, "--connections", "4")));
+    o.cache_dir = opt(argc, argv, "--cache-dir", "/dev/shm");
+    o.blob_dir = opt(argc, argv, "--blob-dir", "/dev/shm");
+    const std::string tag = opt(argc, argv, "--tag", "");
+    const bool info_only = flag(argc, argv, "--info-only");
+    const std::string suffix = tag.empty() ? "" : " [" + tag + "]";
+    const std::string name = fmt::format("http: blob via daemon vs curl, {} KiB ranges, bytes/s{}", o.read_len / KiB,
+                                         suffix);
+    if (o.size < MiB || o.window == 0 || o.reps == 0 || o.connections == 0 || o.read_len < 4 * KiB ||
+        (o.read_len & (o.read_len - 1)) != 0) {
+        die("bad --size, --read (a power of two >= 4 KiB), --window, --reps or --connections");
+    }
+    if (find_program("nginx").empty()) {
+        skip_line(name, "nginx not installed (apt-get install nginx-light)");
+        return 0;
+    }
+    if (find_program("curl").empty()) {
+        skip_line(name, "curl not installed");
+        return 0;
+    }
+    log::set_max_level(log::level::warning);
+    if (sanitized_build()) fmt::print("# warning: sanitizer build: the figures below mean nothing\n");
+    fmt::print("# http_throughput: blob {} MiB served by nginx from {}, READs of {} KiB (= chunk), window {}, "
+               "{} connections, cache files in {}, {} reps\n",
+               o.size / MiB, o.blob_dir, o.read_len / KiB, o.window, o.connections, o.cache_dir, o.reps);
+    nginx n(o.blob_dir, o.size);
+    // Warm nginx's page cache of the blob (and the connection path) once before timing.
+    run_curl(n, o, false);
+
+    std::vector<double> d_rate, c1_rate, cp_rate, b_rate, ratio, d_lat;
+    const double bytes = static_cast<double>(o.size);
+    for (unsigned rep = 0; rep < o.reps; ++rep) {
+        // Alternate the order, so neither side always runs on a machine the other just warmed.
+        double c1 = 0, cp = 0;
+        daemon_result d;
+        if (rep % 2 == 0) {
+            c1 = run_curl(n, o, false);
+            cp = run_curl(n, o, true);
+            d = run_daemon(n, o);
+        } else {
+            d = run_daemon(n, o);
+            cp = run_curl(n, o, true);
+            c1 = run_curl(n, o, false);
+        }
+        d_rate.push_back(bytes / d.seconds);
+        c1_rate.push_back(bytes / c1);
+        cp_rate.push_back(bytes / cp);
+        b_rate.push_back(std::max(c1_rate.back(), cp_rate.back()));
+        ratio.push_back(d_rate.back() / b_rate.back());
+        d_lat.insert(d_lat.end(), d.lat_ns.begin(), d.lat_ns.end());
+        fmt::print("# http rep {}: daemon {:.3f} s ({}), curl 1 connection {:.3f} s ({}), curl --parallel-max {} "
+                   "{:.3f} s ({}), ratio to the faster curl {:.2f}\n",
+                   rep + 1, d.seconds, mib_s(d_rate.back()), c1, mib_s(c1_rate.back()), o.connections, cp,
+                   mib_s(cp_rate.back()), ratio.back());
+    }
+    const double r = median(ratio);
+    result_line(name, mib_s(median(d_rate)), "curl " + mib_s(median(b_rate)), fmt::format("{:.2f}x", r),
+                ">= 0.90x", info_only ? "info" : (r >= 0.9 ? "PASS" : "FAIL"));
+    result_line("http: curl, 1 connection / --parallel-max " + std::to_string(o.connections) + suffix,
+                mib_s(median(c1_rate)), mib_s(median(cp_rate)), "-", "-", "info");
+    const double p50 = percentile(d_lat, 0.5), p99 = percentile(d_lat, 0.99);
+    result_line(fmt::format("http: READ latency p50 / p99 (window {}){}", o.window, suffix),
+                usec(p50) + " / " + usec(p99), "-", "-", "-", "info");
+    return !info_only && r < 0.9 ? 2 : 0;
+}
