@@ -43,9 +43,13 @@
 #include "daemon/app.hpp"
 #include "daemon/base/log.hpp"
 #include "tests/support/fake_kernel.hpp"
+#include "tests/support/test_util.hpp"
 
 using namespace blobd;
 using namespace blobd::bench;
+using blobd::test::find_program;
+using blobd::test::free_port;
+using blobd::test::port_open;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
@@ -56,45 +60,6 @@ constexpr std::uint64_t KiB = 1024, MiB = 1024 * 1024;
 [[noreturn]] void die(const std::string& why) {
     fmt::print(stderr, "bench_http_throughput: {}\n", why);
     std::exit(1);
-}
-
-std::string find_program(const std::string& name) {
-    std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
-    path += ":/usr/sbin:/sbin:/usr/local/sbin";
-    for (std::size_t start = 0; start <= path.size();) {
-        std::size_t end = path.find(':', start);
-        if (end == std::string::npos) end = path.size();
-        const std::string candidate = path.substr(start, end - start) + "/" + name;
-        if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-        start = end + 1;
-    }
-    return {};
-}
-
-std::uint16_t free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    std::uint16_t port = 0;
-    if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    if (fd >= 0) ::close(fd);
-    return port;
-}
-
-bool port_open(std::uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
-    const bool ok = fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    if (fd >= 0) ::close(fd);
-    return ok;
 }
 
 /// nginx serving one random blob as <prefix>/www/blobs/blob on 127.0.0.1:port.

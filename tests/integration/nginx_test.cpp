@@ -36,37 +36,13 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 using blobd::test::find_program;
+using blobd::test::free_port;
+using blobd::test::port_open;
 using blobd::test::random_bytes;
 
 namespace {
 
 constexpr std::uint64_t KiB = 1024, MiB = 1024 * 1024;
-
-std::uint16_t free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    std::uint16_t port = 0;
-    if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    if (fd >= 0) ::close(fd);
-    return port;
-}
-
-bool port_open(std::uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
-    const bool ok = fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    if (fd >= 0) ::close(fd);
-    return ok;
-}
 
 // One nginx serving `blobs` from <prefix>/www/blobs, started for one test case.
 struct nginx {

@@ -1,10 +1,14 @@
-// test_util: small helpers every test binary may use (no sockets, no Catch2).
+// test_util: small helpers for test and bench binaries (no Catch2): random data, programs, ports, temp dirs.
 // Threading: pure or read-only; any thread.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -38,6 +42,34 @@ inline std::string find_program(const std::string& name) {
         start = end + 1;
     }
     return {};
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for a server the test starts), or 0.
+inline std::uint16_t free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    std::uint16_t port = 0;
+    if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+        port = ntohs(a.sin_port);
+    }
+    if (fd >= 0) ::close(fd);
+    return port;
+}
+
+/// Whether something accepts connections on 127.0.0.1:port.
+inline bool port_open(std::uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    const bool ok = fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    if (fd >= 0) ::close(fd);
+    return ok;
 }
 
 /// A fresh directory under /tmp ("/tmp/blobd-<what>-XXXXXX"), removed with its contents at the end.
