@@ -508,6 +508,10 @@ private:
         }
         plan_ = *plan;
         if (status == 200) lg.debug("{}: server ignores Range, taking the slice of a whole-body answer", what_request());
+        // The common case, a 206 for exactly the range asked: the body *is* the slice, so the parser
+        // writes it straight into out_ (no scratch copy), given at most the plan's limit, so it
+        // cannot overflow; past that, read_body_some() falls back to the scratch path.
+        direct_ = status == 206 && plan_.skip == 0 && plan_.take == len_ && plan_.limit == len_;
         read_body(false, [self = shared_from_this()] { self->on_range_body(); });
     }
 
@@ -526,14 +530,16 @@ private:
 
     // ---- bodies ------------------------------------------------------------------------------
 
-    // Reads the body through a scratch buffer: for a fetch, copying the planned slice into out_;
-    // for `discard`, dropping it (and giving up beyond drain_limit). Then runs `then`. The whole
-    // body must arrive within one timeout.
+    // Reads the body: for a direct fetch (see on_range), straight into out_; otherwise through a
+    // scratch buffer, for a fetch copying the planned slice into out_, for `discard` dropping it
+    // (and giving up beyond drain_limit). Then runs `then`. The whole body must arrive within one
+    // timeout.
     void read_body(bool discard, std::function<void()> then) {
         discard_ = discard;
+        if (discard_ || collect_) direct_ = false;
         body_then_ = std::move(then);
         received_ = 0;
-        if (scratch_.empty()) scratch_.resize(scratch_size);
+        if (!direct_ && scratch_.empty()) scratch_.resize(scratch_size);
         conn_->lowest().expires_after(client_->opts.timeout);
         if (parser_->is_done()) return body_done();
         read_body_some();
@@ -541,8 +547,20 @@ private:
 
     void read_body_some() {
         auto& body = parser_->get().body();
-        body.data = scratch_.data();
-        body.size = scratch_.size();
+        if (direct_ && received_ >= plan_.limit) {
+            // Full, yet the parser is not done: a close-delimited body may still end right here
+            // (EOF), anything more is too long; the scratch path tells the two apart.
+            direct_ = false;
+            if (scratch_.empty()) scratch_.resize(scratch_size);
+        }
+        if (direct_) {
+            body.data = out_->data() + received_;
+            body.size = plan_.limit - received_;
+        } else {
+            body.data = scratch_.data();
+            body.size = scratch_.size();
+        }
+        body_capacity_ = body.size;
         with_stream(*conn_, [&](auto& s) {
             bhttp::async_read(s, conn_->buf, *parser_, [self = shared_from_this()](error_code ec, std::size_t) {
                 self->on_body_some(ec);
@@ -560,8 +578,10 @@ private:
             }
             return transport_failed(ec, "read body");
         }
-        const std::size_t n = scratch_.size() - parser_->get().body().size;
-        if (discard_) {
+        const std::size_t n = body_capacity_ - parser_->get().body().size;
+        if (direct_) {
+            received_ += n;  // already in place: read_body_some() bounded it by plan_.limit
+        } else if (discard_) {
             received_ += n;
             if (received_ > drain_limit) {
                 close_connection();
@@ -773,6 +793,8 @@ private:
     std::optional<bhttp::response_parser<bhttp::buffer_body>> parser_;
     std::vector<char> scratch_;
     std::shared_ptr<aligned_buffer> out_;
+    bool direct_ = false;             // the body is read straight into out_ (exact 206)
+    std::size_t body_capacity_ = 0;   // the parser's body buffer size at the last read
     http::body_plan plan_;
     std::uint64_t received_ = 0;
     bool discard_ = false;

@@ -203,11 +203,16 @@ TEST_CASE("short body", "[http]") {
 }
 
 // Description: more bytes than asked for are never passed on: a Content-Length larger than the
-// range is refused before the body, a close-delimited body longer than the range while reading.
+// range is refused before the body, a close-delimited body longer than the range while reading;
+// a close-delimited body of exactly the range (it fills the output, then EOF) is accepted.
 TEST_CASE("long body", "[http]") {
     const std::string data = random_bytes(64 * KiB, 7);
     http_server s([&](const http_request& r, http_conn& c) {
-        if (name_of(r) == "length") {
+        if (name_of(r) == "exact") {
+            c.send(response_head(206, {{"Content-Range", "bytes 0-4095/65536"}, {"Connection", "close"}}) +
+                   data.substr(0, 4096));
+            c.close();
+        } else if (name_of(r) == "length") {
             c.send(response_head(206, {{"Content-Range", "bytes 0-4095/65536"}, {"Content-Length", "4196"}}) +
                    data.substr(0, 4196));
         } else {
@@ -219,7 +224,10 @@ TEST_CASE("long body", "[http]") {
     client cl(quick(s.url("")));
     CHECK(cl.fetch("length", 0, 4096).error() == -EIO);
     CHECK(cl.fetch("close-delimited", 0, 4096).error() == -EIO);
-    CHECK(s.requests() == 2);
+    auto exact = cl.fetch("exact", 0, 4096);
+    REQUIRE(exact);
+    CHECK((*exact == data.substr(0, 4096)));
+    CHECK(s.requests() == 3);
 }
 
 // Description: 5xx answers are retried with backoff until one succeeds; a server that keeps
