@@ -45,11 +45,15 @@
 #include "daemon/app.hpp"
 #include "daemon/base/log.hpp"
 #include "tests/support/fake_kernel.hpp"
+#include "tests/support/nginx.hpp"
 #include "tests/support/test_util.hpp"
 
 using namespace blobd;
 using namespace blobd::bench;
 using blobd::test::find_program;
+using blobd::test::start_nginx;
+using blobd::test::stop_process;
+using blobd::test::write_nginx_conf;
 using blobd::test::free_port;
 using blobd::test::port_open;
 namespace fs = std::filesystem;
@@ -98,13 +102,7 @@ struct nginx {
         if (pid < 0) die("nginx did not start (see stderr)");
     }
     ~nginx() {
-        if (pid > 0) {
-            ::kill(pid, SIGTERM);
-            int status = 0;
-            for (int i = 0; i < 100 && ::waitpid(pid, &status, WNOHANG) != pid; ++i) std::this_thread::sleep_for(50ms);
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-        }
+        stop_process(pid);
         std::error_code ec;
         fs::remove_all(dir, ec);
     }
@@ -114,35 +112,9 @@ struct nginx {
     void start() {
         port = free_port();
         const std::string d = dir.string();
-        std::ofstream conf(dir / "nginx.conf");
-        conf << "daemon off;\nmaster_process off;\nworker_processes 1;\npid " << d << "/nginx.pid;\n"
-             << "error_log stderr warn;\nevents { worker_connections 256; }\nhttp {\n"
-             << "  access_log off;\n  default_type application/octet-stream;\n  sendfile on;\n"
-             << "  client_body_temp_path " << d << "/tmp/body;\n  proxy_temp_path " << d << "/tmp/proxy;\n"
-             << "  fastcgi_temp_path " << d << "/tmp/fastcgi;\n  uwsgi_temp_path " << d << "/tmp/uwsgi;\n"
-             << "  scgi_temp_path " << d << "/tmp/scgi;\n  keepalive_timeout 60s;\n  keepalive_requests 100000;\n"
-             << "  server {\n    listen 127.0.0.1:" << port << ";\n    root " << d << "/www;\n  }\n}\n";
-        conf.close();
-        const std::string bin = find_program("nginx");
-        const pid_t child = ::fork();
-        if (child < 0) die("fork failed");
-        if (child == 0) {
-            ::execl(bin.c_str(), "nginx", "-e", "stderr", "-p", d.c_str(), "-c", (d + "/nginx.conf").c_str(),
-                    static_cast<char*>(nullptr));
-            std::_Exit(127);
-        }
-        for (int i = 0; i < 250; ++i) {
-            int status = 0;
-            if (::waitpid(child, &status, WNOHANG) == child) return;  // a port race: try another
-            if (port_open(port)) {
-                pid = child;
-                return;
-            }
-            std::this_thread::sleep_for(20ms);
-        }
-        ::kill(child, SIGKILL);
-        int status = 0;
-        ::waitpid(child, &status, 0);
+        write_nginx_conf(d, "  sendfile on;\n  keepalive_requests 100000;\n",
+                         "  server {\n    listen 127.0.0.1:" + std::to_string(port) + ";\n    root " + d + "/www;\n  }\n");
+        pid = start_nginx(d, {port});
     }
 };
 

@@ -28,6 +28,7 @@
 #include "daemon/app.hpp"
 #include "tests/support/fake_kernel.hpp"
 #include "tests/support/fetch_driver.hpp"
+#include "tests/support/nginx.hpp"
 #include "tests/support/test_util.hpp"
 
 using namespace blobd;
@@ -36,6 +37,9 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 using blobd::test::find_program;
+using blobd::test::start_nginx;
+using blobd::test::stop_process;
+using blobd::test::write_nginx_conf;
 using blobd::test::free_port;
 using blobd::test::port_open;
 using blobd::test::random_bytes;
@@ -67,21 +71,7 @@ struct nginx {
         REQUIRE(pid > 0);
     }
     ~nginx() {
-        if (pid > 0) {
-            ::kill(pid, SIGTERM);
-            int status = 0;
-            for (int i = 0; i < 100; ++i) {
-                if (::waitpid(pid, &status, WNOHANG) == pid) {
-                    pid = -1;
-                    break;
-                }
-                std::this_thread::sleep_for(50ms);
-            }
-            if (pid > 0) {
-                ::kill(pid, SIGKILL);
-                ::waitpid(pid, &status, 0);
-            }
-        }
+        stop_process(pid);
         std::error_code ec;
         fs::remove_all(dir, ec);
     }
@@ -101,43 +91,16 @@ struct nginx {
         https = free_port();
         wrong_name = free_port();
         const std::string d = dir.string();
-        std::ofstream conf(dir / "nginx.conf");
-        conf << "daemon off;\nmaster_process off;\nworker_processes 1;\npid " << d << "/nginx.pid;\n"
-             << "error_log stderr warn;\nevents { worker_connections 256; }\nhttp {\n"
-             << "  access_log off;\n  default_type application/octet-stream;\n"
-             << "  client_body_temp_path " << d << "/tmp/body;\n  proxy_temp_path " << d << "/tmp/proxy;\n"
-             << "  fastcgi_temp_path " << d << "/tmp/fastcgi;\n  uwsgi_temp_path " << d << "/tmp/uwsgi;\n"
-             << "  scgi_temp_path " << d << "/tmp/scgi;\n  keepalive_timeout 60s;\n  keepalive_requests 1000;\n"
-             << "  server {\n    listen 127.0.0.1:" << http << ";\n    root " << d << "/www;\n"
-             << "    location /noranges/ { alias " << d << "/www/blobs/; max_ranges 0; }\n"
-             << "    location /moved/ { rewrite ^/moved/(.*)$ /blobs/$1 redirect; }\n  }\n"
-             << "  server {\n    listen 127.0.0.1:" << https << " ssl;\n    root " << d << "/www;\n"
-             << "    ssl_certificate " << d << "/good.pem;\n    ssl_certificate_key " << d << "/good.key;\n"
-             << "    location /down/ { return 302 http://127.0.0.1:" << http << "/blobs/; }\n  }\n"
-             << "  server {\n    listen 127.0.0.1:" << wrong_name << " ssl;\n    root " << d << "/www;\n"
-             << "    ssl_certificate " << d << "/wrong.pem;\n    ssl_certificate_key " << d << "/wrong.key;\n  }\n"
-             << "}\n";
-        conf.close();
-        const std::string bin = find_program("nginx");
-        const pid_t child = ::fork();
-        REQUIRE(child >= 0);
-        if (child == 0) {
-            ::execl(bin.c_str(), "nginx", "-e", "stderr", "-p", d.c_str(), "-c", (d + "/nginx.conf").c_str(),
-                    static_cast<char*>(nullptr));
-            std::_Exit(127);
-        }
-        for (int i = 0; i < 250; ++i) {  // 5 s
-            int status = 0;
-            if (::waitpid(child, &status, WNOHANG) == child) return;  // failed (a port taken?): try again
-            if (port_open(http) && port_open(https) && port_open(wrong_name)) {
-                pid = child;
-                return;
-            }
-            std::this_thread::sleep_for(20ms);
-        }
-        ::kill(child, SIGKILL);
-        int status = 0;
-        ::waitpid(child, &status, 0);
+        write_nginx_conf(d, "  keepalive_requests 1000;\n",
+                         "  server {\n    listen 127.0.0.1:" + std::to_string(http) + ";\n    root " + d + "/www;\n"
+                         "    location /noranges/ { alias " + d + "/www/blobs/; max_ranges 0; }\n"
+                         "    location /moved/ { rewrite ^/moved/(.*)$ /blobs/$1 redirect; }\n  }\n"
+                         "  server {\n    listen 127.0.0.1:" + std::to_string(https) + " ssl;\n    root " + d + "/www;\n"
+                         "    ssl_certificate " + d + "/good.pem;\n    ssl_certificate_key " + d + "/good.key;\n"
+                         "    location /down/ { return 302 http://127.0.0.1:" + std::to_string(http) + "/blobs/; }\n  }\n"
+                         "  server {\n    listen 127.0.0.1:" + std::to_string(wrong_name) + " ssl;\n    root " + d + "/www;\n"
+                         "    ssl_certificate " + d + "/wrong.pem;\n    ssl_certificate_key " + d + "/wrong.key;\n  }\n");
+        pid = start_nginx(d, {http, https, wrong_name});
     }
 
     std::string http_url(const std::string& p) const { return "http://127.0.0.1:" + std::to_string(http) + p; }
