@@ -23,8 +23,14 @@
 #include <string_view>
 #include <vector>
 
+#include <fcntl.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <fmt/format.h>
 
+#include "daemon/base/unique_fd.hpp"
 #include "daemon/device/device.hpp"
 
 namespace blobd::bench {
@@ -176,5 +182,29 @@ public:
 private:
     device& in_;
 };
+
+/// Creates `path` (mode `mode`) with `size` pseudo-random bytes (xorshift: incompressible, the same
+/// every run). Returns "" or what failed, for the caller's error message.
+inline std::string write_random_file(const std::string& path, std::uint64_t size, mode_t mode = 0600) {
+    unique_fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    if (!fd) return fmt::format("create {}: {}", path, std::strerror(errno));
+    constexpr std::uint64_t block_bytes = 1 << 20;
+    std::vector<std::uint64_t> block(block_bytes / 8);
+    std::uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (std::uint64_t done = 0; done < size;) {
+        for (auto& w : block) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            w = x;
+        }
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(block_bytes, size - done));
+        if (::pwrite(fd.get(), block.data(), n, static_cast<off_t>(done)) != static_cast<ssize_t>(n)) {
+            return fmt::format("write {}: {}", path, std::strerror(errno));
+        }
+        done += n;
+    }
+    // No writeback of the file may overlap the timed runs.
+    ::fsync(fd.get());
+    return {};
+}
 
 }  // namespace blobd::bench

@@ -87,23 +87,7 @@ struct blob_file {
         std::string t = parent + "/blobd-bench-XXXXXX";
         if (!::mkdtemp(t.data())) die(fmt::format("mkdtemp in {}: {}", parent, std::strerror(errno)));
         dir = t;
-        unique_fd fd(::open(path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-        if (!fd) die(fmt::format("create {}: {}", path(), std::strerror(errno)));
-        std::vector<std::uint64_t> block(MiB / 8);
-        std::uint64_t x = 0x9e3779b97f4a7c15ull;
-        for (std::uint64_t done = 0; done < size;) {
-            for (auto& w : block) {
-                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-                w = x;
-            }
-            const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(MiB, size - done));
-            if (::pwrite(fd.get(), block.data(), n, static_cast<off_t>(done)) != static_cast<ssize_t>(n)) {
-                die(fmt::format("write {}: {}", path(), std::strerror(errno)));
-            }
-            done += n;
-        }
-        // No writeback of the blob may overlap the timed runs.
-        ::fsync(fd.get());
+        if (auto err = write_random_file(path(), size); !err.empty()) die(err);
         warm();
     }
     ~blob_file() {

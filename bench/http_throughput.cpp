@@ -83,21 +83,7 @@ struct nginx {
                                  fs::perms::others_read | fs::perms::others_exec);
         fs::create_directories(dir / "www" / "blobs");
         fs::create_directories(dir / "tmp");
-        unique_fd fd(::open(blob_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-        if (!fd) die(fmt::format("create {}: {}", blob_path(), std::strerror(errno)));
-        std::vector<std::uint64_t> block(MiB / 8);
-        std::uint64_t x = 0x9e3779b97f4a7c15ull;
-        for (std::uint64_t done = 0; done < size;) {
-            for (auto& w : block) {
-                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-                w = x;
-            }
-            const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(MiB, size - done));
-            if (::pwrite(fd.get(), block.data(), n, static_cast<off_t>(done)) != static_cast<ssize_t>(n)) {
-                die(fmt::format("write {}: {}", blob_path(), std::strerror(errno)));
-            }
-            done += n;
-        }
+        if (auto err = write_random_file(blob_path(), size, 0644); !err.empty()) die(err);
         for (int attempt = 0; attempt < 5 && pid < 0; ++attempt) start();
         if (pid < 0) die("nginx did not start (see stderr)");
     }
