@@ -183,6 +183,27 @@ private:
     device& in_;
 };
 
+/// The figures of a run only count if the daemon did the work: nothing failed (daemon stats
+/// `s`, the observing device, the fake kernel `k`) and 16 spots of object `obj`'s cache file hold
+/// the blob's bytes. Returns "" or what is wrong. (Kernel: tests/support/fake_kernel.hpp.)
+template <class Stats, class Kernel>
+std::string verify_run(const Stats& s, const observing_device& dev, const Kernel& k, std::uint32_t obj,
+                       const std::string& blob_path, std::uint64_t size) {
+    if (s.reads_failed || dev.failed_completions || k.bad_completions() || s.write_errors || s.fetch_errors) {
+        return fmt::format("daemon run had failures: reads_failed {}, refused completions {}, bad completions {}, "
+                           "write errors {}, fetch errors {}",
+                           s.reads_failed, dev.failed_completions, k.bad_completions(), s.write_errors, s.fetch_errors);
+    }
+    unique_fd src(::open(blob_path.c_str(), O_RDONLY | O_CLOEXEC));
+    for (std::uint64_t j = 0; j < 16; ++j) {
+        const std::uint64_t off = (size / 16) * j / 4096 * 4096;
+        std::string want(4096, '\0');
+        if (::pread(src.get(), want.data(), want.size(), static_cast<off_t>(off)) != 4096) return "verify pread";
+        if (k.cache_bytes(obj, off, 4096) != want) return fmt::format("cache file differs from the blob at {}", off);
+    }
+    return {};
+}
+
 /// Creates `path` (mode `mode`) with `size` pseudo-random bytes (xorshift: incompressible, the same
 /// every run). Returns "" or what failed, for the caller's error message.
 inline std::string write_random_file(const std::string& path, std::uint64_t size, mode_t mode = 0600) {

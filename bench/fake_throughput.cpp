@@ -230,20 +230,7 @@ run_result run_daemon(const blob_file& blob, const case_def& c, const options& o
     r.lat_ns.reserve(n);
     for (std::uint64_t i = 0; i < n; ++i) r.lat_ns.push_back(static_cast<double>(t_done[i] - t_queue[i]));
 
-    // The figures only count if the daemon did the work: nothing failed, and the bytes are right.
-    const auto& s = daemon.stats();
-    if (s.reads_failed || dev.failed_completions || k.bad_completions() || s.write_errors || s.fetch_errors) {
-        die(fmt::format("daemon run had failures: reads_failed {}, refused completions {}, bad completions {}, "
-                        "write errors {}, fetch errors {}",
-                        s.reads_failed, dev.failed_completions, k.bad_completions(), s.write_errors, s.fetch_errors));
-    }
-    unique_fd src(::open(blob.path().c_str(), O_RDONLY | O_CLOEXEC));
-    for (std::uint64_t j = 0; j < 16; ++j) {
-        const std::uint64_t off = (blob.size / 16) * j / 4096 * 4096;
-        std::string want(4096, '\0');
-        if (::pread(src.get(), want.data(), want.size(), static_cast<off_t>(off)) != 4096) die("verify pread");
-        if (k.cache_bytes(obj, off, 4096) != want) die(fmt::format("cache file differs from the blob at {}", off));
-    }
+    if (auto err = verify_run(daemon.stats(), dev, k, obj, blob.path(), blob.size); !err.empty()) die(err);
 
     daemon.request_stop(std::chrono::milliseconds(1000));
     run_until([&] { return daemon.finished(); }, "the daemon to stop");

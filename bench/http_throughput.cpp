@@ -204,19 +204,9 @@ daemon_result run_daemon(const nginx& n, const options& o) {
     r.seconds = static_cast<double>(now_ns() - t0) / 1e9;
     for (std::uint64_t i = 0; i < count; ++i) r.lat_ns.push_back(static_cast<double>(t_done[i] - t_queue[i]));
 
-    const auto& s = daemon.stats();
-    if (s.reads_failed || dev.failed_completions || k.bad_completions() || s.write_errors || s.fetch_errors) {
-        die(fmt::format("daemon run had failures: reads_failed {}, refused completions {}, bad completions {}, "
-                        "write errors {}, fetch errors {}",
-                        s.reads_failed, dev.failed_completions, k.bad_completions(), s.write_errors, s.fetch_errors));
-    }
-    if (s.bytes_fetched != n.size) die(fmt::format("fetched {} bytes for a {}-byte blob", s.bytes_fetched, n.size));
-    unique_fd blob(::open(n.blob_path().c_str(), O_RDONLY | O_CLOEXEC));
-    for (std::uint64_t j = 0; j < 16; ++j) {
-        const std::uint64_t off = (n.size / 16) * j / 4096 * 4096;
-        std::string want(4096, '\0');
-        if (::pread(blob.get(), want.data(), want.size(), static_cast<off_t>(off)) != 4096) die("verify pread");
-        if (k.cache_bytes(obj, off, 4096) != want) die(fmt::format("cache file differs from the blob at {}", off));
+    if (auto err = verify_run(daemon.stats(), dev, k, obj, n.blob_path(), n.size); !err.empty()) die(err);
+    if (daemon.stats().bytes_fetched != n.size) {
+        die(fmt::format("fetched {} bytes for a {}-byte blob", daemon.stats().bytes_fetched, n.size));
     }
     daemon.request_stop(std::chrono::milliseconds(1000));
     run_until([&] { return daemon.finished(); }, "the daemon to stop");
