@@ -125,6 +125,8 @@ new_cache() {
 }
 
 # ---- the daemons: start_daemon blobd CHUNK | start_daemon simple; stop_daemon ----
+# erofs-blobd is started and stopped by the e2e tests' helpers (blobd_start, blobd_stop).
+. "${BASH_SOURCE[0]%/*}/../../tests/e2e/daemon.sh" || die "cannot source tests/e2e/daemon.sh"
 DAEMON='' DAEMON_PID='' BLOBD_PID='' SIMPLE_PID=''
 start_daemon() {
     new_cache
@@ -134,15 +136,15 @@ start_daemon() {
 {"cache": {"dir": "$CACHE", "tag": "bench"}, "chunk_size": $2,
  "sources": [{"type": "local", "path": "$SRC"}], "control_socket": "$SOCK", "log_level": "notice"}
 JSON
+        local rc=0
         # shellcheck disable=SC2086  # BENCH_BLOBD_ENV: NAME=VALUE words (experiments, e.g. GLIBC_TUNABLES)
-        env ${BENCH_BLOBD_ENV:-} "$BENCH_BIN/erofs-blobd" --config /run/blobd/config.json >>"$LOGS/blobd.log" 2>&1 &
-        BLOBD_PID=$! DAEMON_PID=$!
-        for _ in $(seq 1 200); do
-            "$BENCH_BIN/erofs-blobctl" --socket "$SOCK" ping >/dev/null 2>&1 && return 0
-            kill -0 "$BLOBD_PID" 2>/dev/null || die "erofs-blobd exited at startup (see $LOGS/blobd.log)"
-            sleep 0.05
-        done
-        die "erofs-blobd did not answer on $SOCK"
+        blobd_start "$BENCH_BIN" /run/blobd/config.json "$SOCK" "$LOGS/blobd.log" ${BENCH_BLOBD_ENV:-} || rc=$?
+        BLOBD_PID=$DAEMON_PID
+        case $rc in
+            0) ;;
+            1) die "erofs-blobd exited at startup (see $LOGS/blobd.log)" ;;
+            *) die "erofs-blobd did not answer on $SOCK" ;;
+        esac
     else
         : >/run/simple.log
         "$BENCH_TOOLS/simple_daemon" --cache-dir "$CACHE" --tag bench --blobs "$SRC" 2>/run/simple.log &
@@ -178,7 +180,9 @@ daemon_counters() {
     rec "$key.cpu_ms" "$(( (a[11] + a[12]) * 1000 / CLK_TCK ))"
 }
 stop_daemon() {
-    kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" || die "$DAEMON exited with $? after SIGTERM"
+    local rc=0
+    blobd_stop || rc=$?   # SIGTERM and wait: the same for simple_daemon
+    [ "$rc" = 0 ] || die "$DAEMON exited with $rc after SIGTERM"
     [ "$DAEMON" = simple ] && cat /run/simple.log >>"$LOGS/simple.log"
     DAEMON='' DAEMON_PID='' BLOBD_PID='' SIMPLE_PID=''
 }

@@ -34,24 +34,22 @@ write_config() {
 JSON
 }
 
+. "$(dirname "${BASH_SOURCE[0]}")/daemon.sh"
 start_daemon() {
     write_config
-    "$E2E_BIN/erofs-blobd" --config "$CONF" >>"$DAEMON_LOG" 2>&1 &
-    DAEMON_PID=$!
-    for _ in $(seq 1 100); do
-        "$E2E_BIN/erofs-blobctl" --socket "$SOCK" ping >/dev/null 2>&1 && return 0
-        kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited at startup"
-        sleep 0.1
-    done
-    fail "daemon did not answer on $SOCK"
+    local rc=0
+    blobd_start "$E2E_BIN" "$CONF" "$SOCK" "$DAEMON_LOG" || rc=$?
+    case $rc in
+        0) ;;
+        1) fail "daemon exited at startup" ;;
+        *) fail "daemon did not answer on $SOCK" ;;
+    esac
 }
 
 stop_daemon() {
-    kill -TERM "$DAEMON_PID"
     local rc=0
-    wait "$DAEMON_PID" || rc=$?
+    blobd_stop || rc=$?
     [ "$rc" = 0 ] || fail "daemon exited with $rc after SIGTERM"
-    DAEMON_PID=
 }
 
 # stat KEY: one top-level counter of the running daemon
