@@ -250,6 +250,23 @@ measure_loop() {  # MODE KEY
     umount_loop /run/mnt/l
     report "$1" "$2" "$out"
 }
+# The floor of a cold sequential read through fscache, with no daemon at all: the copies such a
+# read cannot avoid, timed apart. A daemon reads the source and writes it into the cache file (the
+# anon fd writes through to the backing file with direct I/O: fs/cachefiles/ondemand.c, io.c);
+# here dd does that copy alone (1 MiB blocks, oflag=direct) from a cold page cache. run.sh adds
+# the measured warm read (erofs reading a full cache file) to get what a daemon with zero cost
+# and no round trips would reach.
+measure_copy() {  # KEY
+    new_cache
+    drop
+    local s e bytes
+    bytes=$(size_of p64)
+    s=$(us)
+    guard "copy into a cache file" dd if="$SRC/p64" of="$CACHE/copy" bs=1M oflag=direct status=none || die "dd failed"
+    e=$(us)
+    rec "$1.mbps" "$(( bytes / (e - s) )).$(( bytes * 10 / (e - s) % 10 ))"
+}
+
 # c. 16 concurrent random readers on the chunked image c64 (its data in blob64, 4 KiB erofs chunks)
 measure_rand16() {  # DAEMON(blobd|simple) CHUNK KEY
     start_daemon "$1" "$2"
@@ -313,6 +330,7 @@ for rep in $(seq 1 "$REPS"); do
         else measure_plain blobd seq "${CHUNKS[0]}" seq.blobd; measure_loop seq seq.loop; fi
         for c in "${CHUNKS[@]:1}"; do measure_plain blobd seq "$c" "seq.blobd$c"; done
         measure_plain simple seq 0 seq.simple
+        measure_copy seq.copy
     fi
     if [[ $ONLY == *b* ]]; then
         say "b. cold 4 KiB random reads, 1 reader, $OPS1 reads, plain image"
