@@ -228,23 +228,7 @@ void app::execute(effects&& effs) {
             } else if constexpr (std::is_same_v<T, promote_fetch>) {
                 promote(eff);
             } else if constexpr (std::is_same_v<T, write_chunk>) {
-                // Writes into an anon fd are direct I/O into the backing file: the length must be a
-                // multiple of the logical block size, so an unaligned blob tail is written as a whole
-                // zero-padded block (observed on 6.1: an exact 577-byte tail write fails with EINVAL).
-                // Chunk offsets are multiples of the chunk size, so only the length needs rounding.
-                const auto len = static_cast<unsigned>(std::min<std::uint64_t>(round_up(eff.len, io_alignment),
-                                                                               eff.data->capacity()));
-                // The callback holds the object (so its fd) and the buffer until the CQE.
-                loop_.write_all(eff.object->fd.get(), eff.data->data(), len, eff.off,
-                                [this, obj = eff.object, data = eff.data, chunk = eff.chunk, off = eff.off,
-                                 want = eff.len, len](int res) {
-                                    if (res >= 0 && static_cast<unsigned>(res) != len) res = -EIO;
-                                    if (res < 0) {
-                                        lg.err("write of {} bytes at {} into object {} failed: {}", len, off,
-                                               obj->object_id, std::strerror(-res));
-                                    }
-                                    execute(registry_.on_written(obj, chunk, res < 0 ? res : static_cast<int>(want)));
-                                });
+                queue_write(std::move(eff));
             } else if constexpr (std::is_same_v<T, release_blob>) {
                 chain_for(eff.domain).release(blob_ref{eff.domain, eff.name});
             } else if constexpr (std::is_same_v<T, complete_read>) {
@@ -255,6 +239,49 @@ void app::execute(effects&& effs) {
             }
         }, e);
     }
+}
+
+void app::queue_write(write_chunk w) {
+    ++writes_held_;
+    write_lane& lane = write_lanes_[w.object.get()];
+    if (lane.inflight < max_writes_per_file) {
+        writes_per_file_peak_ = std::max(writes_per_file_peak_, ++lane.inflight);
+        submit_write(std::move(w));
+    } else {
+        ++write_waits_;
+        lane.queued.push_back(std::move(w));
+    }
+}
+
+void app::submit_write(write_chunk w) {
+    // Writes into an anon fd are direct I/O into the backing file: the length must be a
+    // multiple of the logical block size, so an unaligned blob tail is written as a whole
+    // zero-padded block (observed on 6.1: an exact 577-byte tail write fails with EINVAL).
+    // Chunk offsets are multiples of the chunk size, so only the length needs rounding.
+    const auto len = static_cast<unsigned>(std::min<std::uint64_t>(round_up(w.len, io_alignment), w.data->capacity()));
+    const int fd = w.object->fd.get();
+    const void* data = w.data->data();
+    const std::uint64_t off = w.off;
+    // The callback holds the object (so its fd) and the buffer until the CQE.
+    loop_.write_all(fd, data, len, off, [this, w = std::move(w), len](int res) mutable {
+        if (res >= 0 && static_cast<unsigned>(res) != len) res = -EIO;
+        if (res < 0) {
+            lg.err("write of {} bytes at {} into object {} failed: {}", len, w.off, w.object->object_id,
+                   std::strerror(-res));
+        }
+        --writes_held_;
+        // The next queued write into this file goes out before the registry reacts to this one.
+        auto lane = write_lanes_.find(w.object.get());
+        if (!lane->second.queued.empty()) {
+            write_chunk next = std::move(lane->second.queued.front());
+            lane->second.queued.pop_front();
+            submit_write(std::move(next));
+        } else if (--lane->second.inflight == 0) {
+            write_lanes_.erase(lane);
+        }
+        execute(registry_.on_written(w.object, w.chunk, res < 0 ? res : static_cast<int>(w.len)));
+        pump_fetches();
+    });
 }
 
 void app::start_fetch(fetch_chunk f) {
@@ -287,12 +314,12 @@ void app::start_prefetch(const object_ptr& obj) {
 }
 
 void app::pump_fetches() {
-    while (fetches_inflight_ < max_inflight_fetches && !fetch_queue_.empty()) {
+    while (fetches_inflight_ + writes_held_ < max_inflight_fetches && !fetch_queue_.empty()) {
         auto next = std::move(fetch_queue_.front());
         fetch_queue_.pop_front();
         start_fetch(std::move(next));
     }
-    while (fetch_queue_.empty() && fetches_inflight_ < max_inflight_fetches &&
+    while (fetch_queue_.empty() && fetches_inflight_ + writes_held_ < max_inflight_fetches &&
            prefetches_inflight_ < config_->prefetch_concurrency && !prefetch_queue_.empty()) {
         auto next = std::move(prefetch_queue_.front());
         prefetch_queue_.pop_front();
@@ -371,6 +398,7 @@ std::string app::stats_json() const {
         {"prefetch_promoted", s.prefetch_promoted}, {"refetch_chunks", s.refetch_chunks},
         {"readahead_chunks", s.readahead_chunks},
         {"completion_errors", completion_errors_}, {"reply_errors", reply_errors_},
+        {"write_waits", write_waits_}, {"writes_per_file_peak", writes_per_file_peak_},
     };
     // "bytes" of a source is what it delivered (over the network for remote ones); the store's
     // bytes_saved is what it did not have to. bytes_fetched (above) is what reached cache files.

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "config/config.hpp"
 #include "daemon/control/control_server.hpp"
@@ -56,6 +57,10 @@ private:
     void handle_bad(const proto::parse_error& err);
     void execute(effects&& effs);
     void start_fetch(fetch_chunk f);
+    /// Writes a fetched chunk into its object's cache file, at most max_writes_per_file at a time
+    /// per file; the rest wait in that file's lane in arrival order.
+    void queue_write(write_chunk w);
+    void submit_write(write_chunk w);
     /// Starts queued fetches while there is room: on-demand ones first; background ones only
     /// when no on-demand fetch waits and fewer than the prefetch limit run.
     void pump_fetches();
@@ -89,6 +94,24 @@ private:
     std::deque<fetch_chunk> fetch_queue_;      // on-demand
     std::deque<fetch_chunk> prefetch_queue_;   // background
     std::size_t fetches_inflight_ = 0, prefetches_inflight_ = 0;
+    /// Concurrent direct-I/O writes into one file mostly wait for each other: ext4 takes the
+    /// inode lock exclusively for writes that allocate blocks (every first write of a cache
+    /// file's range), and io_uring runs anon-fd writes on parallel io-wq workers, which then spin
+    /// on that lock. bench_fake_throughput, 1 MiB READs, cache on ext4, 4 A/B rounds: io-wq CPU
+    /// per READ 190 us with 4 writes per file against 330-490 us unbounded, bytes/s 0.83x of the
+    /// baseline against 0.69x (medians); tmpfs unchanged within noise. Different files still
+    /// write in parallel.
+    static constexpr unsigned max_writes_per_file = 4;
+    struct write_lane {
+        unsigned inflight = 0;
+        std::deque<write_chunk> queued;
+    };
+    std::unordered_map<const cache_object*, write_lane> write_lanes_;  // by object; only while it has writes
+    /// Chunk buffers waiting for or in a write: they count against max_inflight_fetches, so the
+    /// memory held stays bounded when writes are slower than fetches.
+    std::size_t writes_held_ = 0;
+    std::uint64_t write_waits_ = 0;            // writes that queued behind their file's lane
+    unsigned writes_per_file_peak_ = 0;        // most writes in flight into one file at once
     bool stopping_ = false;
     bool failed_pending_ = false;
     std::uint64_t completion_errors_ = 0, reply_errors_ = 0;
