@@ -24,6 +24,11 @@
 // every range to its own file in --cache-dir (the daemon's cache filesystem), again the faster of
 // sequential and parallel; both ratios are printed (the pass/fail target stays on the first).
 //
+// The blob store is off for those runs (every byte from nginx into the cache file only, checked
+// against the source's byte count). The default configuration keeps a copy of every remote blob
+// in the store as well; one more daemon run per repetition measures that, with a fresh store
+// directory in --cache-dir, against curl writing files (info).
+//
 // Needs nginx and curl (Debian nginx-light, curl); prints SKIP otherwise. nginx runs with one
 // worker, daemon off, from a generated config in a temporary prefix, and is stopped at the end.
 #include <arpa/inet.h>
@@ -40,6 +45,8 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "bench/common.hpp"
 #include "daemon/app.hpp"
@@ -149,13 +156,19 @@ struct daemon_result {
     std::uint64_t connections = 0;
 };
 
-daemon_result run_daemon(const nginx& n, const options& o) {
+/// One daemon run over the whole blob. store_dir "": the blob store off, so every byte comes
+/// from nginx and goes only into the cache file (what curl is compared with). Otherwise the
+/// store is on (the default for remote sources) in that directory, which must be empty: every
+/// byte then also lands in the store.
+daemon_result run_daemon(const nginx& n, const options& o, const std::string& store_dir = "") {
     daemon_result r;
     test::fake_kernel k(o.cache_dir);
     observing_device dev(k.dev());
     event_loop loop;
     cfg::config conf;
-    conf.cache_dir = "/unused";
+    conf.cache_dir = "/nonexistent";  // only the store would use it, and it gets its own dir
+    conf.store.use = store_dir.empty() ? cfg::store_use::off : cfg::store_use::remote;
+    conf.store.dir = store_dir;
     conf.chunk_size = o.read_len;
     conf.control_socket = "";
     cfg::http_source src;
@@ -208,6 +221,10 @@ daemon_result run_daemon(const nginx& n, const options& o) {
     if (daemon.stats().bytes_fetched != n.size) {
         die(fmt::format("fetched {} bytes for a {}-byte blob", daemon.stats().bytes_fetched, n.size));
     }
+    // Every byte crossed the network once: a store left over from an earlier run would serve
+    // the blob from disk instead and make this a different benchmark.
+    const auto upstream = nlohmann::json::parse(daemon.stats_json()).at("upstream_bytes").get<std::uint64_t>();
+    if (upstream != n.size) die(fmt::format("nginx delivered {} bytes for a {}-byte blob", upstream, n.size));
     daemon.request_stop(std::chrono::milliseconds(1000));
     run_until([&] { return daemon.finished(); }, "the daemon to stop");
     return r;
@@ -255,11 +272,21 @@ int main(int argc, char** argv) {
     // Warm nginx's page cache of the blob (and the connection path) once before timing.
     run_curl(n, o, false);
 
-    std::vector<double> d_rate, c1_rate, cp_rate, b_rate, ratio, f_rate, f_ratio, d_lat;
+    std::vector<double> d_rate, c1_rate, cp_rate, b_rate, ratio, f_rate, f_ratio, d_lat, s_rate, s_ratio;
+    // The default configuration keeps a copy of every remote blob in the blob store: measured too
+    // (info), each time in a fresh store directory on the cache filesystem.
+    const std::string store_parent = o.cache_dir + "/blobd-bench-store-" + std::to_string(::getpid());
+    auto run_with_store = [&](unsigned rep) {
+        const std::string dir = store_parent + "/" + std::to_string(rep);
+        fs::create_directories(dir);
+        const daemon_result ds = run_daemon(n, o, dir);
+        fs::remove_all(dir);
+        return ds.seconds;
+    };
     const double bytes = static_cast<double>(o.size);
     for (unsigned rep = 0; rep < o.reps; ++rep) {
         // Alternate the order, so neither side always runs on a machine the other just warmed.
-        double c1 = 0, cp = 0, f1 = 0, fp = 0;
+        double c1 = 0, cp = 0, f1 = 0, fp = 0, with_store = 0;
         daemon_result d;
         if (rep % 2 == 0) {
             c1 = run_curl(n, o, false);
@@ -267,7 +294,9 @@ int main(int argc, char** argv) {
             f1 = run_curl(n, o, false, true);
             fp = run_curl(n, o, true, true);
             d = run_daemon(n, o);
+            with_store = run_with_store(rep);
         } else {
+            with_store = run_with_store(rep);
             d = run_daemon(n, o);
             fp = run_curl(n, o, true, true);
             f1 = run_curl(n, o, false, true);
@@ -281,12 +310,14 @@ int main(int argc, char** argv) {
         ratio.push_back(d_rate.back() / b_rate.back());
         f_rate.push_back(bytes / std::min(f1, fp));
         f_ratio.push_back(d_rate.back() / f_rate.back());
+        s_rate.push_back(bytes / with_store);
+        s_ratio.push_back(s_rate.back() / f_rate.back());
         d_lat.insert(d_lat.end(), d.lat_ns.begin(), d.lat_ns.end());
         fmt::print("# http rep {}: daemon {:.3f} s ({}), curl 1 connection {:.3f} s ({}), curl --parallel-max {} "
                    "{:.3f} s ({}), ratio to the faster curl {:.2f}; curl to files 1 / parallel {:.3f} / {:.3f} s, "
-                   "ratio to the faster {:.2f}\n",
+                   "ratio to the faster {:.2f}; daemon with the blob store {:.3f} s ({})\n",
                    rep + 1, d.seconds, mib_s(d_rate.back()), c1, mib_s(c1_rate.back()), o.connections, cp,
-                   mib_s(cp_rate.back()), ratio.back(), f1, fp, f_ratio.back());
+                   mib_s(cp_rate.back()), ratio.back(), f1, fp, f_ratio.back(), with_store, mib_s(s_rate.back()));
     }
     const double r = median(ratio);
     result_line(name, mib_s(median(d_rate)), "curl " + mib_s(median(b_rate)), fmt::format("{:.2f}x", r),
@@ -294,6 +325,10 @@ int main(int argc, char** argv) {
     result_line("http: blob via daemon vs curl writing files in the cache dir, bytes/s" + suffix,
                 mib_s(median(d_rate)), "curl -o " + mib_s(median(f_rate)), fmt::format("{:.2f}x", median(f_ratio)),
                 "-", "info");
+    result_line("http: blob via daemon with the blob store on (default), vs curl writing files, bytes/s" + suffix,
+                mib_s(median(s_rate)), "curl -o " + mib_s(median(f_rate)), fmt::format("{:.2f}x", median(s_ratio)),
+                "-", "info");
+    fs::remove_all(store_parent);
     result_line("http: curl, 1 connection / --parallel-max " + std::to_string(o.connections) + suffix,
                 mib_s(median(c1_rate)), mib_s(median(cp_rate)), "-", "-", "info");
     const double p50 = percentile(d_lat, 0.5), p99 = percentile(d_lat, 0.99);
