@@ -4,7 +4,7 @@
 // byte ranges from the same nginx.
 //
 //   bench_http_throughput [--size MiB] [--read KiB] [--window N] [--reps N] [--cache-dir DIR]
-//                         [--blob-dir DIR] [--connections N] [--tag NAME] [--info-only]
+//                         [--blob-dir DIR] [--connections N] [--tag NAME] [--info-only] [--daemon-only]
 //
 //   --size         blob size in MiB (default 128)
 //   --read         READ size = chunk size, KiB (default 1024): every READ is one ranged GET
@@ -14,6 +14,7 @@
 //                  the disk)
 //   --blob-dir     where nginx serves the blob from (default /dev/shm)
 //   --connections  the http source's max_connections, and curl's --parallel-max (default 4)
+//   --daemon-only  only the daemon runs, store off (for profiling; prints no RESULT lines)
 //
 // The baseline is curl (one process, keep-alive) fetching exactly the daemon's ranges
 // (`range = a-b` per URL, output /dev/null), run twice per repetition: sequentially over one
@@ -23,6 +24,11 @@
 // completes the READs: that comparison favours the baseline. A second baseline has curl write
 // every range to its own file in --cache-dir (the daemon's cache filesystem), again the faster of
 // sequential and parallel; both ratios are printed (the pass/fail target stays on the first).
+//
+// A third figure bounds the first: the same bytes written into a fresh file in --cache-dir,
+// READ-sized pwrites in one thread, no network ("ceiling"). The daemon must do those writes and
+// curl to /dev/null does not, so no daemon beats that rate; its ratio to curl is the most the
+// target ratio can be on this machine.
 //
 // The blob store is off for those runs (every byte from nginx into the cache file only, checked
 // against the source's byte count). The default configuration keeps a copy of every remote blob
@@ -150,6 +156,29 @@ double run_curl(const nginx& n, const options& o, bool parallel, bool to_file = 
     return secs;
 }
 
+/// Seconds to write the blob's bytes into a fresh file in --cache-dir with one READ-sized
+/// pwrite each (O_DIRECT where the filesystem has it, as the kernel's anon fds write), one
+/// thread, no network: the part of the daemon's work that curl to /dev/null does not do. No
+/// daemon can be faster than this, so bytes / this time over curl's rate is the highest ratio
+/// reachable on this machine.
+double write_only_seconds(const nginx& n, const options& o) {
+    const std::string path = o.cache_dir + "/blobd-bench-write-" + std::to_string(::getpid());
+    unique_fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0600));
+    if (!fd) fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd) die(fmt::format("create {}: {}", path, std::strerror(errno)));
+    aligned_buffer buf(o.read_len);
+    for (std::size_t i = 0; i < o.read_len; ++i) buf.data()[i] = static_cast<std::byte>(i * 131 + 7);
+    const auto t0 = now_ns();
+    for (std::uint64_t off = 0; off < n.size; off += o.read_len) {
+        if (::pwrite(fd.get(), buf.data(), o.read_len, static_cast<off_t>(off)) != static_cast<ssize_t>(o.read_len)) {
+            die(fmt::format("pwrite {}: {}", path, std::strerror(errno)));
+        }
+    }
+    const double secs = static_cast<double>(now_ns() - t0) / 1e9;
+    ::unlink(path.c_str());
+    return secs;
+}
+
 struct daemon_result {
     double seconds = 0;
     std::vector<double> lat_ns;
@@ -235,7 +264,7 @@ daemon_result run_daemon(const nginx& n, const options& o, const std::string& st
 int main(int argc, char** argv) {
     if (flag(argc, argv, "--help") || flag(argc, argv, "-h")) {
         fmt::print("usage: bench_http_throughput [--size MiB] [--read KiB] [--window N] [--reps N] [--cache-dir DIR] "
-                   "[--blob-dir DIR] [--connections N] [--tag NAME] [--info-only]\n");
+                   "[--blob-dir DIR] [--connections N] [--tag NAME] [--info-only] [--daemon-only]\n");
         return 0;
     }
     options o;
@@ -248,6 +277,7 @@ int main(int argc, char** argv) {
     o.blob_dir = opt(argc, argv, "--blob-dir", "/dev/shm");
     const std::string tag = opt(argc, argv, "--tag", "");
     const bool info_only = flag(argc, argv, "--info-only");
+    const bool daemon_only = flag(argc, argv, "--daemon-only");
     const std::string suffix = tag.empty() ? "" : " [" + tag + "]";
     const std::string name = fmt::format("http: blob via daemon vs curl, {} KiB ranges, bytes/s{}", o.read_len / KiB,
                                          suffix);
@@ -272,7 +302,8 @@ int main(int argc, char** argv) {
     // Warm nginx's page cache of the blob (and the connection path) once before timing.
     run_curl(n, o, false);
 
-    std::vector<double> d_rate, c1_rate, cp_rate, b_rate, ratio, f_rate, f_ratio, d_lat, s_rate, s_ratio;
+    std::vector<double> d_rate, c1_rate, cp_rate, b_rate, ratio, f_rate, f_ratio, d_lat, s_rate, s_ratio, w_rate,
+        w_ratio;
     // The default configuration keeps a copy of every remote blob in the blob store: measured too
     // (info), each time in a fresh store directory on the cache filesystem.
     const std::string store_parent = o.cache_dir + "/blobd-bench-store-" + std::to_string(::getpid());
@@ -284,6 +315,14 @@ int main(int argc, char** argv) {
         return ds.seconds;
     };
     const double bytes = static_cast<double>(o.size);
+    if (daemon_only) {
+        // For profiling the daemon's side alone: no curl, no store run, no RESULT lines.
+        for (unsigned rep = 0; rep < o.reps; ++rep) {
+            const daemon_result d = run_daemon(n, o);
+            fmt::print("# http rep {}: daemon {:.3f} s ({})\n", rep + 1, d.seconds, mib_s(bytes / d.seconds));
+        }
+        return 0;
+    }
     for (unsigned rep = 0; rep < o.reps; ++rep) {
         // Alternate the order, so neither side always runs on a machine the other just warmed.
         double c1 = 0, cp = 0, f1 = 0, fp = 0, with_store = 0;
@@ -310,14 +349,17 @@ int main(int argc, char** argv) {
         ratio.push_back(d_rate.back() / b_rate.back());
         f_rate.push_back(bytes / std::min(f1, fp));
         f_ratio.push_back(d_rate.back() / f_rate.back());
+        w_rate.push_back(bytes / write_only_seconds(n, o));
+        w_ratio.push_back(w_rate.back() / b_rate.back());
         s_rate.push_back(bytes / with_store);
         s_ratio.push_back(s_rate.back() / f_rate.back());
         d_lat.insert(d_lat.end(), d.lat_ns.begin(), d.lat_ns.end());
         fmt::print("# http rep {}: daemon {:.3f} s ({}), curl 1 connection {:.3f} s ({}), curl --parallel-max {} "
                    "{:.3f} s ({}), ratio to the faster curl {:.2f}; curl to files 1 / parallel {:.3f} / {:.3f} s, "
-                   "ratio to the faster {:.2f}; daemon with the blob store {:.3f} s ({})\n",
+                   "ratio to the faster {:.2f}; daemon with the blob store {:.3f} s ({}); the writes alone {}\n",
                    rep + 1, d.seconds, mib_s(d_rate.back()), c1, mib_s(c1_rate.back()), o.connections, cp,
-                   mib_s(cp_rate.back()), ratio.back(), f1, fp, f_ratio.back(), with_store, mib_s(s_rate.back()));
+                   mib_s(cp_rate.back()), ratio.back(), f1, fp, f_ratio.back(), with_store, mib_s(s_rate.back()),
+                   mib_s(w_rate.back()));
     }
     const double r = median(ratio);
     result_line(name, mib_s(median(d_rate)), "curl " + mib_s(median(b_rate)), fmt::format("{:.2f}x", r),
@@ -325,6 +367,9 @@ int main(int argc, char** argv) {
     result_line("http: blob via daemon vs curl writing files in the cache dir, bytes/s" + suffix,
                 mib_s(median(d_rate)), "curl -o " + mib_s(median(f_rate)), fmt::format("{:.2f}x", median(f_ratio)),
                 "-", "info");
+    result_line("http: ceiling: the blob's cache-file writes alone (no network, one thread) vs curl" + suffix,
+                mib_s(median(w_rate)), "curl " + mib_s(median(b_rate)), fmt::format("{:.2f}x", median(w_ratio)), "-",
+                "info");
     result_line("http: blob via daemon with the blob store on (default), vs curl writing files, bytes/s" + suffix,
                 mib_s(median(s_rate)), "curl -o " + mib_s(median(f_rate)), fmt::format("{:.2f}x", median(s_ratio)),
                 "-", "info");

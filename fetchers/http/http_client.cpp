@@ -539,10 +539,56 @@ private:
         if (discard_ || collect_) direct_ = false;
         body_then_ = std::move(then);
         received_ = 0;
+        raw_complete_ = false;
         if (!direct_ && scratch_.empty()) scratch_.resize(scratch_size);
         conn_->lowest().expires_after(client_->opts.timeout);
         if (parser_->is_done()) return body_done();
+        if (direct_ && length_delimited_to_limit()) return start_raw_body();
         read_body_some();
+    }
+
+    // A direct body with a Content-Length of exactly the plan's limit, not chunked: the body is
+    // the next plan_.limit bytes on the connection. Those are read from the stream straight into
+    // out_, past the parser, which would read them into the connection's buffer first and copy
+    // them from there (a memmove of every body byte: 4.6 % of all CPU in bench_http_throughput).
+    bool length_delimited_to_limit() const {
+        if (parser_->chunked()) return false;
+        const auto length = field(parser_->get(), bhttp::field::content_length);
+        const auto cl = length ? http::parse_content_length(*length) : std::nullopt;
+        return cl && *cl == plan_.limit;
+    }
+
+    void start_raw_body() {
+        // What the header read already pulled in of the body.
+        auto& b = conn_->buf;
+        const std::size_t have = std::min<std::size_t>(b.size(), plan_.limit);
+        std::memcpy(out_->data(), b.data().data(), have);
+        b.consume(have);
+        received_ = have;
+        read_raw_some();
+    }
+
+    void read_raw_some() {
+        if (received_ >= plan_.limit) {
+            raw_complete_ = true;
+            return body_done();
+        }
+        with_stream(*conn_, [&](auto& s) {
+            s.async_read_some(asio::buffer(out_->data() + received_, plan_.limit - received_),
+                              [self = shared_from_this()](error_code ec, std::size_t n) { self->on_raw_some(ec, n); });
+        });
+    }
+
+    void on_raw_some(error_code ec, std::size_t n) {
+        if (gone()) return;
+        received_ += n;
+        if (ec) {
+            // The end of the stream before the whole body: a short answer, as the parser's
+            // partial_message would say. At the very end, the connection is done for.
+            if (received_ < plan_.limit) return transport_failed(ec, "read body");
+            conn_->connected = false;
+        }
+        read_raw_some();
     }
 
     void read_body_some() {
@@ -642,8 +688,9 @@ private:
     // ---- outcomes ----------------------------------------------------------------------------
 
     bool reusable() const {
-        return conn_ && conn_->connected && parser_ && parser_->is_done() && parser_->keep_alive() &&
-               conn_->buf.size() == 0;
+        // A raw body (start_raw_body) leaves the parser short of its end, having read past it.
+        return conn_ && conn_->connected && parser_ && (parser_->is_done() || raw_complete_) &&
+               parser_->keep_alive() && conn_->buf.size() == 0;
     }
 
     void release_connection() {
@@ -794,6 +841,7 @@ private:
     std::vector<char> scratch_;
     std::shared_ptr<aligned_buffer> out_;
     bool direct_ = false;             // the body is read straight into out_ (exact 206)
+    bool raw_complete_ = false;       // ... from the stream past the parser, and all of it arrived
     std::size_t body_capacity_ = 0;   // the parser's body buffer size at the last read
     http::body_plan plan_;
     std::uint64_t received_ = 0;
