@@ -244,8 +244,9 @@ void app::execute(effects&& effs) {
 void app::queue_write(write_chunk w) {
     ++writes_held_;
     write_lane& lane = write_lanes_[w.object.get()];
-    if (lane.inflight < max_writes_per_file) {
+    if (lane.inflight == 0 || lane.bytes + w.len <= max_write_bytes_per_file) {
         writes_per_file_peak_ = std::max(writes_per_file_peak_, ++lane.inflight);
+        lane.bytes += w.len;
         submit_write(std::move(w));
     } else {
         ++write_waits_;
@@ -271,14 +272,19 @@ void app::submit_write(write_chunk w) {
         }
         --writes_held_;
         // The next queued write into this file goes out before the registry reacts to this one.
-        auto lane = write_lanes_.find(w.object.get());
-        if (!lane->second.queued.empty()) {
-            write_chunk next = std::move(lane->second.queued.front());
-            lane->second.queued.pop_front();
+        auto it = write_lanes_.find(w.object.get());
+        write_lane& lane = it->second;
+        --lane.inflight;
+        lane.bytes -= w.len;
+        while (!lane.queued.empty() &&
+               (lane.inflight == 0 || lane.bytes + lane.queued.front().len <= max_write_bytes_per_file)) {
+            write_chunk next = std::move(lane.queued.front());
+            lane.queued.pop_front();
+            ++lane.inflight;
+            lane.bytes += next.len;
             submit_write(std::move(next));
-        } else if (--lane->second.inflight == 0) {
-            write_lanes_.erase(lane);
         }
+        if (lane.inflight == 0) write_lanes_.erase(it);
         execute(registry_.on_written(w.object, w.chunk, res < 0 ? res : static_cast<int>(w.len)));
         pump_fetches();
     });
