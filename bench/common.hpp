@@ -51,6 +51,26 @@ inline std::uint64_t thread_cpu_ns() { return clock_ns(CLOCK_THREAD_CPUTIME_ID);
 /// CPU time of every thread of the process, io_uring's io-wq workers included (they belong to it).
 inline std::uint64_t process_cpu_ns() { return clock_ns(CLOCK_PROCESS_CPUTIME_ID); }
 
+/// Busy CPU time of the whole machine so far (every process and the kernel: user, nice, system,
+/// irq, softirq from /proc/stat), and the time the hypervisor stole; seconds. 0 if unreadable.
+struct machine_cpu {
+    double busy_s = 0, steal_s = 0;
+};
+inline machine_cpu machine_cpu_now() {
+    machine_cpu m;
+    std::FILE* f = std::fopen("/proc/stat", "re");
+    if (!f) return m;
+    unsigned long long user = 0, nice = 0, sys = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+    const int n = std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle, &iowait, &irq,
+                              &softirq, &steal);
+    std::fclose(f);
+    if (n < 8) return m;
+    const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    m.busy_s = static_cast<double>(user + nice + sys + irq + softirq) / tick;
+    m.steal_s = static_cast<double>(steal) / tick;
+    return m;
+}
+
 /// Involuntary context switches of every thread of the process so far: the scheduler took the
 /// CPU away, so timings over a span with many of them are noisy.
 inline std::uint64_t involuntary_switches() {

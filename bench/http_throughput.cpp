@@ -25,6 +25,10 @@
 // every range to its own file in --cache-dir (the daemon's cache filesystem), again the faster of
 // sequential and parallel; both ratios are printed (the pass/fail target stays on the first).
 //
+// The machine's busy CPU time (every process and the kernel, from /proc/stat) per MiB is printed
+// for the daemon's runs and for the baseline curl's: when the machine is CPU-bound, the rates can
+// differ by no less than these do.
+//
 // A third figure bounds the first: the same bytes written into a fresh file in --cache-dir,
 // READ-sized pwrites in one thread, no network ("ceiling"). The daemon must do those writes and
 // curl to /dev/null does not, so no daemon beats that rate; its ratio to curl is the most the
@@ -181,6 +185,7 @@ double write_only_seconds(const nginx& n, const options& o) {
 
 struct daemon_result {
     double seconds = 0;
+    machine_cpu cpu;  // the whole machine's, over the timed part
     std::vector<double> lat_ns;
     std::uint64_t connections = 0;
 };
@@ -230,6 +235,7 @@ daemon_result run_daemon(const nginx& n, const options& o, const std::string& st
         }
     };
     const auto limit = now_ns() + 300'000'000'000ull;
+    const machine_cpu cpu0 = machine_cpu_now();
     const auto t0 = now_ns();
     while (done < count) {
         while (issued < count && issued - done < o.window) {
@@ -244,6 +250,8 @@ daemon_result run_daemon(const nginx& n, const options& o, const std::string& st
         if (now_ns() > limit) die(fmt::format("timed out: {} of {} READs completed", done, count));
     }
     r.seconds = static_cast<double>(now_ns() - t0) / 1e9;
+    const machine_cpu cpu1 = machine_cpu_now();
+    r.cpu = {cpu1.busy_s - cpu0.busy_s, cpu1.steal_s - cpu0.steal_s};
     for (std::uint64_t i = 0; i < count; ++i) r.lat_ns.push_back(static_cast<double>(t_done[i] - t_queue[i]));
 
     if (auto err = verify_run(daemon.stats(), dev, k, obj, n.blob_path(), n.size); !err.empty()) die(err);
@@ -303,7 +311,7 @@ int main(int argc, char** argv) {
     run_curl(n, o, false);
 
     std::vector<double> d_rate, c1_rate, cp_rate, b_rate, ratio, f_rate, f_ratio, d_lat, s_rate, s_ratio, w_rate,
-        w_ratio;
+        w_ratio, d_cpu_mib, b_cpu_mib, steal;
     // The default configuration keeps a copy of every remote blob in the blob store: measured too
     // (info), each time in a fresh store directory on the cache filesystem.
     const std::string store_parent = o.cache_dir + "/blobd-bench-store-" + std::to_string(::getpid());
@@ -326,10 +334,18 @@ int main(int argc, char** argv) {
     for (unsigned rep = 0; rep < o.reps; ++rep) {
         // Alternate the order, so neither side always runs on a machine the other just warmed.
         double c1 = 0, cp = 0, f1 = 0, fp = 0, with_store = 0;
+        machine_cpu c1_cpu, cp_cpu;  // the whole machine's during the two curl runs to /dev/null
+        auto curl_cpu = [&](bool parallel, machine_cpu& used) {
+            const machine_cpu a = machine_cpu_now();
+            const double secs = run_curl(n, o, parallel);
+            const machine_cpu b = machine_cpu_now();
+            used = {b.busy_s - a.busy_s, b.steal_s - a.steal_s};
+            return secs;
+        };
         daemon_result d;
         if (rep % 2 == 0) {
-            c1 = run_curl(n, o, false);
-            cp = run_curl(n, o, true);
+            c1 = curl_cpu(false, c1_cpu);
+            cp = curl_cpu(true, cp_cpu);
             f1 = run_curl(n, o, false, true);
             fp = run_curl(n, o, true, true);
             d = run_daemon(n, o);
@@ -339,13 +355,20 @@ int main(int argc, char** argv) {
             d = run_daemon(n, o);
             fp = run_curl(n, o, true, true);
             f1 = run_curl(n, o, false, true);
-            cp = run_curl(n, o, true);
-            c1 = run_curl(n, o, false);
+            cp = curl_cpu(true, cp_cpu);
+            c1 = curl_cpu(false, c1_cpu);
         }
         d_rate.push_back(bytes / d.seconds);
         c1_rate.push_back(bytes / c1);
         cp_rate.push_back(bytes / cp);
         b_rate.push_back(std::max(c1_rate.back(), cp_rate.back()));
+        // Machine CPU per MiB moved (nginx, the client, the kernel's copies and page cache work):
+        // on a CPU-bound machine the rates cannot differ by more than these do.
+        const machine_cpu& b_cpu = c1_rate.back() >= cp_rate.back() ? c1_cpu : cp_cpu;
+        d_cpu_mib.push_back(d.cpu.busy_s * 1e9 / (bytes / MiB));  // ns, for usec()
+        b_cpu_mib.push_back(b_cpu.busy_s * 1e9 / (bytes / MiB));
+        steal.push_back((d.cpu.steal_s + b_cpu.steal_s) / (d.seconds + (c1_rate.back() >= cp_rate.back() ? c1 : cp)) /
+                        static_cast<double>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN))));
         ratio.push_back(d_rate.back() / b_rate.back());
         f_rate.push_back(bytes / std::min(f1, fp));
         f_ratio.push_back(d_rate.back() / f_rate.back());
@@ -366,6 +389,17 @@ int main(int argc, char** argv) {
                 ">= 0.90x", info_only ? "info" : (r >= 0.9 ? "PASS" : "FAIL"));
     result_line("http: blob via daemon vs curl writing files in the cache dir, bytes/s" + suffix,
                 mib_s(median(d_rate)), "curl -o " + mib_s(median(f_rate)), fmt::format("{:.2f}x", median(f_ratio)),
+                "-", "info");
+    const long ncpu = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
+    result_line(fmt::format("http: machine CPU per MiB, all processes and the kernel, daemon vs curl ({} CPUs, {:.0f} % "
+                            "stolen by the hypervisor){}",
+                            ncpu, median(steal) * 100, suffix),
+                usec(median(d_cpu_mib)), "curl " + usec(median(b_cpu_mib)),
+                fmt::format("{:.2f}x", median(d_cpu_mib) / median(b_cpu_mib)), "-", "info");
+    // With every CPU busy, the daemon could move at most ncpu / (its CPU per MiB).
+    const double cpu_limit = static_cast<double>(ncpu) * 1e9 / median(d_cpu_mib) * MiB;
+    result_line("http: CPU-bound limit of the daemon: CPUs / its machine CPU per MiB, vs curl" + suffix,
+                mib_s(cpu_limit), "curl " + mib_s(median(b_rate)), fmt::format("{:.2f}x", cpu_limit / median(b_rate)),
                 "-", "info");
     result_line("http: ceiling: the blob's cache-file writes alone (no network, one thread) vs curl" + suffix,
                 mib_s(median(w_rate)), "curl " + mib_s(median(b_rate)), fmt::format("{:.2f}x", median(w_ratio)), "-",
