@@ -250,12 +250,10 @@ measure_loop() {  # MODE KEY
     umount_loop /run/mnt/l
     report "$1" "$2" "$out"
 }
-# The floor of a cold sequential read through fscache, with no daemon at all: the copies such a
-# read cannot avoid, timed apart. A daemon reads the source and writes it into the cache file (the
-# anon fd writes through to the backing file with direct I/O: fs/cachefiles/ondemand.c, io.c);
-# here dd does that copy alone (1 MiB blocks, oflag=direct) from a cold page cache. run.sh adds
-# the measured warm read (erofs reading a full cache file) to get what a daemon with zero cost
-# and no round trips would reach.
+# A reference for the daemon's share of a cold sequential read: the copy such a read cannot avoid
+# (the source into the cache file; the anon fd writes through to the backing file with direct I/O:
+# fs/cachefiles/ondemand.c, io.c), done by dd alone (1 MiB blocks, oflag=direct) from a cold page
+# cache. run.sh sets blobd's effective copy rate (from its cold and cache-hit reads) beside it.
 measure_copy() {  # KEY
     new_cache
     drop
