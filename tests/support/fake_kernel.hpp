@@ -102,6 +102,7 @@ private:
 
     std::string dir_;
     bool hold_fds_ = true;
+    std::size_t max_queued_ = 0;  // the largest message ever queued (fake_device::read_message)
     unique_fd kernel_end_;
     std::unique_ptr<device> dev_;
     std::uint32_t next_msg_ = 1;
