@@ -110,6 +110,13 @@ struct connection {
     std::chrono::steady_clock::time_point idle_since{};
 
     beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *tcp; }
+    /// Bytes arrived while the connection sat idle, after a complete answer: a server sending
+    /// more than it announced, or (TLS) a close_notify. Its next answer cannot be trusted.
+    bool has_unread_bytes() {
+        error_code ec;
+        const std::size_t n = lowest().socket().available(ec);
+        return ec || n > 0;
+    }
     void close() {
         if (!tcp && !tls) return;
         error_code ec;
@@ -161,7 +168,7 @@ struct http_client::state : std::enable_shared_from_this<http_client::state> {
         while (!p.idle.empty()) {
             auto c = std::move(p.idle.back());
             p.idle.pop_back();
-            if (c->connected && std::chrono::steady_clock::now() - c->idle_since < idle_max) {
+            if (c->connected && std::chrono::steady_clock::now() - c->idle_since < idle_max && !c->has_unread_bytes()) {
                 ++p.out;
                 asio::post(ioc, [w = std::move(w), c = std::move(c)]() mutable { w(std::move(c)); });
                 return;
