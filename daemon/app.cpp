@@ -244,7 +244,7 @@ void app::execute(effects&& effs) {
 void app::queue_write(write_chunk w) {
     ++writes_held_;
     write_lane& lane = write_lanes_[w.object.get()];
-    if (lane.inflight == 0 || lane.bytes + w.len <= max_write_bytes_per_file) {
+    if (lane.admits(w.len)) {
         writes_per_file_peak_ = std::max(writes_per_file_peak_, ++lane.inflight);
         lane.bytes += w.len;
         submit_write(std::move(w));
@@ -276,8 +276,7 @@ void app::submit_write(write_chunk w) {
         write_lane& lane = it->second;
         --lane.inflight;
         lane.bytes -= w.len;
-        while (!lane.queued.empty() &&
-               (lane.inflight == 0 || lane.bytes + lane.queued.front().len <= max_write_bytes_per_file)) {
+        while (!lane.queued.empty() && lane.admits(lane.queued.front().len)) {
             write_chunk next = std::move(lane.queued.front());
             lane.queued.pop_front();
             ++lane.inflight;

@@ -108,6 +108,8 @@ private:
         unsigned inflight = 0;     // writes
         std::uint64_t bytes = 0;   // their bytes
         std::deque<write_chunk> queued;
+        /// Whether a write of `len` bytes may go out now.
+        bool admits(std::uint64_t len) const { return inflight == 0 || bytes + len <= max_write_bytes_per_file; }
     };
     std::unordered_map<const cache_object*, write_lane> write_lanes_;  // by object; only while it has writes
     /// Chunk buffers waiting for or in a write: they count against max_inflight_fetches, so the
