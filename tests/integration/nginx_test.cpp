@@ -41,7 +41,6 @@ using blobd::test::start_nginx;
 using blobd::test::stop_process;
 using blobd::test::write_nginx_conf;
 using blobd::test::free_port;
-using blobd::test::port_open;
 using blobd::test::random_bytes;
 
 namespace {

@@ -20,10 +20,9 @@
 
 namespace blobd::test {
 
-/// Writes `dir`/nginx.conf: one foreground process, logs to stderr, temp paths under `dir`/tmp, no
+/// Writes `d`/nginx.conf: one foreground process, logs to stderr, temp paths under `d`/tmp, no
 /// access log, keep-alive; `http_extra` are more http{} directives, `servers` the server blocks.
-inline void write_nginx_conf(const std::string& dir, const std::string& http_extra, const std::string& servers) {
-    const std::string& d = dir;
+inline void write_nginx_conf(const std::string& d, const std::string& http_extra, const std::string& servers) {
     std::ofstream conf(d + "/nginx.conf");
     conf << "daemon off;\nmaster_process off;\nworker_processes 1;\npid " << d << "/nginx.pid;\n"
          << "error_log stderr warn;\nevents { worker_connections 256; }\nhttp {\n"
