@@ -224,6 +224,16 @@ std::string verify_run(const Stats& s, const observing_device& dev, const Kernel
     return {};
 }
 
+/// Creates (or truncates) `path` for writing like a cache file: O_DIRECT, as the kernel's anon fds
+/// write through to their backing file, or buffered on a filesystem without direct I/O (tmpfs
+/// before 6.6, where the fake kernel falls back too). `direct` says which. Invalid on failure.
+inline unique_fd create_cache_like_file(const std::string& path, bool& direct) {
+    unique_fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0600));
+    direct = static_cast<bool>(fd);
+    if (!fd) fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    return fd;
+}
+
 /// Creates `path` (mode `mode`) with `size` pseudo-random bytes (xorshift: incompressible, the same
 /// every run). Returns "" or what failed, for the caller's error message.
 inline std::string write_random_file(const std::string& path, std::uint64_t size, mode_t mode = 0600) {

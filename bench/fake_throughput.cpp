@@ -122,11 +122,7 @@ run_result run_baseline(const blob_file& blob, const case_def& c, const options&
     run_result r;
     unique_fd src(::open(blob.path().c_str(), O_RDONLY | O_CLOEXEC));
     const std::string dst_path = o.cache_dir + "/blobd-bench-baseline-" + std::to_string(::getpid());
-    unique_fd dst(::open(dst_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0600));
-    if (!dst) {
-        r.direct = false;  // a filesystem without direct I/O (tmpfs before 6.6): the fake kernel falls back too
-        dst.reset(::open(dst_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    }
+    unique_fd dst = create_cache_like_file(dst_path, r.direct);
     if (!src || !dst) die(fmt::format("baseline open: {}", std::strerror(errno)));
     aligned_buffer buf(c.read_len);
     const std::uint64_t n = blob.size / c.read_len;

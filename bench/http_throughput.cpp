@@ -166,8 +166,8 @@ double run_curl(const nginx& n, const options& o, bool parallel, bool to_file = 
 /// reachable on this machine.
 double write_only_seconds(const nginx& n, const options& o) {
     const std::string path = o.cache_dir + "/blobd-bench-write-" + std::to_string(::getpid());
-    unique_fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0600));
-    if (!fd) fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    bool direct = false;
+    unique_fd fd = create_cache_like_file(path, direct);
     if (!fd) die(fmt::format("create {}: {}", path, std::strerror(errno)));
     aligned_buffer buf(o.read_len);
     for (std::size_t i = 0; i < o.read_len; ++i) buf.data()[i] = static_cast<std::byte>(i * 131 + 7);
