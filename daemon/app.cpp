@@ -319,12 +319,14 @@ void app::start_prefetch(const object_ptr& obj) {
 }
 
 void app::pump_fetches() {
-    while (fetches_inflight_ + writes_held_ < max_inflight_fetches && !fetch_queue_.empty()) {
+    // Chunk buffers held for a write count like fetches in flight: together at most 64.
+    const auto room = [this] { return fetches_inflight_ + writes_held_ < max_inflight_fetches; };
+    while (room() && !fetch_queue_.empty()) {
         auto next = std::move(fetch_queue_.front());
         fetch_queue_.pop_front();
         start_fetch(std::move(next));
     }
-    while (fetch_queue_.empty() && fetches_inflight_ + writes_held_ < max_inflight_fetches &&
+    while (fetch_queue_.empty() && room() &&
            prefetches_inflight_ < config_->prefetch_concurrency && !prefetch_queue_.empty()) {
         auto next = std::move(prefetch_queue_.front());
         prefetch_queue_.pop_front();
