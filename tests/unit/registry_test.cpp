@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <map>
+#include <random>
+#include <set>
 
 #include "daemon/registry/registry.hpp"
 
@@ -389,4 +392,151 @@ TEST_CASE("sequential READs fetch the following chunks in the background", "[reg
     land(r3, s0[0]);
     CHECK(only<fetch_chunk>(r3.read(2, 1, 4096, 4096)).size() == 1 + registry::readahead_max_chunks);
     CHECK(r3.stats().readahead_chunks == registry::readahead_max_chunks);
+}
+
+// Description: random interleavings (seeded, 300 runs) of READs, prefetches, refetches, fetch and write results (some failing or short), CLOSEs and re-OPENs, over one blob name in two domains: every READ completes exactly once, a successful one only once every chunk of its range was written into its object, no chunk is fetched twice at the same time, and nothing is left pending once every result is in.
+TEST_CASE("random interleavings keep the one-completion contract", "[registry][model]") {
+    constexpr std::uint64_t chunk = 4096;
+    constexpr std::uint64_t size = 24 * chunk + 1000;
+    for (unsigned seed = 1; seed <= 300; ++seed) {
+        CAPTURE(seed);
+        std::mt19937 rng(seed);
+        auto pick = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
+        auto chance = [&](int percent) { return static_cast<int>(pick(100)) < percent; };
+        registry r(chunk);
+
+        struct model_object {
+            bool open = false;      // the OPEN was answered with the size
+            bool opening = false;   // the OPEN is not answered yet
+            object_ptr ptr;
+            std::set<std::uint64_t> written;  // chunks written into this incarnation
+        };
+        std::map<std::uint32_t, model_object> objs;  // objects 1-3 in domain "a", 4 in "b"
+        std::map<std::uint32_t, std::uint32_t> open_msgs;  // OPEN msg_id -> object
+        struct model_read {
+            std::uint32_t object;
+            object_ptr ptr;
+            std::uint64_t off, end;
+        };
+        std::map<std::uint32_t, model_read> reads;  // every READ sent
+        std::set<std::uint32_t> completed;
+        std::vector<fetch_chunk> fetches;  // in flight
+        std::set<std::pair<blob_id, std::uint64_t>> fetching;
+        std::vector<write_chunk> writes;  // in flight
+        std::vector<blob_id> stats;       // stat_blob not answered yet
+        std::uint32_t next_msg = 1;
+
+        auto apply = [&](effects e) {
+            for (auto& eff : e) {
+                if (auto* o = std::get_if<reply_open>(&eff)) {
+                    auto it = open_msgs.find(o->msg_id);
+                    REQUIRE(it != open_msgs.end());  // exactly one reply per OPEN
+                    auto& m = objs[it->second];
+                    open_msgs.erase(it);
+                    m.opening = false;
+                    REQUIRE(o->size_or_errno == static_cast<std::int64_t>(size));
+                    m.open = true;
+                    m.ptr = o->opened;
+                    m.written.clear();
+                } else if (auto* s = std::get_if<stat_blob>(&eff)) {
+                    stats.push_back(s->blob);
+                } else if (auto* f = std::get_if<fetch_chunk>(&eff)) {
+                    REQUIRE(fetching.insert({f->blob, f->chunk}).second);  // never twice at once
+                    fetches.push_back(std::move(*f));
+                } else if (auto* w = std::get_if<write_chunk>(&eff)) {
+                    writes.push_back(std::move(*w));
+                } else if (auto* c = std::get_if<complete_read>(&eff)) {
+                    auto it = reads.find(c->msg_id);
+                    REQUIRE(it != reads.end());
+                    REQUIRE(completed.insert(c->msg_id).second);  // exactly once
+                    CHECK(c->object == it->second.ptr);
+                    if (c->status == 0) {
+                        const auto& m = objs[it->second.object];
+                        REQUIRE(m.ptr == it->second.ptr);  // a closed object's READs do not succeed
+                        const auto& rd = it->second;
+                        for (std::uint64_t ch = rd.off / chunk; rd.off < rd.end && ch * chunk < rd.end; ++ch) {
+                            CAPTURE(c->msg_id, ch);
+                            CHECK(m.written.count(ch) == 1);
+                        }
+                    }
+                }
+            }
+        };
+        auto deliver_fetch = [&](bool may_fail) {
+            const std::size_t i = pick(fetches.size());
+            fetch_chunk f = std::move(fetches[i]);
+            fetches.erase(fetches.begin() + static_cast<std::ptrdiff_t>(i));
+            fetching.erase({f.blob, f.chunk});
+            if (may_fail && chance(10)) return apply(r.on_fetched(f.blob, f.chunk, unexpected{-EIO}));
+            if (may_fail && chance(5)) return apply(r.on_fetched(f.blob, f.chunk, filled(f.len - 1)));  // short
+            apply(r.on_fetched(f.blob, f.chunk, filled(f.len)));
+        };
+        auto deliver_write = [&](bool may_fail) {
+            const std::size_t i = pick(writes.size());
+            write_chunk w = std::move(writes[i]);
+            writes.erase(writes.begin() + static_cast<std::ptrdiff_t>(i));
+            const int res = may_fail && chance(10) ? -EIO : static_cast<int>(w.len);
+            auto& m = objs[w.object->object_id];
+            // The model's bytes land before the registry hears of them, as in the app.
+            if (res >= 0 && m.ptr == w.object) m.written.insert(w.chunk);
+            apply(r.on_written(w.object, w.chunk, res));
+        };
+
+        for (int step = 0; step < 300; ++step) {
+            const std::uint32_t obj = static_cast<std::uint32_t>(1 + pick(4));
+            auto& m = objs[obj];
+            const std::size_t action = pick(100);
+            if (action < 35) {
+                if (!m.open) continue;
+                const std::uint64_t off = pick(size + chunk);
+                const std::uint64_t len = 1 + pick(3 * chunk);
+                const std::uint32_t msg = next_msg++;
+                reads[msg] = model_read{obj, m.ptr, off, std::min(off + len, size)};
+                apply(r.read(msg, obj, off, len));
+            } else if (action < 60) {
+                if (!fetches.empty()) deliver_fetch(true);
+            } else if (action < 85) {
+                if (!writes.empty()) deliver_write(true);
+            } else if (action < 90) {
+                if (!stats.empty()) {
+                    const blob_id b = stats.back();
+                    stats.pop_back();
+                    apply(r.on_stat(b, size));
+                }
+            } else if (action < 95) {
+                if (m.open) {
+                    apply(r.close(obj));
+                    m.open = false;
+                    m.ptr.reset();
+                } else if (!m.opening) {
+                    const std::uint32_t msg = next_msg++;
+                    open_msgs[msg] = obj;
+                    m.opening = true;
+                    apply(r.open(msg, obj, obj == 4 ? "b" : "a", "blob", some_fd()));
+                }
+            } else if (action < 98) {
+                if (m.open) apply(r.prefetch(obj, {}));
+            } else {
+                apply(r.refetch("blob"));
+            }
+        }
+        // Every result comes in, none failing: nothing may be left waiting.
+        while (!stats.empty() || !fetches.empty() || !writes.empty()) {
+            if (!stats.empty()) {
+                const blob_id b = stats.back();
+                stats.pop_back();
+                apply(r.on_stat(b, size));
+            } else if (!fetches.empty() && (writes.empty() || chance(50))) {
+                deliver_fetch(false);
+            } else {
+                deliver_write(false);
+            }
+        }
+        CHECK(open_msgs.empty());
+        for (const auto& [msg, rd] : reads) {
+            CAPTURE(msg);
+            CHECK(completed.count(msg) == 1);
+        }
+        CHECK_FALSE(r.busy());
+    }
 }
