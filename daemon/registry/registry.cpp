@@ -355,22 +355,28 @@ void registry::settle(object_state& os, std::uint64_t chunk, int status, effects
     } else {
         os.chunks[chunk] = chunk_state::written;
     }
+    // Every pending READ of the object is looked at (a 64-deep queue of 4 KiB READs: 64 short
+    // scans of inline chunk lists). A completed one is replaced by the last, not erased in place:
+    // erasing would move every READ behind it, inline lists included (measured: more than the
+    // scan itself). Pending READs are therefore in no particular order.
     auto& reads = os.reads;
-    for (auto it = reads.begin(); it != reads.end();) {
-        auto w = std::find(it->waiting.begin(), it->waiting.end(), chunk);
-        if (w == it->waiting.end()) {
-            ++it;
+    for (std::size_t i = 0; i < reads.size();) {
+        pending_read& pr = reads[i];
+        auto w = std::find(pr.waiting.begin(), pr.waiting.end(), chunk);
+        if (w == pr.waiting.end()) {
+            ++i;
             continue;
         }
-        it->waiting.erase(w);
-        if (status < 0 && it->status == 0) it->status = status;
-        if (it->waiting.empty()) {
-            if (it->status < 0) ++stats_.reads_failed;
-            out.push_back(complete_read{os.object, it->msg_id, it->status});
-            it = reads.erase(it);
-        } else {
-            ++it;
+        pr.waiting.erase(w);
+        if (status < 0 && pr.status == 0) pr.status = status;
+        if (!pr.waiting.empty()) {
+            ++i;
+            continue;
         }
+        if (pr.status < 0) ++stats_.reads_failed;
+        out.push_back(complete_read{os.object, pr.msg_id, pr.status});
+        if (i + 1 != reads.size()) pr = std::move(reads.back());
+        reads.pop_back();  // and look at position i again: it holds the moved READ now
     }
 }
 

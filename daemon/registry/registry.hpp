@@ -22,6 +22,8 @@
 #include <variant>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "daemon/base/buffer.hpp"
 #include "daemon/base/result.hpp"
 #include "daemon/base/unique_fd.hpp"
@@ -167,7 +169,9 @@ private:
     enum class chunk_state : std::uint8_t { fetching, writing, written };
     struct pending_read {
         std::uint32_t msg_id;
-        std::vector<std::uint64_t> waiting;   // chunks not yet settled
+        // Chunks not yet settled. Inline: a READ mostly waits on one or two chunks, and settle()
+        // scans every pending READ of the object, so no pointer to chase per READ.
+        boost::container::small_vector<std::uint64_t, 2> waiting;
         int status = 0;
     };
     struct object_state {
@@ -191,7 +195,7 @@ private:
         std::vector<pending_open> opens;                          // waiting for the size
         std::vector<std::uint32_t> objects;                       // open object ids
         struct fetch_state {
-            std::vector<std::uint32_t> objects;   // objects waiting for the chunk
+            boost::container::small_vector<std::uint32_t, 2> objects;   // objects waiting for the chunk
             bool background = false;
         };
         std::map<std::uint64_t, fetch_state> fetching;   // chunk -> its one in-flight fetch
