@@ -239,6 +239,7 @@ void app::execute(effects&& effs) {
             }
         }, e);
     }
+    registry_.recycle(std::move(effs));
 }
 
 void app::queue_write(write_chunk w) {

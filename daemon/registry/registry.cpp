@@ -18,7 +18,21 @@ namespace {
 const log::logger lg{"registry"};
 }
 
-registry::registry(std::uint64_t chunk_size) : chunk_size_(chunk_size) {}
+registry::registry(std::uint64_t chunk_size) : chunk_size_(chunk_size) {
+    spare_effects_.reserve(max_spare_effects);  // recycle() then never allocates
+}
+
+effects registry::fresh_effects() noexcept {
+    if (spare_effects_.empty()) return {};
+    effects e = std::move(spare_effects_.back());
+    spare_effects_.pop_back();
+    return e;
+}
+
+void registry::recycle(effects&& done) noexcept {
+    done.clear();
+    if (done.capacity() != 0 && spare_effects_.size() < max_spare_effects) spare_effects_.push_back(std::move(done));
+}
 
 std::pair<std::uint64_t, std::uint64_t> registry::chunk_range(const blob_state& b, std::uint64_t chunk) const {
     const std::uint64_t off = chunk * chunk_size_;
@@ -27,7 +41,7 @@ std::pair<std::uint64_t, std::uint64_t> registry::chunk_range(const blob_state& 
 
 effects registry::open(std::uint32_t msg_id, std::uint32_t object_id, std::string domain, std::string name,
                        unique_fd fd) {
-    effects out;
+    effects out = fresh_effects();
     ++stats_.opens;
     if (objects_.count(object_id)) {
         // The kernel re-sends OPEN for an object whose anon fd was closed; a stale entry under the
@@ -71,7 +85,7 @@ effects registry::open(std::uint32_t msg_id, std::uint32_t object_id, std::strin
 }
 
 effects registry::on_stat(blob_id blob, result<std::uint64_t, int> size) {
-    effects out;
+    effects out = fresh_effects();
     auto it = blobs_.find(blob);
     if (it == blobs_.end()) return out;
     blob_state& b = it->second;
@@ -103,7 +117,7 @@ effects registry::on_stat(blob_id blob, result<std::uint64_t, int> size) {
 }
 
 effects registry::read(std::uint32_t msg_id, std::uint32_t object_id, std::uint64_t off, std::uint64_t len) {
-    effects out;
+    effects out = fresh_effects();
     ++stats_.reads;
     stats_.read_bytes_requested += len;
     auto oit = objects_.find(object_id);
@@ -210,7 +224,7 @@ void registry::want_chunk(blob_state& b, std::uint64_t c, std::uint32_t object_i
 
 effects registry::prefetch(std::uint32_t object_id,
                            const std::vector<std::pair<std::uint64_t, std::uint64_t>>& present) {
-    effects out;
+    effects out = fresh_effects();
     auto oit = objects_.find(object_id);
     if (oit == objects_.end()) return out;
     object_state& os = oit->second;
@@ -234,7 +248,7 @@ effects registry::prefetch(std::uint32_t object_id,
 }
 
 effects registry::refetch(std::string_view name) {
-    effects out;
+    effects out = fresh_effects();
     for (auto& [id, b] : blobs_) {
         if (b.name != name || !b.sized) continue;
         for (std::uint32_t oid : b.objects) {
@@ -258,7 +272,7 @@ effects registry::refetch(std::string_view name) {
 }
 
 effects registry::abandon_fetch(blob_id blob, std::uint64_t chunk) {
-    effects out;
+    effects out = fresh_effects();
     auto it = blobs_.find(blob);
     if (it == blobs_.end()) return out;
     auto fit = it->second.fetching.find(chunk);
@@ -284,7 +298,7 @@ effects registry::abandon_fetch(blob_id blob, std::uint64_t chunk) {
 }
 
 effects registry::on_fetched(blob_id blob, std::uint64_t chunk, result<buffer_ptr, int> data) {
-    effects out;
+    effects out = fresh_effects();
     auto it = blobs_.find(blob);
     if (it == blobs_.end()) return out;
     blob_state& b = it->second;
@@ -321,7 +335,7 @@ effects registry::on_fetched(blob_id blob, std::uint64_t chunk, result<buffer_pt
 }
 
 effects registry::on_written(const object_ptr& object, std::uint64_t chunk, int res) {
-    effects out;
+    effects out = fresh_effects();
     auto oit = objects_.find(object->object_id);
     if (res < 0) {
         ++stats_.write_errors;
@@ -381,7 +395,7 @@ void registry::settle(object_state& os, std::uint64_t chunk, int status, effects
 }
 
 effects registry::close(std::uint32_t object_id) {
-    effects out;
+    effects out = fresh_effects();
     auto oit = objects_.find(object_id);
     if (oit == objects_.end()) {
         lg.warn("CLOSE for unknown object {}", object_id);
@@ -426,7 +440,7 @@ void registry::maybe_forget_blob(blob_id id, effects& out) {
 }
 
 effects registry::fail_all(int neg_errno) {
-    effects out;
+    effects out = fresh_effects();
     for (auto& [id, b] : blobs_) {
         for (auto& po : b.opens) {
             ++stats_.open_failures;

@@ -394,6 +394,29 @@ TEST_CASE("sequential READs fetch the following chunks in the background", "[reg
     CHECK(r3.stats().readahead_chunks == registry::readahead_max_chunks);
 }
 
+// Description: an effects vector handed back with recycle() is reused by the next call: empty, its capacity kept, and whatever its effects held (buffers, objects) released at once.
+TEST_CASE("recycled effects vectors come back empty, their contents released", "[registry]") {
+    registry r(MiB);
+    open_sized(r, 1, "b", 4 * MiB);
+    auto e = r.read(1, 1, 0, 4096);
+    auto f = only<fetch_chunk>(e);
+    REQUIRE(f.size() == 1);
+    auto data = filled(MiB);
+    auto w = r.on_fetched(f[0].blob, 0, data);
+    REQUIRE(only<write_chunk>(w).size() == 1);
+    CHECK(data.use_count() == 2);  // ours and the write_chunk's
+    const auto* storage = w.data();
+    r.recycle(std::move(w));
+    CHECK(data.use_count() == 1);  // released by recycle, not kept in a spare vector
+    // The next call's effects land in the recycled storage, without the old write_chunk.
+    auto e2 = r.read(2, 1, MiB, 4096);
+    CHECK(e2.data() == storage);
+    REQUIRE(e2.size() == 1);
+    CHECK(std::get<fetch_chunk>(e2[0]).chunk == 1);
+    r.recycle(std::move(e));
+    r.recycle(effects{});  // nothing to keep: ignored
+}
+
 // Description: random interleavings (seeded, 300 runs) of READs, prefetches, refetches, fetch and write results (some failing or short), CLOSEs and re-OPENs, over one blob name in two domains: every READ completes exactly once, a successful one only once every chunk of its range was written into its object, no chunk is fetched twice at the same time, and nothing is left pending once every result is in.
 TEST_CASE("random interleavings keep the one-completion contract", "[registry][model]") {
     constexpr std::uint64_t chunk = 4096;
