@@ -63,7 +63,7 @@ struct oci_fetcher::op {
     std::string auth;                // the Authorization value of the current attempt ("" = none)
     bool fresh = false;              // `auth` answers a challenge of this attempt: a 401 now is final
     bool via_redirect = false;       // the current attempt asks a remembered redirect target
-    int err = -ENOENT;               // the last endpoint's error
+    int err = 0;                     // the registry's error, once it failed
 
     std::size_t ep() const { return order[pos]; }
 };
@@ -166,10 +166,18 @@ void oci_fetcher::release(const blob_ref& blob) {
 void oci_fetcher::start(std::unique_ptr<op> o) {
     const std::uint64_t id = next_id_++;
     blob_info& bi = info(o->hex);
-    // The endpoint that served this blob last goes first; the others keep their configured order.
-    if (bi.endpoint && *bi.endpoint < endpoints_.size()) o->order.push_back(*bi.endpoint);
+    // The endpoint that served this blob last goes first; the others keep their configured order,
+    // except that endpoints in their cooldown come after all healthy ones: a dead mirror would
+    // otherwise cost every new blob a timeout before the registry is asked.
+    const auto now = std::chrono::steady_clock::now();
+    auto healthy = [&](std::size_t i) { return endpoints_[i].down_until <= now; };
+    const bool last_first = bi.endpoint && *bi.endpoint < endpoints_.size() && healthy(*bi.endpoint);
+    if (last_first) o->order.push_back(*bi.endpoint);
     for (std::size_t i = 0; i < endpoints_.size(); ++i) {
-        if (!bi.endpoint || i != *bi.endpoint) o->order.push_back(i);
+        if (healthy(i) && !(last_first && i == *bi.endpoint)) o->order.push_back(i);
+    }
+    for (std::size_t i = 0; i < endpoints_.size(); ++i) {
+        if (!healthy(i)) o->order.push_back(i);
     }
     const bool use_redirect = o->is_fetch && bi.redirect && bi.redirect_until > std::chrono::steady_clock::now();
     op& ref = *o;
@@ -246,6 +254,7 @@ void oci_fetcher::on_response(std::uint64_t id, http::response r) {
         return try_endpoint(id);
     }
     if (r.err == 0) {
+        endpoints_[o.ep()].down_until = {};  // serving again: back in its configured place
         blob_info& bi = info(o.hex);
         bi.endpoint = o.ep();
         if (!o.is_fetch) bi.size = r.size;
@@ -372,8 +381,19 @@ void oci_fetcher::on_token(const std::string& key, http::response r) {
 
 void oci_fetcher::endpoint_failed(std::uint64_t id, int err, std::string_view why) {
     op& o = *ops_.at(id);
-    o.err = err;
-    const endpoint& e = endpoints_[o.ep()];
+    const bool is_registry = o.ep() + 1 == endpoints_.size();
+    if (is_registry) o.err = err;
+    endpoint& e = endpoints_[o.ep()];
+    // Not having the blob is an answer, not a failure (a pull-through mirror fills up over time).
+    if (err != -ENOENT && !is_registry) {
+        const auto now = std::chrono::steady_clock::now();
+        if (e.down_until <= now) {
+            ++endpoint_cooldowns_;
+            lg.warn("{}: mirror {} failed ({}); asking it last for the next {:g} s", describe_, e.base.origin(),
+                    std::strerror(-err), static_cast<double>(opts_.endpoint_cooldown.count()) / 1000);
+        }
+        e.down_until = now + opts_.endpoint_cooldown;
+    }
     if (err == -EACCES) {
         unsigned suppressed = 0;
         if (warn_limit.allow(suppressed)) {
@@ -386,8 +406,10 @@ void oci_fetcher::endpoint_failed(std::uint64_t id, int err, std::string_view wh
                  why.empty() ? "" : fmt::format(" ({})", why));
     }
     if (++o.pos < o.order.size()) return try_endpoint(id);
+    // Every endpoint failed: the registry's answer is the one reported, wherever it came in the
+    // order (a mirror in its cooldown may have come after it).
     http::response r;
-    r.err = err;
+    r.err = o.err ? o.err : err;
     finish(id, std::move(r));
 }
 

@@ -4,7 +4,9 @@
 // `<endpoint>/v2/<repository>/blobs/sha256:<hex>`; any other name is not this source's
 // (stat answers -ENOENT, so the source chain moves on). Endpoints are the mirrors, in order, then
 // the registry: one that fails (refused, 404, 5xx after retries, refused credentials) hands over to
-// the next, and the endpoint that served a blob is asked first for it afterwards.
+// the next, and the endpoint that served a blob is asked first for it afterwards. A mirror that
+// failed with anything but 404 goes to the back of the order for endpoint_cooldown (still asked
+// when everything else fails; a success ends its cooldown).
 //
 // Auth: every request goes out anonymously first (or with a token or Basic credentials already
 // known to be needed for that endpoint). A 401 is answered once: `Bearer realm=...` gets a token
@@ -53,6 +55,10 @@ struct oci_options {
     std::map<std::string, oci::credentials> auths;  ///< per host (an auth file), for every endpoint
     http_options http;                            ///< TLS, timeouts, retries, connections
     std::chrono::milliseconds redirect_ttl{std::chrono::minutes(5)};
+    /// An endpoint that failed (anything but "no such blob") is tried last, after the healthy
+    /// ones, for this long, instead of first for every new blob: a dead mirror costs one timeout
+    /// per cooldown rather than one per blob. Still tried when all else fails; a success ends it.
+    std::chrono::milliseconds endpoint_cooldown{std::chrono::seconds(30)};
 
     /// Reads the auth file, if any. Throws std::system_error (EINVAL) naming the file when it
     /// cannot be read or parsed (never quoting a secret).
@@ -79,6 +85,9 @@ public:
     std::uint64_t connections_opened() const noexcept { return client_->connections_opened(); }
     /// Token requests sent to realms so far (loop thread).
     std::uint64_t token_requests() const noexcept { return token_requests_; }
+    /// Times an endpoint failed while healthy and was moved to the back for endpoint_cooldown
+    /// (loop thread).
+    std::uint64_t endpoint_cooldowns() const noexcept { return endpoint_cooldowns_; }
 
 private:
     struct endpoint {
@@ -86,6 +95,7 @@ private:
         std::optional<oci::credentials> creds;
         bool basic = false;  // answered a Basic challenge: send the credentials up front from now on
         std::optional<oci::challenge> bearer;  // its last Bearer challenge: renew tokens before they are refused
+        std::chrono::steady_clock::time_point down_until{};  // failed: tried last until then
     };
     struct token {
         std::string value;
@@ -129,6 +139,7 @@ private:
     std::map<std::string, std::vector<token_done>> token_waiting_;  // token requests in flight
     std::unordered_map<std::string, blob_info> blobs_;             // by hex digest; bounded
     std::uint64_t token_requests_ = 0;
+    std::uint64_t endpoint_cooldowns_ = 0;
 };
 
 }  // namespace blobd

@@ -450,6 +450,60 @@ TEST_CASE("oci: mirrors", "[oci]") {
     CHECK(m.stat(hex_of('0')).error() == -ENOENT);
 }
 
+// Description: a mirror that failed (here: every connection reset) is asked last, after the
+// registry, until its cooldown ends, instead of first for every new blob; it is still asked when
+// everything else fails (the registry's answer is the one reported); once the cooldown is over it
+// is first again, and one that serves is healthy. A mirror without the blob (404) is no failure.
+TEST_CASE("oci: a failing mirror is asked last during its cooldown", "[oci]") {
+    const std::string data = random_bytes(64 * KiB, 11);
+    std::atomic<bool> mirror_broken{true};
+    fake_registry good(fake_registry::auth::none, {{hex_of('1'), data}, {hex_of('2'), data}, {hex_of('3'), data},
+                                                   {hex_of('4'), data}});
+    http_server mirror([&](const http_request& r, http_conn& c) {
+        if (mirror_broken) return c.reset();
+        good.handle(r, c);
+    });
+    fake_registry empty_mirror(fake_registry::auth::none);
+    fake_registry reg(fake_registry::auth::none, {{hex_of('1'), data}, {hex_of('2'), data}, {hex_of('3'), data},
+                                                  {hex_of('4'), data}});
+    auto o = quick(reg.url(), {empty_mirror.url(), mirror.url()});
+    o.endpoint_cooldown = 1500ms;  // long enough for the first three steps on a loaded machine
+    driver d(o);
+
+    // First blob: the empty mirror (404), the broken one (1 + 2 retries), then the registry.
+    REQUIRE(d.stat(hex_of('1')).value() == data.size());
+    CHECK(empty_mirror.blob_requests == 1);
+    CHECK(mirror.requests() == 3);
+    CHECK(reg.blob_requests == 1);
+    CHECK(d.f->endpoint_cooldowns() == 1);  // the 404 mirror is not in a cooldown
+
+    // A new blob: the empty mirror, then the registry; the broken mirror is not asked.
+    REQUIRE(d.stat(hex_of('2')).value() == data.size());
+    CHECK((d.fetch(hex_of('2'), 0, 4 * KiB).value() == data.substr(0, 4 * KiB)));
+    CHECK(empty_mirror.blob_requests == 2);
+    CHECK(mirror.requests() == 3);
+    CHECK(reg.blob_requests == 3);
+
+    // Unknown everywhere: the mirror in its cooldown is still asked, last, and the registry's
+    // 404 is the answer, not the mirror's reset.
+    CHECK(d.stat(hex_of('0')).error() == -ENOENT);
+    CHECK(mirror.requests() == 6);
+    CHECK(d.f->endpoint_cooldowns() == 1);  // still the same cooldown, extended
+
+    // Cooldown over and the mirror repaired: it is asked in its place again and serves.
+    mirror_broken = false;
+    std::this_thread::sleep_for(1600ms);
+    const int reg_before = reg.blob_requests;
+    REQUIRE(d.stat(hex_of('3')).value() == data.size());
+    CHECK(mirror.requests() == 7);
+    CHECK(reg.blob_requests == reg_before);
+    // Healthy again: a later blob goes to it before the registry, without waiting for anything.
+    REQUIRE(d.stat(hex_of('4')).value() == data.size());
+    CHECK(mirror.requests() == 8);
+    CHECK(reg.blob_requests == reg_before);
+    CHECK(d.f->endpoint_cooldowns() == 1);
+}
+
 // Description: the existing HTTP checks apply: a registry answering a range with the wrong bytes
 // (a Content-Range for another range) is an error, never data.
 TEST_CASE("oci: lying registry", "[oci]") {
