@@ -69,6 +69,7 @@ struct store_config {
     store_use use = store_use::remote;   ///< "enabled"
     std::string dir;                     ///< "dir"; "" = <cache.dir>/blobd-store (the loader fills it in)
     bool verify = true;                  ///< "verify": check sha256-named blobs once complete
+    std::uint64_t max_bytes = 0;         ///< "max_bytes": disk space for its files; 0 = no limit
 };
 
 struct domain_config {

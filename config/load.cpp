@@ -459,11 +459,23 @@ json store_use_json(store_use u) {
 // (fs/cachefiles/cache.c, cachefiles_add_cache) and never lists the directory.
 constexpr std::array<std::string_view, 2> cachefiles_dirs{"cache", "graveyard"};
 
+// A size in bytes: any integer from 0 up.
+problem read_byte_count(const json& v, const std::string& path, std::uint64_t& out) {
+    if (!v.is_number_integer()) {
+        return wrong_type(path, "an integer (bytes)", v);
+    }
+    if (!v.is_number_unsigned()) {
+        return fail(path, "expected a number of bytes, 0 or more, got " + describe(v));
+    }
+    out = v.get<std::uint64_t>();
+    return {};
+}
+
 problem read_store(const json& v, const std::string& path, config& c) {
     if (!v.is_object()) {
         return wrong_type(path, "an object", v);
     }
-    if (auto p = check_keys(v, path, {"enabled", "dir", "verify"})) {
+    if (auto p = check_keys(v, path, {"enabled", "dir", "verify", "max_bytes"})) {
         return p;
     }
     if (auto p = read_optional(v, path, "enabled", c.store.use, read_store_use)) {
@@ -473,6 +485,9 @@ problem read_store(const json& v, const std::string& path, config& c) {
         return p;
     }
     if (auto p = read_optional(v, path, "verify", c.store.verify, read_bool)) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "max_bytes", c.store.max_bytes, read_byte_count)) {
         return p;
     }
     if (!find(v, "dir")) {
@@ -830,7 +845,11 @@ json to_json(const config& c) {
         {"log_level", c.log_level},
         {"prefetch", c.prefetch},
         {"prefetch_concurrency", c.prefetch_concurrency},
-        {"store", {{"enabled", store_use_json(c.store.use)}, {"dir", c.store.dir}, {"verify", c.store.verify}}},
+        {"store",
+         {{"enabled", store_use_json(c.store.use)},
+          {"dir", c.store.dir},
+          {"verify", c.store.verify},
+          {"max_bytes", c.store.max_bytes}}},
     };
 }
 

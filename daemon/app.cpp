@@ -62,7 +62,8 @@ app::app(event_loop& loop, device& dev, std::shared_ptr<const cfg::config> confi
                 continue;
             }
             if (!store_) {
-                store_ = std::make_shared<cas_store>(loop_, cas_store::options{config_->store_dir(), config_->store.verify});
+                store_ = std::make_shared<cas_store>(
+                    loop_, cas_store::options{config_->store_dir(), config_->store.verify, config_->store.max_bytes});
                 store_->on_integrity_failure = [this](const std::string& name) {
                     // The cache files of open objects hold the bad bytes: overwrite them.
                     if (!stopping_) execute(registry_.refetch(name));
@@ -77,8 +78,10 @@ app::app(event_loop& loop, device& dev, std::shared_ptr<const cfg::config> confi
     default_chain_ = chain(config_->sources, "");
     for (const auto& [name, d] : config_->domains) domain_chains_.emplace(name, chain(d.sources, name));
     if (store_) {
-        lg.info("blob store {} (sha256 checks {}) in front of: {}", config_->store_dir(),
-                config_->store.verify ? "on" : "off", [&] {
+        lg.info("blob store {} (sha256 checks {}, {}) in front of: {}", config_->store_dir(),
+                config_->store.verify ? "on" : "off",
+                config_->store.max_bytes ? fmt::format("at most {} bytes", config_->store.max_bytes) : "no size limit",
+                [&] {
                     std::string out;
                     for (const auto& e : sources_) {
                         if (e.view) out += (out.empty() ? "" : ", ") + e.upstream->describe();
@@ -425,7 +428,9 @@ std::string app::stats_json() const {
     j["store"] = {{"enabled", store_ != nullptr}, {"dir", store_ ? config_->store_dir() : ""},
                   {"hits", cs.hits}, {"bytes_saved", cs.bytes_saved}, {"stored_bytes", cs.stored_bytes},
                   {"store_errors", cs.store_errors}, {"verified", cs.verified},
-                  {"integrity_failures", cs.integrity_failures}};
+                  {"integrity_failures", cs.integrity_failures}, {"disk_bytes", cs.disk_bytes},
+                  {"max_bytes", store_ ? config_->store.max_bytes : 0}, {"evicted_files", cs.evicted_files},
+                  {"evicted_bytes", cs.evicted_bytes}};
     return j.dump();
 }
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -50,6 +51,89 @@ cas_store::cas_store(event_loop& loop, options opt) : loop_(loop), opt_(std::mov
     std::error_code ec;
     std::filesystem::create_directories(opt_.dir, ec);
     if (ec) lg.err("cannot create the blob store {}: {}; fetching without it", opt_.dir, ec.message());
+    if (!opt_.dir.empty()) scan();
+}
+
+void cas_store::scan() {
+    namespace fs = std::filesystem;
+    struct found {
+        std::int64_t mtime_ns;
+        std::string key;
+        std::uint64_t bytes;
+    };
+    std::vector<found> all;
+    const fs::path base(opt_.dir);
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(base, fs::directory_options::skip_permission_denied, ec), end;
+         !ec && it != end; it.increment(ec)) {
+        struct stat st {};
+        if (::lstat(it->path().c_str(), &st) < 0 || !S_ISREG(st.st_mode)) continue;
+        all.push_back({static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+                       it->path().lexically_relative(base).string(), static_cast<std::uint64_t>(st.st_blocks) * 512});
+    }
+    if (ec) lg.warn("blob store {}: cannot list it all: {}", opt_.dir, ec.message());
+    // The least recently written first: the eviction order until this process uses them.
+    std::sort(all.begin(), all.end(), [](const found& a, const found& b) { return a.mtime_ns < b.mtime_ns; });
+    for (auto& f : all) {
+        stats_.disk_bytes += f.bytes;
+        files_[std::move(f.key)] = file_use{f.bytes, ++use_clock_};
+    }
+    if (!all.empty()) lg.info("blob store {}: {} files, {} bytes on disk", opt_.dir, all.size(), stats_.disk_bytes);
+    evict();  // the limit may have been lowered
+}
+
+void cas_store::touch(const std::string& key) {
+    if (auto it = files_.find(key); it != files_.end()) it->second.last_use = ++use_clock_;
+}
+
+void cas_store::account(const std::string& key, int fd) {
+    struct stat st {};
+    // A file deleted meanwhile (evicted, or replaced after a failed check) is not the key's any more.
+    if (::fstat(fd, &st) < 0 || st.st_nlink == 0) return;
+    file_use& f = files_[key];
+    const auto bytes = static_cast<std::uint64_t>(st.st_blocks) * 512;
+    stats_.disk_bytes = stats_.disk_bytes - f.bytes + bytes;
+    f.bytes = bytes;
+    f.last_use = ++use_clock_;
+    evict();
+}
+
+void cas_store::evict() {
+    if (opt_.max_bytes == 0 || stats_.disk_bytes <= opt_.max_bytes) return;
+    // Down to 90 %, so that a full store does not delete a file for every chunk it stores.
+    const std::uint64_t target = opt_.max_bytes - opt_.max_bytes / 10;
+    std::vector<std::pair<std::uint64_t, std::string>> order;  // (last use, key)
+    for (const auto& [key, f] : files_) {
+        // Open files serve blobs in use; a file being hashed must stay what the hash reads.
+        if (!entries_.count(key) && !workers_.count(key)) order.emplace_back(f.last_use, key);
+    }
+    std::sort(order.begin(), order.end());
+    for (const auto& [use, key] : order) {
+        if (stats_.disk_bytes <= target) break;
+        if (::unlink(path_of(key).c_str()) < 0 && errno != ENOENT) {
+            ++stats_.store_errors;
+            lg.warn("{}: cannot evict {}: {}", opt_.dir, key, std::strerror(errno));
+            continue;
+        }
+        auto it = files_.find(key);
+        const std::uint64_t bytes = it->second.bytes;
+        files_.erase(it);
+        stats_.disk_bytes -= bytes;
+        ++stats_.evicted_files;
+        stats_.evicted_bytes += bytes;
+        verified_.erase(key);
+        writers_.erase(key);
+        lg.info("{}: evicted from the blob store ({} bytes, least recently used)", key, bytes);
+    }
+    if (stats_.disk_bytes > opt_.max_bytes) {
+        if (!warned_full_) {
+            lg.warn("blob store {}: {} bytes on disk, over max_bytes {}, and every file is in use", opt_.dir,
+                    stats_.disk_bytes, opt_.max_bytes);
+        }
+        warned_full_ = true;
+    } else {
+        warned_full_ = false;
+    }
 }
 
 cas_store::~cas_store() {
@@ -93,7 +177,9 @@ cas_store::entry* cas_store::open_entry(const std::string& key, std::optional<st
     entry e;
     e.fd = std::make_shared<unique_fd>(std::move(fd));
     e.size = have;
-    return &entries_.insert_or_assign(key, std::move(e)).first->second;
+    entry* out = &entries_.insert_or_assign(key, std::move(e)).first->second;
+    account(key, out->fd->get());  // open now, so never the one evicted
+    return out;
 }
 
 bool cas_store::present(const entry& e, std::uint64_t off, std::uint64_t len) const {
@@ -155,6 +241,10 @@ void cas_store::on_verified(const std::string& key, const std::string& name, boo
                        : "not fetched from " + who + " again");
     entries_.erase(key);
     ::unlink(path_of(key).c_str());
+    if (auto f = files_.find(key); f != files_.end()) {
+        stats_.disk_bytes -= f->second.bytes;
+        files_.erase(f);
+    }
     // A fresh sparse file of the known size, so that the next source's bytes are stored (a fetch
     // alone creates no file: it has no size to trust).
     if (size) open_entry(key, size);
@@ -230,6 +320,7 @@ void cas_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t l
                         done = std::move(done)](int res) mutable {
                            if (!*alive) return done(unexpected{-ECANCELED});
                            if (res >= 0 && static_cast<std::uint64_t>(res) == len) {
+                               store->touch(key);
                                ++store->stats_.hits;
                                store->stats_.bytes_saved += len;
                                stats_.bytes += len;
@@ -285,6 +376,7 @@ void cas_fetcher::from_upstream(const blob_ref& blob, const std::string& key, st
                                 return finish(r);
                             }
                             store->stats_.stored_bytes += len;
+                            store->account(key, fd->get());
                             // Only bytes written into the live file count towards its writers (a
                             // file replaced meanwhile has another entry, or none).
                             auto it = store->entries_.find(key);

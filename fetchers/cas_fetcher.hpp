@@ -18,7 +18,14 @@
 // Each file is sparse, of the blob's size; a chunk fetched from upstream is written there and a
 // later fetch of a range already present is served from it. What is present is read from the file
 // itself (SEEK_DATA/SEEK_HOLE, as cachefiles does for its cache files), so the store survives
-// restarts without any index. Nothing is ever evicted (see docs/config.md).
+// restarts without any index.
+//
+// Size: the disk space of every file (allocated blocks) is tracked, from a scan of the directory
+// at start and an fstat after each write. With max_bytes set, once the store exceeds it the least
+// recently used files (a write, a hit or an OPEN counts as use; at start, the order of their
+// mtimes) are deleted until it is under 90 % of it, sparing files that are open (from the blob's
+// stat until a release() of it) or being verified. A deleted blob is fetched from its source again when next
+// wanted, and stored again from its next OPEN on.
 //
 // Integrity: when a digest-named blob is complete in the store (after a fetch, or at its first stat
 // in this process), its sha256 is checked on a worker thread. On a mismatch the file is deleted, the
@@ -60,6 +67,7 @@ public:
     struct options {
         std::string dir;      ///< created if missing
         bool verify = true;   ///< check sha256-named blobs once complete
+        std::uint64_t max_bytes = 0;  ///< disk space the files may take; 0 = no limit
     };
     struct stats_t {
         std::uint64_t hits = 0;            ///< fetches served from the store
@@ -68,6 +76,9 @@ public:
         std::uint64_t store_errors = 0;    ///< store file open/read/write failures (fetches went upstream)
         std::uint64_t verified = 0;        ///< digest-named blobs whose sha256 matched
         std::uint64_t integrity_failures = 0;  ///< ... and those whose sha256 did not
+        std::uint64_t disk_bytes = 0;      ///< disk space the store's files take now (allocated blocks)
+        std::uint64_t evicted_files = 0;   ///< files deleted to keep under max_bytes
+        std::uint64_t evicted_bytes = 0;   ///< ... and their disk space
     };
 
     cas_store(event_loop& loop, options opt);
@@ -92,6 +103,15 @@ private:
     void maybe_verify(const std::string& key, const std::string& name);
     void on_verified(const std::string& key, const std::string& name, bool ok, const std::string& got);
     std::string path_of(const std::string& key) const { return opt_.dir + "/" + key; }
+    /// Learns what is on disk (files, their space, their mtime order); then keeps to max_bytes.
+    void scan();
+    /// Marks `key` as just used (the eviction order).
+    void touch(const std::string& key);
+    /// Re-reads the disk space of `key`'s file through `fd` (not counted if the file was deleted
+    /// meanwhile), marks it used, and evicts if the store is now over max_bytes.
+    void account(const std::string& key, int fd);
+    /// Deletes least recently used files not in use until under 90 % of max_bytes.
+    void evict();
     bool poisoned(int view, const std::string& key) const { return poisoned_.count({view, key}) != 0; }
 
     event_loop& loop_;
@@ -103,6 +123,13 @@ private:
     std::set<std::pair<int, std::string>> poisoned_;   // (view, key): that source is not trusted for it
     std::map<std::string, std::thread> workers_;   // digest checks in progress, by key
     std::map<int, std::string> view_names_;        // for logs
+    struct file_use {
+        std::uint64_t bytes = 0;     // allocated
+        std::uint64_t last_use = 0;  // use_clock_ at its last use
+    };
+    std::map<std::string, file_use> files_;        // every file in the store, by key
+    std::uint64_t use_clock_ = 0;
+    bool warned_full_ = false;                     // "over max_bytes, all in use" logged
     int next_view_ = 1;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     stats_t stats_;

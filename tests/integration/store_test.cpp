@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 
 #include <nlohmann/json.hpp>
@@ -343,4 +344,81 @@ TEST_CASE("store defaults: local sources bypass it unless asked", "[integration]
     CHECK(st["store"]["stored_bytes"] == MiB);  // only the "on" domain's fetch
     CHECK(st["sources"][0]["via_store"] == true);
     (void)b2;
+}
+
+namespace {
+// The store file of a plain (non-digest) name: <store>/src-<16 hex>/<name>, or "" when none.
+std::string plain_store_file(const tmpdir& t, const std::string& name) {
+    std::error_code ec;
+    for (const auto& d : fs::directory_iterator(t.path / "store", ec)) {
+        if (fs::exists(d.path() / name)) return (d.path() / name).string();
+    }
+    return {};
+}
+}  // namespace
+
+// Description: with store.max_bytes, a store that grows past the limit deletes its least recently
+// used files until under 90 % of it, never a file whose blob is open; disk_bytes, evicted_files and
+// evicted_bytes say so; a deleted blob is fetched from its source again, with the right bytes; a
+// restart finds the files on disk and applies a lower limit in the order they were written.
+TEST_CASE("max_bytes: least recently used files go, open ones stay", "[integration][store]") {
+    tmpdir t;
+    fs::create_directories(t.path / "src");
+    std::map<std::string, std::string> blobs;
+    for (int i = 1; i <= 3; ++i) {
+        const std::string name = "blob" + std::to_string(i);
+        blobs[name] = random_bytes(MiB, 40 + static_cast<unsigned>(i));
+        std::ofstream(t.path / "src" / name, std::ios::binary) << blobs[name];
+    }
+    cfg::config c = base_config(t);
+    c.sources.push_back(cfg::local_source{(t.path / "src").string()});
+    c.store.use = cfg::store_use::all;
+    c.store.max_bytes = 5 * MiB / 2;
+    auto disk = [](const nlohmann::json& st) { return st["store"]["disk_bytes"].get<std::uint64_t>(); };
+    {
+        daemon_env d(c);
+        auto read_blob = [&](const std::string& name) {
+            auto id = d.open_ok("d1", name, MiB);
+            d.read_all(id, MiB, MiB);
+            CHECK((d.k.cache_bytes(id, 0, MiB) == blobs[name]));
+            return id;
+        };
+        d.k.close(read_blob("blob1"));
+        d.k.close(read_blob("blob2"));
+        REQUIRE(d.run_until([&] { return d.daemon->stats_json().find("\"objects_open\":0") != std::string::npos; }));
+        CHECK(disk(d.stats()) >= 2 * MiB);
+        CHECK(d.stats()["store"]["evicted_files"] == 0);
+        // The third MiB takes the store past 2.5 MiB: blob1, the least recently used, goes.
+        const auto b3 = read_blob("blob3");
+        auto st = d.stats();
+        CHECK(st["store"]["evicted_files"] == 1);
+        CHECK(st["store"]["evicted_bytes"].get<std::uint64_t>() >= MiB);
+        CHECK(disk(st) >= 2 * MiB);
+        CHECK(disk(st) <= 5 * MiB / 2 - 5 * MiB / 20);
+        CHECK(st["store"]["max_bytes"] == 5 * MiB / 2);
+        CHECK(plain_store_file(t, "blob1").empty());
+        CHECK_FALSE(plain_store_file(t, "blob2").empty());
+        CHECK_FALSE(plain_store_file(t, "blob3").empty());
+        // blob1 again, from its source (the bytes right), while blob3 is open: blob2 goes, not blob3.
+        const auto src_before = st["sources"][0]["bytes"].get<std::uint64_t>();
+        const auto b1 = read_blob("blob1");
+        st = d.stats();
+        CHECK(st["sources"][0]["bytes"].get<std::uint64_t>() == src_before + MiB);
+        CHECK(st["store"]["evicted_files"] == 2);
+        CHECK(plain_store_file(t, "blob2").empty());
+        CHECK_FALSE(plain_store_file(t, "blob1").empty());
+        CHECK_FALSE(plain_store_file(t, "blob3").empty());
+        CHECK(d.k.bad_completions() == 0);
+        (void)b1;
+        (void)b3;
+    }
+    // A restart with a lower limit: the scan finds 2 MiB; the older file (blob3) goes.
+    c.store.max_bytes = 3 * MiB / 2;
+    daemon_env d(c);
+    auto st = d.stats();
+    CHECK(st["store"]["evicted_files"] == 1);
+    CHECK(disk(st) >= MiB);
+    CHECK(disk(st) <= 3 * MiB / 2);
+    CHECK(plain_store_file(t, "blob3").empty());
+    CHECK_FALSE(plain_store_file(t, "blob1").empty());
 }

@@ -39,7 +39,7 @@ json full() {
         {"log_level", "debug"},
         {"prefetch", false},
         {"prefetch_concurrency", 3},
-        {"store", {{"enabled", true}, {"dir", "/srv/store"}, {"verify", false}}},
+        {"store", {{"enabled", true}, {"dir", "/srv/store"}, {"verify", false}, {"max_bytes", 10737418240}}},
     };
 }
 
@@ -93,7 +93,7 @@ bool same(const config& a, const config& b) {
     return a.cache_dir == b.cache_dir && a.cache_tag == b.cache_tag && a.device == b.device &&
            a.chunk_size == b.chunk_size && a.sources == b.sources && a.control_socket == b.control_socket &&
            a.log_level == b.log_level && a.store.use == b.store.use && a.store.dir == b.store.dir &&
-           a.store.verify == b.store.verify;
+           a.store.verify == b.store.verify && a.store.max_bytes == b.store.max_bytes;
 }
 
 // The checkout root, derived from this file's path so the shipped configs can be loaded wherever
@@ -397,7 +397,9 @@ TEST_CASE("to_json round trip", "[config]") {
                              {"log_level", "info"},
                              {"prefetch", false},
                              {"prefetch_concurrency", 2},
-                             {"store", {{"enabled", "remote"}, {"dir", "/var/cache/blobd/blobd-store"}, {"verify", true}}},
+                             {"store",
+                              {{"enabled", "remote"}, {"dir", "/var/cache/blobd/blobd-store"}, {"verify", true},
+                               {"max_bytes", 0}}},
                          });
     CHECK(blobd::cfg::to_json(parse_ok(full().dump())) == full());
 
@@ -556,7 +558,8 @@ TEST_CASE("prefetch settings", "[config]") {
 TEST_CASE("store settings", "[config]") {
     // Description: the blob store is on for remote sources only by default, in <cache.dir>/blobd-store;
     // "enabled" and a domain's "store" switch it for all sources or none; the dir must stay out of
-    // cachefiles' own trees; bad values name their path.
+    // cachefiles' own trees; "max_bytes" limits its size (0, the default: no limit); bad values name
+    // their path.
     using blobd::cfg::store_use;
     const source local = local_source{"/srv/blobs"};
     http_source h;
@@ -566,6 +569,8 @@ TEST_CASE("store settings", "[config]") {
     CHECK(d.store.use == store_use::remote);
     CHECK(d.store.dir == "/var/cache/blobd/blobd-store");
     CHECK(d.store.verify);
+    CHECK(d.store.max_bytes == 0);  // no limit
+    CHECK(parse_ok(with(minimal(), "/store/max_bytes", 10737418240).dump()).store.max_bytes == 10737418240);
     CHECK(blobd::cfg::is_remote(remote));
     CHECK_FALSE(blobd::cfg::is_remote(local));
     CHECK(d.store_for("any", remote));
@@ -611,6 +616,9 @@ TEST_CASE("store settings", "[config]") {
                                {"/store/dir", "/var/cache/blobd/cache/x", "$.store.dir", "cachefiles owns"},
                                {"/store/dir", "/var/cache/blobd/x/../graveyard/y", "$.store.dir", "cachefiles owns"},
                                {"/store/verfy", true, "$.store.verfy", "did you mean \"verify\""},
+                               {"/store/max_bytes", -1, "$.store.max_bytes", "0 or more"},
+                               {"/store/max_bytes", "10G", "$.store.max_bytes", "expected an integer (bytes)"},
+                               {"/store/max_bytes", 1.5, "$.store.max_bytes", "expected an integer (bytes)"},
                            });
     check_cases(with(minimal(), "/domains/d1/sources", one_source("/a")),
                 {{"/domains/d1/store", "all", "$.domains.d1.store", "expected true, false or \"remote\""}});
