@@ -105,7 +105,7 @@ void cas_store::evict() {
     std::vector<std::pair<std::uint64_t, std::string>> order;  // (last use, key)
     for (const auto& [key, f] : files_) {
         // Open files serve blobs in use; a file being hashed must stay what the hash reads.
-        if (!entries_.count(key) && !workers_.count(key)) order.emplace_back(f.last_use, key);
+        if (!entries_.count(key) && !users_.count(key) && !workers_.count(key)) order.emplace_back(f.last_use, key);
     }
     std::sort(order.begin(), order.end());
     for (const auto& [use, key] : order) {
@@ -294,6 +294,7 @@ void cas_fetcher::stat(const blob_ref& blob, stat_done done) {
                 ++store_->stats_.store_errors;
                 lg.warn("{}: cannot open {}: {}", blob.name, store_->path_of(key), std::strerror(errno));
             } else {
+                store_->users_[key].insert(blob.domain);
                 store_->maybe_verify(key, blob.name);  // complete from an earlier run: check it once
             }
         } else if (*alive) {
@@ -390,9 +391,15 @@ void cas_fetcher::from_upstream(const blob_ref& blob, const std::string& key, st
 }
 
 void cas_fetcher::release(const blob_ref& blob) {
-    // Drop the open file (bounds descriptors); a domain still using the blob reopens it by path on
-    // its next fetch, and what is stored stays.
-    store_->entries_.erase(key_of(blob.name));
+    // The last domain using the file lets go: close it (bounds descriptors; what is stored stays,
+    // and a later fetch reopens it by path). Every view of a chain hears each release, also for
+    // blobs another view stat'ed: the set makes that harmless.
+    const std::string key = key_of(blob.name);
+    if (auto it = store_->users_.find(key); it != store_->users_.end()) {
+        it->second.erase(blob.domain);
+        if (it->second.empty()) store_->users_.erase(it);
+    }
+    if (!store_->users_.count(key)) store_->entries_.erase(key);
     upstream_->release(blob);
 }
 

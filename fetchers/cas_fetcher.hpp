@@ -23,8 +23,8 @@
 // Size: the disk space of every file (allocated blocks) is tracked, from a scan of the directory
 // at start and an fstat after each write. With max_bytes set, once the store exceeds it the least
 // recently used files (a write, a hit or an OPEN counts as use; at start, the order of their
-// mtimes) are deleted until it is under 90 % of it, sparing files that are open (from the blob's
-// stat until a release() of it) or being verified. A deleted blob is fetched from its source again when next
+// mtimes) are deleted until it is under 90 % of it, sparing files that are open (from a blob's
+// stat in any domain until the last of those domains released it) or being verified. A deleted blob is fetched from its source again when next
 // wanted, and stored again from its next OPEN on.
 //
 // Integrity: when a digest-named blob is complete in the store (after a fetch, or at its first stat
@@ -117,6 +117,9 @@ private:
     event_loop& loop_;
     options opt_;
     std::map<std::string, entry> entries_;         // open files by key ("sha256/<hex>", "src-<id>/<name>")
+    // Domains whose blob (stat'ed through a view) uses the key's file: the file stays open, and is
+    // never evicted, until the last of them releases it.
+    std::map<std::string, std::set<std::string>> users_;
     // Kept apart from entries_, which release() drops to bound open descriptors.
     std::map<std::string, std::set<int>> writers_; // views that wrote into a file not yet verified
     std::set<std::string> verified_;               // keys whose current file passed its check

@@ -422,3 +422,41 @@ TEST_CASE("max_bytes: least recently used files go, open ones stay", "[integrati
     CHECK(plain_store_file(t, "blob3").empty());
     CHECK_FALSE(plain_store_file(t, "blob1").empty());
 }
+
+// Description: a blob open in two domains keeps its store file when one of them closes it: it is
+// still in use, so under max_bytes pressure another, unused file goes instead (the store used to
+// close, and could evict, a file as soon as any one domain let go of its blob).
+TEST_CASE("max_bytes: a blob still open in another domain is not evicted", "[integration][store]") {
+    tmpdir t;
+    fs::create_directories(t.path / "src");
+    std::map<std::string, std::string> blobs;
+    for (int i = 1; i <= 3; ++i) {
+        const std::string name = "blob" + std::to_string(i);
+        blobs[name] = random_bytes(MiB, 50 + static_cast<unsigned>(i));
+        std::ofstream(t.path / "src" / name, std::ios::binary) << blobs[name];
+    }
+    cfg::config c = base_config(t);
+    c.sources.push_back(cfg::local_source{(t.path / "src").string()});
+    c.store.use = cfg::store_use::all;
+    c.store.max_bytes = 5 * MiB / 2;
+    daemon_env d(c);
+    auto read_blob = [&](const std::string& domain, const std::string& name) {
+        auto id = d.open_ok(domain, name, MiB);
+        d.read_all(id, MiB, MiB);
+        CHECK((d.k.cache_bytes(id, 0, MiB) == blobs[name]));
+        return id;
+    };
+    const auto held = d.open_ok("d2", "blob1", MiB);  // d2 keeps blob1 open, reads nothing
+    d.k.close(read_blob("d1", "blob1"));               // d1 lets go of it
+    d.k.close(read_blob("d1", "blob2"));
+    d.k.close(read_blob("d1", "blob3"));  // 3 MiB: over the limit
+    REQUIRE(d.run_until([&] { return d.stats()["store"]["evicted_files"] == 1; }));
+    CHECK_FALSE(plain_store_file(t, "blob1").empty());  // least recently used, but in use
+    CHECK(plain_store_file(t, "blob2").empty());
+    CHECK_FALSE(plain_store_file(t, "blob3").empty());
+    // d2 reads blob1 from the store: no new bytes from the source.
+    const auto src_before = d.stats()["sources"][0]["bytes"].get<std::uint64_t>();
+    d.read_all(held, MiB, MiB);
+    CHECK((d.k.cache_bytes(held, 0, MiB) == blobs["blob1"]));
+    CHECK(d.stats()["sources"][0]["bytes"].get<std::uint64_t>() == src_before);
+}
