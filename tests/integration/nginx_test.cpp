@@ -93,7 +93,9 @@ struct nginx {
         write_nginx_conf(d, "  keepalive_requests 1000;\n",
                          "  server {\n    listen 127.0.0.1:" + std::to_string(http) + ";\n    root " + d + "/www;\n"
                          "    location /noranges/ { alias " + d + "/www/blobs/; max_ranges 0; }\n"
-                         "    location /moved/ { rewrite ^/moved/(.*)$ /blobs/$1 redirect; }\n  }\n"
+                         "    location /moved/ { rewrite ^/moved/(.*)$ /blobs/$1 redirect; }\n"
+                         "    location /up/ { rewrite ^/up/(.*)$ https://127.0.0.1:" + std::to_string(https) +
+                         "/blobs/$1 redirect; }\n  }\n"
                          "  server {\n    listen 127.0.0.1:" + std::to_string(https) + " ssl;\n    root " + d + "/www;\n"
                          "    ssl_certificate " + d + "/good.pem;\n    ssl_certificate_key " + d + "/good.key;\n"
                          "    location /down/ { return 302 http://127.0.0.1:" + std::to_string(http) + "/blobs/; }\n  }\n"
@@ -161,7 +163,8 @@ TEST_CASE("nginx over plain HTTP", "[nginx]") {
 // Description: HTTPS: a self-signed certificate fails verification without ca_file, passes with
 // ca_file pointing at it, and is accepted unverified with insecure: true; a certificate for
 // another name fails even when its CA is trusted (host name verification); a redirect from https
-// to plain http is refused.
+// to plain http is refused; a plain-http source (whose TLS context is only made when a redirect
+// to https first needs it) verifies the same way.
 TEST_CASE("nginx over HTTPS", "[nginx]") {
     nginx n({{"blob", random_bytes(300 * KiB, 2)}});
     const std::string& data = n.blobs.at("blob");
@@ -198,6 +201,19 @@ TEST_CASE("nginx over HTTPS", "[nginx]") {
     w.insecure = true;
     fetch_driver wrong_name_insecure(w);
     CHECK(wrong_name_insecure.stat("blob"));
+
+    // A plain-http source (no ca_file: its TLS context is made only when first needed) redirected
+    // to https: the context made then verifies like any other, against the system store (this
+    // certificate is not in it) or not at all with insecure.
+    fetch_driver up_untrusted(opts(n.http_url("/up")));
+    CHECK(up_untrusted.stat("blob").error() == -EIO);
+    auto up = opts(n.http_url("/up"));
+    up.insecure = true;
+    fetch_driver up_insecure(up);
+    REQUIRE(up_insecure.stat("blob").value() == data.size());
+    auto up_got = up_insecure.fetch("blob", 1000, 2000);
+    REQUIRE(up_got);
+    CHECK((*up_got == data.substr(1000, 2000)));
 
     auto down = opts(n.https_url("/down"));
     down.ca_file = n.path("good.pem");
