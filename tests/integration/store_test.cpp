@@ -355,6 +355,34 @@ std::string plain_store_file(const tmpdir& t, const std::string& name) {
     }
     return {};
 }
+
+// Three random 1 MiB blobs, blob1..blob3, in a local source; a config that stores every source's
+// blobs under a 2.5 MiB max_bytes; and a whole-blob read that checks the cache file's bytes.
+struct limited_store {
+    tmpdir t;
+    std::map<std::string, std::string> blobs;
+    cfg::config c;
+
+    explicit limited_store(unsigned seed) {
+        fs::create_directories(t.path / "src");
+        for (unsigned i = 1; i <= 3; ++i) {
+            const std::string name = "blob" + std::to_string(i);
+            blobs[name] = random_bytes(MiB, seed + i);
+            std::ofstream(t.path / "src" / name, std::ios::binary) << blobs[name];
+        }
+        c = base_config(t);
+        c.sources.push_back(cfg::local_source{(t.path / "src").string()});
+        c.store.use = cfg::store_use::all;
+        c.store.max_bytes = 5 * MiB / 2;
+    }
+    /// OPENs `name` in `domain`, READs all of it, checks the bytes; returns the object.
+    std::uint32_t read_blob(daemon_env& d, const std::string& domain, const std::string& name) {
+        auto id = d.open_ok(domain, name, MiB);
+        d.read_all(id, MiB, MiB);
+        CHECK((d.k.cache_bytes(id, 0, MiB) == blobs[name]));
+        return id;
+    }
+};
 }  // namespace
 
 // Description: with store.max_bytes, a store that grows past the limit deletes its least recently
@@ -362,27 +390,13 @@ std::string plain_store_file(const tmpdir& t, const std::string& name) {
 // evicted_bytes say so; a deleted blob is fetched from its source again, with the right bytes; a
 // restart finds the files on disk and applies a lower limit in the order they were written.
 TEST_CASE("max_bytes: least recently used files go, open ones stay", "[integration][store]") {
-    tmpdir t;
-    fs::create_directories(t.path / "src");
-    std::map<std::string, std::string> blobs;
-    for (int i = 1; i <= 3; ++i) {
-        const std::string name = "blob" + std::to_string(i);
-        blobs[name] = random_bytes(MiB, 40 + static_cast<unsigned>(i));
-        std::ofstream(t.path / "src" / name, std::ios::binary) << blobs[name];
-    }
-    cfg::config c = base_config(t);
-    c.sources.push_back(cfg::local_source{(t.path / "src").string()});
-    c.store.use = cfg::store_use::all;
-    c.store.max_bytes = 5 * MiB / 2;
+    limited_store ls(40);
+    const tmpdir& t = ls.t;
+    cfg::config& c = ls.c;
     auto disk = [](const nlohmann::json& st) { return st["store"]["disk_bytes"].get<std::uint64_t>(); };
     {
         daemon_env d(c);
-        auto read_blob = [&](const std::string& name) {
-            auto id = d.open_ok("d1", name, MiB);
-            d.read_all(id, MiB, MiB);
-            CHECK((d.k.cache_bytes(id, 0, MiB) == blobs[name]));
-            return id;
-        };
+        auto read_blob = [&](const std::string& name) { return ls.read_blob(d, "d1", name); };
         d.k.close(read_blob("blob1"));
         d.k.close(read_blob("blob2"));
         REQUIRE(d.run_until([&] { return d.daemon->stats_json().find("\"objects_open\":0") != std::string::npos; }));
@@ -427,25 +441,10 @@ TEST_CASE("max_bytes: least recently used files go, open ones stay", "[integrati
 // still in use, so under max_bytes pressure another, unused file goes instead (the store used to
 // close, and could evict, a file as soon as any one domain let go of its blob).
 TEST_CASE("max_bytes: a blob still open in another domain is not evicted", "[integration][store]") {
-    tmpdir t;
-    fs::create_directories(t.path / "src");
-    std::map<std::string, std::string> blobs;
-    for (int i = 1; i <= 3; ++i) {
-        const std::string name = "blob" + std::to_string(i);
-        blobs[name] = random_bytes(MiB, 50 + static_cast<unsigned>(i));
-        std::ofstream(t.path / "src" / name, std::ios::binary) << blobs[name];
-    }
-    cfg::config c = base_config(t);
-    c.sources.push_back(cfg::local_source{(t.path / "src").string()});
-    c.store.use = cfg::store_use::all;
-    c.store.max_bytes = 5 * MiB / 2;
-    daemon_env d(c);
-    auto read_blob = [&](const std::string& domain, const std::string& name) {
-        auto id = d.open_ok(domain, name, MiB);
-        d.read_all(id, MiB, MiB);
-        CHECK((d.k.cache_bytes(id, 0, MiB) == blobs[name]));
-        return id;
-    };
+    limited_store ls(50);
+    const tmpdir& t = ls.t;
+    daemon_env d(ls.c);
+    auto read_blob = [&](const std::string& domain, const std::string& name) { return ls.read_blob(d, domain, name); };
     const auto held = d.open_ok("d2", "blob1", MiB);  // d2 keeps blob1 open, reads nothing
     d.k.close(read_blob("d1", "blob1"));               // d1 lets go of it
     d.k.close(read_blob("d1", "blob2"));
@@ -457,6 +456,6 @@ TEST_CASE("max_bytes: a blob still open in another domain is not evicted", "[int
     // d2 reads blob1 from the store: no new bytes from the source.
     const auto src_before = d.stats()["sources"][0]["bytes"].get<std::uint64_t>();
     d.read_all(held, MiB, MiB);
-    CHECK((d.k.cache_bytes(held, 0, MiB) == blobs["blob1"]));
+    CHECK((d.k.cache_bytes(held, 0, MiB) == ls.blobs["blob1"]));
     CHECK(d.stats()["sources"][0]["bytes"].get<std::uint64_t>() == src_before);
 }
