@@ -30,8 +30,8 @@
 
 #include <fmt/format.h>
 
-#include "daemon/base/unique_fd.hpp"
-#include "daemon/device/device.hpp"
+#include "base/unique_fd.hpp"
+#include "frontends/cachefiles/device.hpp"
 
 namespace blobd::bench {
 

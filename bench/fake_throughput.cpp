@@ -43,8 +43,8 @@
 
 #include "bench/common.hpp"
 #include "daemon/app.hpp"
-#include "daemon/base/buffer.hpp"
-#include "daemon/base/log.hpp"
+#include "base/buffer.hpp"
+#include "base/log.hpp"
 #include "tests/support/fake_kernel.hpp"
 
 using namespace blobd;

@@ -70,7 +70,7 @@
 
 #include "bench/common.hpp"
 #include "daemon/app.hpp"
-#include "daemon/base/log.hpp"
+#include "base/log.hpp"
 #include "tests/support/fake_kernel.hpp"
 #include "tests/support/nginx.hpp"
 #include "tests/support/test_util.hpp"

@@ -26,7 +26,7 @@
 
 #include "bench/common.hpp"
 #include "daemon/app.hpp"
-#include "daemon/base/log.hpp"
+#include "base/log.hpp"
 #include "tests/support/fake_kernel.hpp"
 
 using namespace blobd;

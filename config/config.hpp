@@ -16,7 +16,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "daemon/base/result.hpp"
+#include "base/result.hpp"
 
 namespace blobd::cfg {
 

@@ -4,6 +4,8 @@
 // one precise message naming its JSON path beats a cascade of follow-up errors.
 #include "config/config.hpp"
 
+#include "base/file.hpp"
+
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -20,8 +22,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fetchers/http/http_util.hpp"
-#include "fetchers/oci/oci_util.hpp"
+#include "protocol/http/http_util.hpp"
+#include "protocol/oci/oci_util.hpp"
 
 namespace blobd::cfg {
 namespace {
@@ -806,26 +808,9 @@ result<config, config_error> parse(std::string_view json_text) {
 }
 
 result<config, config_error> load_file(const std::string& path) {
-    const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
-    if (!file) {
-        return unexpected{config_error{"", path + ": cannot open: " + std::strerror(errno)}};
-    }
-    std::string text;
-    char buffer[4096];
-    while (text.size() <= max_file_size) {
-        const std::size_t n = std::fread(buffer, 1, sizeof buffer, file.get());
-        text.append(buffer, n);
-        if (n < sizeof buffer) {
-            break;
-        }
-    }
-    if (std::ferror(file.get())) {
-        return unexpected{config_error{"", path + ": cannot read: " + std::strerror(errno)}};
-    }
-    if (text.size() > max_file_size) {
-        return unexpected{config_error{"", path + ": larger than 1 MiB; not a config file?"}};
-    }
-    return parse(text);
+    auto text = read_small_file(path, max_file_size);
+    if (!text) return unexpected{config_error{"", text.error()}};
+    return parse(*text);
 }
 
 json to_json(const config& c) {

@@ -10,12 +10,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/base/log.hpp"
-#include "daemon/net/net_thread.hpp"
+#include "base/log.hpp"
+#include "io/net_thread.hpp"
 #include "fetchers/cas_fetcher.hpp"
-#include "fetchers/http/http_fetcher.hpp"
-#include "fetchers/local_fetcher.hpp"
-#include "fetchers/oci/oci_fetcher.hpp"
+#include "sources/make_source.hpp"
 
 namespace blobd {
 
@@ -23,23 +21,6 @@ namespace {
 const log::logger lg{"daemon"};
 log::rate_limit bad_msg_limit;
 
-// Source configs are compared by value, so two domains naming the same directory share one
-// fetcher (and its open-file cache and counters). The network thread is started by the first
-// source that needs it.
-std::shared_ptr<fetcher> make_source(event_loop& loop, std::unique_ptr<net_thread>& net, const cfg::source& s) {
-    return std::visit([&](const auto& src) -> std::shared_ptr<fetcher> {
-        using T = std::decay_t<decltype(src)>;
-        if constexpr (std::is_same_v<T, cfg::local_source>) {
-            return std::make_shared<local_fetcher>(loop, src.path);
-        } else if constexpr (std::is_same_v<T, cfg::http_source>) {
-            if (!net) net = std::make_unique<net_thread>();
-            return std::make_shared<http_fetcher>(loop, *net, http_options::from(src));
-        } else if constexpr (std::is_same_v<T, cfg::oci_source>) {
-            if (!net) net = std::make_unique<net_thread>();
-            return std::make_shared<oci_fetcher>(loop, *net, oci_options::from(src));
-        }
-    }, s);
-}
 }  // namespace
 
 app::app(event_loop& loop, device& dev, std::shared_ptr<const cfg::config> config)
@@ -54,7 +35,7 @@ app::app(event_loop& loop, device& dev, std::shared_ptr<const cfg::config> confi
         for (const auto& s : list) {
             auto it = std::find_if(sources_.begin(), sources_.end(), [&](const auto& e) { return e.config == s; });
             if (it == sources_.end()) {
-                sources_.push_back({s, make_source(loop_, net_, s), nullptr});
+                sources_.push_back({s, sources::make_source(loop_, net_, s), nullptr});
                 it = sources_.end() - 1;
             }
             if (!config_->store_for(domain, s)) {

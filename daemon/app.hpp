@@ -18,9 +18,9 @@
 
 #include "config/config.hpp"
 #include "daemon/control/control_server.hpp"
-#include "daemon/device/device.hpp"
-#include "daemon/loop/event_loop.hpp"
-#include "daemon/registry/registry.hpp"
+#include "frontends/cachefiles/device.hpp"
+#include "io/event_loop.hpp"
+#include "core/registry.hpp"
 #include "fetchers/fetcher.hpp"
 #include "protocol/message.hpp"
 

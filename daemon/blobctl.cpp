@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/config.hpp"
-#include "daemon/base/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace {
 

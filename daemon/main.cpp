@@ -18,10 +18,10 @@
 
 #include "config/config.hpp"
 #include "daemon/app.hpp"
-#include "daemon/base/log.hpp"
-#include "daemon/device/device.hpp"
-#include "daemon/device/handoff.hpp"
-#include "daemon/loop/event_loop.hpp"
+#include "base/log.hpp"
+#include "frontends/cachefiles/device.hpp"
+#include "frontends/cachefiles/handoff.hpp"
+#include "io/event_loop.hpp"
 
 namespace {
 
@@ -198,7 +198,7 @@ int main(int argc, char** argv) {
         std::printf("%s\n", blobd::cfg::to_json(*c).dump(2).c_str());
         return 0;
     }
-    // Fetch buffers come from a pool (daemon/base/buffer_pool.cpp); buffers beyond its idle limit
+    // Fetch buffers come from a pool (base/buffer_pool.cpp); buffers beyond its idle limit
     // and other large allocations (whole-body HTTP answers) would still be mapped and unmapped by
     // glibc one by one, faulting every page again: keep freed memory mapped.
     // (Before the pool this alone took 1 MiB READs from 0.49x to 1.1x of pread+pwrite.)

@@ -12,7 +12,7 @@
 
 #include <openssl/evp.h>
 
-#include "daemon/base/log.hpp"
+#include "base/log.hpp"
 
 namespace blobd {
 

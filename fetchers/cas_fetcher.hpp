@@ -50,10 +50,10 @@
 #include <tuple>
 #include <vector>
 
-#include "daemon/base/unique_fd.hpp"
-#include "daemon/loop/event_loop.hpp"
+#include "base/unique_fd.hpp"
+#include "io/event_loop.hpp"
 #include "fetchers/fetcher.hpp"
-#include "fetchers/oci/oci_util.hpp"  // sha256_of_name
+#include "protocol/oci/oci_util.hpp"  // sha256_of_name
 
 namespace blobd {
 

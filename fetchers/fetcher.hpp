@@ -19,8 +19,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "daemon/base/buffer.hpp"
-#include "daemon/base/result.hpp"
+#include "base/buffer.hpp"
+#include "base/result.hpp"
 
 namespace blobd {
 

@@ -8,7 +8,7 @@
 #include <climits>
 #include <cstring>
 
-#include "daemon/base/log.hpp"
+#include "base/log.hpp"
 
 namespace blobd {
 

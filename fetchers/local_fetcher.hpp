@@ -7,8 +7,8 @@
 #include <string>
 #include <unordered_map>
 
-#include "daemon/base/unique_fd.hpp"
-#include "daemon/loop/event_loop.hpp"
+#include "base/unique_fd.hpp"
+#include "io/event_loop.hpp"
 #include "fetchers/fetcher.hpp"
 
 namespace blobd {

@@ -18,7 +18,7 @@
 #include <variant>
 #include <vector>
 
-#include "daemon/base/result.hpp"
+#include "base/result.hpp"
 #include "protocol/uapi/cachefiles.h"
 
 namespace blobd::proto {

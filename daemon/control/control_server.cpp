@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "daemon/base/log.hpp"
+#include "base/log.hpp"
 
 namespace blobd {
 

@@ -9,9 +9,9 @@
 #include <memory>
 #include <string>
 
-#include "daemon/base/result.hpp"
-#include "daemon/base/unique_fd.hpp"
-#include "daemon/loop/event_loop.hpp"
+#include "base/result.hpp"
+#include "base/unique_fd.hpp"
+#include "io/event_loop.hpp"
 
 namespace blobd {
 

@@ -28,7 +28,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
-#include "daemon/base/log.hpp"
+#include "base/log.hpp"
 
 namespace blobd {
 
@@ -892,17 +892,6 @@ void http_client::state::shutdown() {
         for (auto& c : p.idle) c->close();
     }
     pools.clear();
-}
-
-http_options http_options::from(const cfg::http_source& s) {
-    http_options o;
-    o.url = s.url;
-    o.ca_file = s.ca_file;
-    o.insecure = s.insecure;
-    o.timeout = std::chrono::milliseconds(s.timeout_ms);
-    o.retries = s.retries;
-    o.max_connections = s.max_connections;
-    return o;
 }
 
 // Not in the anonymous namespace: http_client::state declares it. Throws std::system_error

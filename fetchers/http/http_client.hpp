@@ -25,9 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "config/config.hpp"
-#include "daemon/base/buffer.hpp"
-#include "fetchers/http/http_util.hpp"
+#include "base/buffer.hpp"
+#include "protocol/http/http_util.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -46,7 +45,6 @@ struct http_options {
     std::uint64_t body_limit = 64 << 20;        ///< largest whole-body (200) answer accepted for a range
     unsigned max_redirects = 5;
 
-    static http_options from(const cfg::http_source& s);
 };
 
 namespace http {

@@ -25,12 +25,11 @@
 #include <string>
 #include <unordered_map>
 
-#include "config/config.hpp"
-#include "daemon/loop/event_loop.hpp"
-#include "daemon/net/net_thread.hpp"
+#include "io/event_loop.hpp"
+#include "io/net_thread.hpp"
 #include "fetchers/fetcher.hpp"
 #include "fetchers/http/http_client.hpp"
-#include "fetchers/http/http_util.hpp"
+#include "protocol/http/http_util.hpp"
 
 namespace blobd {
 

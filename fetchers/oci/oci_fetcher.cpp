@@ -12,7 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
-#include "daemon/base/log.hpp"
+#include "base/log.hpp"
 
 namespace blobd {
 
@@ -22,24 +22,8 @@ log::rate_limit warn_limit;
 
 constexpr std::size_t max_blob_infos = 4096;
 constexpr std::uint64_t token_body_limit = 64 * 1024;
-constexpr std::size_t max_auth_file = 1 << 20;
 
 [[noreturn]] void invalid(const std::string& what) { throw std::system_error(EINVAL, std::generic_category(), what); }
-
-std::string read_small_file(const std::string& path) {
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
-    if (!f) invalid(fmt::format("auth_file {}: cannot open: {}", path, std::strerror(errno)));
-    std::string text;
-    char buf[4096];
-    while (text.size() <= max_auth_file) {
-        const std::size_t n = std::fread(buf, 1, sizeof buf, f.get());
-        text.append(buf, n);
-        if (n < sizeof buf) break;
-    }
-    if (std::ferror(f.get())) invalid(fmt::format("auth_file {}: cannot read: {}", path, std::strerror(errno)));
-    if (text.size() > max_auth_file) invalid(fmt::format("auth_file {}: larger than 1 MiB", path));
-    return text;
-}
 
 http::url parse_base(const std::string& text, const char* what) {
     if (auto e = oci::registry_url_error(text)) invalid(fmt::format("oci {} URL: {}", what, *e));
@@ -67,25 +51,6 @@ struct oci_fetcher::op {
 
     std::size_t ep() const { return order[pos]; }
 };
-
-oci_options oci_options::from(const cfg::oci_source& s) {
-    oci_options o;
-    o.registry = s.registry;
-    o.repository = s.repository;
-    o.mirrors = s.mirrors;
-    if (!s.username.empty()) o.credentials = oci::credentials{s.username, s.password};
-    if (!s.auth_file.empty()) {
-        auto auths = oci::parse_auth_file(read_small_file(s.auth_file));
-        if (!auths) invalid(fmt::format("auth_file {}: {}", s.auth_file, auths.error()));
-        o.auths = std::move(*auths);
-    }
-    o.http.ca_file = s.ca_file;
-    o.http.insecure = s.insecure;
-    o.http.timeout = std::chrono::milliseconds(s.timeout_ms);
-    o.http.retries = s.retries;
-    o.http.max_connections = s.max_connections;
-    return o;
-}
 
 oci_fetcher::oci_fetcher(event_loop& loop, net_thread& net, oci_options opts)
     : loop_(loop), net_(net), opts_(std::move(opts)) {

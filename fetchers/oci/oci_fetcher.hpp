@@ -38,12 +38,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "config/config.hpp"
-#include "daemon/loop/event_loop.hpp"
-#include "daemon/net/net_thread.hpp"
+#include "io/event_loop.hpp"
+#include "io/net_thread.hpp"
 #include "fetchers/fetcher.hpp"
 #include "fetchers/http/http_client.hpp"
-#include "fetchers/oci/oci_util.hpp"
+#include "protocol/oci/oci_util.hpp"
 
 namespace blobd {
 
@@ -59,10 +58,6 @@ struct oci_options {
     /// ones, for this long, instead of first for every new blob: a dead mirror costs one timeout
     /// per cooldown rather than one per blob. Still tried when all else fails; a success ends it.
     std::chrono::milliseconds endpoint_cooldown{std::chrono::seconds(30)};
-
-    /// Reads the auth file, if any. Throws std::system_error (EINVAL) naming the file when it
-    /// cannot be read or parsed (never quoting a secret).
-    static oci_options from(const cfg::oci_source& s);
 };
 
 class oci_fetcher final : public fetcher {

@@ -17,9 +17,9 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/app.hpp"
-#include "daemon/base/log.hpp"
-#include "daemon/loop/event_loop.hpp"
-#include "daemon/net/net_thread.hpp"
+#include "base/log.hpp"
+#include "io/event_loop.hpp"
+#include "io/net_thread.hpp"
 #include "fetchers/http/http_fetcher.hpp"
 #include "tests/support/fake_kernel.hpp"
 #include "tests/support/fetch_driver.hpp"

@@ -19,10 +19,11 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/app.hpp"
-#include "daemon/base/log.hpp"
-#include "daemon/loop/event_loop.hpp"
-#include "daemon/net/net_thread.hpp"
+#include "base/log.hpp"
+#include "io/event_loop.hpp"
+#include "io/net_thread.hpp"
 #include "fetchers/oci/oci_fetcher.hpp"
+#include "sources/make_source.hpp"
 #include "tests/support/fake_kernel.hpp"
 #include "tests/support/fetch_driver.hpp"
 #include "tests/support/http_test_server.hpp"
@@ -372,7 +373,7 @@ TEST_CASE("oci: auth file", "[oci]") {
     src.mirrors = {mirror.url()};
     src.auth_file = path;
     src.retries = 0;
-    auto o = oci_options::from(src);
+    auto o = sources::oci_options_from(src);
     ::unlink(path);
     REQUIRE(o.auths.size() == 1);
     driver d(o);
@@ -381,7 +382,7 @@ TEST_CASE("oci: auth file", "[oci]") {
     CHECK(reg.blob_requests == 2);
 
     src.auth_file = "/nonexistent/auth.json";
-    CHECK_THROWS_WITH(oci_options::from(src), Catch::Contains("/nonexistent/auth.json"));
+    CHECK_THROWS_WITH(sources::oci_options_from(src), Catch::Contains("/nonexistent/auth.json"));
 }
 
 // Description: a registry that redirects blobs to another origin (pre-signed storage URLs): the

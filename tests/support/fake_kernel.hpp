@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "daemon/base/unique_fd.hpp"
-#include "daemon/device/device.hpp"
+#include "base/unique_fd.hpp"
+#include "frontends/cachefiles/device.hpp"
 
 namespace blobd::test {
 

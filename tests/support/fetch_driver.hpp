@@ -14,8 +14,8 @@
 #include <optional>
 #include <string>
 
-#include "daemon/loop/event_loop.hpp"
-#include "daemon/net/net_thread.hpp"
+#include "io/event_loop.hpp"
+#include "io/net_thread.hpp"
 #include "fetchers/http/http_fetcher.hpp"
 #include "fetchers/oci/oci_fetcher.hpp"
 

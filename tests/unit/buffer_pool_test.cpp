@@ -1,11 +1,11 @@
-// make_fetch_buffer (daemon/base/buffer_pool.cpp): freed fetch buffers are reused by capacity,
+// make_fetch_buffer (base/buffer_pool.cpp): freed fetch buffers are reused by capacity,
 // come back reset (size, filled, zeroed padding), and the pool keeps a bounded amount idle.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <vector>
 
-#include "daemon/base/buffer.hpp"
+#include "base/buffer.hpp"
 
 using namespace blobd;
 

@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -9,6 +10,8 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+
+#include "tests/support/test_util.hpp"
 
 using blobd::cfg::config;
 using blobd::cfg::http_source;
@@ -338,7 +341,7 @@ TEST_CASE("duplicate keys are rejected", "[config]") {
 }
 
 TEST_CASE("load_file", "[config]") {
-    // Description: a missing file or a directory is an error naming the file with an empty JSON path;
+    // Description: a missing file, a directory or a FIFO is an error naming the file with an empty JSON path;
     // a readable file is parsed like parse() does, including its errors.
     auto missing = blobd::cfg::load_file("/nonexistent/erofs-blobd.json");
     REQUIRE_FALSE(missing.has_value());
@@ -348,7 +351,15 @@ TEST_CASE("load_file", "[config]") {
     auto directory = blobd::cfg::load_file("/tmp");
     REQUIRE_FALSE(directory.has_value());
     CHECK(directory.error().path.empty());
-    CHECK_THAT(directory.error().message, Catch::StartsWith("/tmp: cannot read"));
+    CHECK(directory.error().message == "/tmp: not a regular file");
+
+    // A FIFO would block the open (and so --check-config and the start) waiting for a writer.
+    const blobd::test::temp_dir dir("config");
+    const std::string fifo = (dir.path / "config.fifo").string();
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    auto pipe = blobd::cfg::load_file(fifo);
+    REQUIRE_FALSE(pipe.has_value());
+    CHECK(pipe.error().message == fifo + ": not a regular file");
 
     const temp_file good(full().dump(2));
     auto loaded = blobd::cfg::load_file(good.path);

@@ -1,4 +1,4 @@
-// The device fd handoff across restarts (daemon/device/handoff.hpp): the stored fd's name, and
+// The device fd handoff across restarts (frontends/cachefiles/handoff.hpp): the stored fd's name, and
 // taking it back from LISTEN_FDS the way systemd passes it. The kernel side (restore, mounts that
 // survive a SIGKILL) is tested on the real kernel: tests/e2e/cases/080-takeover.sh.
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "daemon/device/handoff.hpp"
+#include "frontends/cachefiles/handoff.hpp"
 
 using namespace blobd;
 

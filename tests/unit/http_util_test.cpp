@@ -1,7 +1,7 @@
-// Unit tests of the HTTP fetcher's pure rules (fetchers/http/http_util): URL parsing and joining,
+// Unit tests of the HTTP fetcher's pure rules (protocol/http/http_util): URL parsing and joining,
 // redirect resolution, Content-Range/Content-Length parsing and the response checks that decide
 // whether bytes may be used. No sockets.
-#include "fetchers/http/http_util.hpp"
+#include "protocol/http/http_util.hpp"
 
 #include <cerrno>
 

@@ -1,5 +1,5 @@
-// The OCI fetcher's pure rules (fetchers/oci/oci_util.hpp) and the `oci` source config.
-#include "fetchers/oci/oci_util.hpp"
+// The OCI fetcher's pure rules (protocol/oci/oci_util.hpp) and the `oci` source config.
+#include "protocol/oci/oci_util.hpp"
 
 #include <random>
 #include <string>

@@ -9,7 +9,7 @@
 #include <random>
 #include <set>
 
-#include "daemon/registry/registry.hpp"
+#include "core/registry.hpp"
 
 using namespace blobd;
 

@@ -1,4 +1,4 @@
-#include "fetchers/http/http_util.hpp"
+#include "protocol/http/http_util.hpp"
 
 #include <algorithm>
 #include <cctype>

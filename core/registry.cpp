@@ -1,9 +1,9 @@
-#include "daemon/registry/registry.hpp"
+#include "core/registry.hpp"
 
 #include <algorithm>
 #include <cerrno>
 
-#include "daemon/base/log.hpp"
+#include "base/log.hpp"
 
 // GCC 12 reports -Wmaybe-uninitialized inside std::variant's move constructor when effects are
 // pushed into the vector in fail_all (a known false positive with variants of non-trivial types;

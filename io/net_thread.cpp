@@ -1,4 +1,4 @@
-#include "daemon/net/net_thread.hpp"
+#include "io/net_thread.hpp"
 
 #include <chrono>
 #include <exception>
@@ -10,7 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
-#include "daemon/base/log.hpp"
+#include "base/log.hpp"
 
 namespace blobd {
 

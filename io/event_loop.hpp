@@ -22,7 +22,7 @@
 
 #include <liburing.h>
 
-#include "daemon/base/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace blobd {
 

@@ -1,4 +1,4 @@
-// The fetch buffer pool behind make_fetch_buffer (daemon/base/buffer.hpp).
+// The fetch buffer pool behind make_fetch_buffer (base/buffer.hpp).
 //
 // Why: every chunk fetch needs a chunk-sized aligned buffer (1 MiB by default) that lives until
 // the chunk is written into every cache file that wants it. Freshly allocated, each page of it
@@ -15,7 +15,7 @@
 #include <mutex>
 #include <vector>
 
-#include "daemon/base/buffer.hpp"
+#include "base/buffer.hpp"
 
 namespace blobd {
 

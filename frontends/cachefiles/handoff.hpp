@@ -16,7 +16,7 @@
 
 #include <string>
 
-#include "daemon/base/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace blobd::handoff {
 

@@ -1,4 +1,4 @@
-#include "daemon/loop/event_loop.hpp"
+#include "io/event_loop.hpp"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <system_error>
 
-#include "daemon/base/log.hpp"
+#include "base/log.hpp"
 
 namespace blobd {
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/base/result.hpp"
+#include "base/result.hpp"
 
 namespace blobd::http {
 

@@ -54,7 +54,7 @@ private:
 using buffer_ptr = std::shared_ptr<const aligned_buffer>;
 
 /// A buffer of `size` bytes for a fetch, from a process-wide pool of freed buffers of the same
-/// capacity when there is one (see daemon/base/buffer_pool.cpp): its pages are then already
+/// capacity when there is one (see base/buffer_pool.cpp): its pages are then already
 /// mapped and faulted in. Returns to the pool when the last reference goes, from any thread.
 /// Throws std::bad_alloc like the constructor.
 std::shared_ptr<aligned_buffer> make_fetch_buffer(std::size_t size);

@@ -19,8 +19,8 @@
 #include <string_view>
 #include <sys/types.h>
 
-#include "daemon/base/result.hpp"
-#include "daemon/base/unique_fd.hpp"
+#include "base/result.hpp"
+#include "base/unique_fd.hpp"
 
 namespace blobd {
 

@@ -1,4 +1,4 @@
-#include "daemon/device/device.hpp"
+#include "frontends/cachefiles/device.hpp"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "daemon/base/log.hpp"
+#include "base/log.hpp"
 #include "protocol/uapi/cachefiles.h"
 
 namespace blobd {

@@ -1,4 +1,4 @@
-#include "fetchers/oci/oci_util.hpp"
+#include "protocol/oci/oci_util.hpp"
 
 #include <algorithm>
 #include <cctype>

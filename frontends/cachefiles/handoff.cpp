@@ -1,4 +1,4 @@
-#include "daemon/device/handoff.hpp"
+#include "frontends/cachefiles/handoff.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 #include <systemd/sd-daemon.h>
 
-#include "daemon/base/log.hpp"
+#include "base/log.hpp"
 
 namespace blobd::handoff {
 

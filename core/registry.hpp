@@ -24,9 +24,9 @@
 
 #include <boost/container/small_vector.hpp>
 
-#include "daemon/base/buffer.hpp"
-#include "daemon/base/result.hpp"
-#include "daemon/base/unique_fd.hpp"
+#include "base/buffer.hpp"
+#include "base/result.hpp"
+#include "base/unique_fd.hpp"
 
 namespace blobd {
 

@@ -16,8 +16,8 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/base/result.hpp"
-#include "fetchers/http/http_util.hpp"
+#include "base/result.hpp"
+#include "protocol/http/http_util.hpp"
 
 namespace blobd {
 

@@ -1,0 +1,47 @@
+#include "base/file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/unique_fd.hpp"
+
+namespace blobd {
+namespace {
+
+std::string too_large(const std::string& path, std::size_t max_bytes) {
+    const bool mib = max_bytes >= (1u << 20) && max_bytes % (1u << 20) == 0;
+    return path + ": larger than " + (mib ? std::to_string(max_bytes >> 20) + " MiB" : std::to_string(max_bytes) + " bytes");
+}
+
+}  // namespace
+
+result<std::string, std::string> read_small_file(const std::string& path, std::size_t max_bytes) {
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, which is exactly
+    // the hang this check exists to prevent. It is cleared again once the file is known regular.
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd) return unexpected{path + ": cannot open: " + std::strerror(errno)};
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return unexpected{path + ": cannot stat: " + std::strerror(errno)};
+    if (!S_ISREG(st.st_mode)) return unexpected{path + ": not a regular file"};
+    if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+        return unexpected{too_large(path, max_bytes)};
+    }
+    std::string text;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return unexpected{path + ": cannot read: " + std::strerror(errno)};
+        if (n == 0) break;
+        text.append(buf, static_cast<std::size_t>(n));
+        // The size was checked above; this bounds a file that grows while it is read.
+        if (text.size() > max_bytes) return unexpected{too_large(path, max_bytes)};
+    }
+    return text;
+}
+
+}  // namespace blobd

@@ -1,0 +1,18 @@
+// Reading small whole files (configs, credentials) safely. Any thread; blocking.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "base/result.hpp"
+
+namespace blobd {
+
+/// The contents of the regular file `path`, at most `max_bytes` long. The error is one line that
+/// names the file and says what is wrong: it cannot be opened, is not a regular file (a FIFO or
+/// a device would block or never end), cannot be read, or is larger than `max_bytes`. The file's
+/// bytes never appear in the error (it may hold secrets).
+result<std::string, std::string> read_small_file(const std::string& path, std::size_t max_bytes);
+
+}  // namespace blobd
