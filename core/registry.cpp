@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "base/assert.hpp"
 #include "base/log.hpp"
 
 // GCC 12 reports -Wmaybe-uninitialized inside std::variant's move constructor when effects are
@@ -34,53 +35,94 @@ void registry::recycle(effects&& done) noexcept {
     if (done.capacity() != 0 && spare_effects_.size() < max_spare_effects) spare_effects_.push_back(std::move(done));
 }
 
+registry::blob_state& registry::blob_of(const object_state& os) {
+    // Every object's blob lives while the object does (maybe_forget_blob requires no objects).
+    auto it = blobs_.find(os.object->blob);
+    BLOBD_ASSERT(it != blobs_.end(), "an open object's blob is registered");
+    return it->second;
+}
+
 std::pair<std::uint64_t, std::uint64_t> registry::chunk_range(const blob_state& b, std::uint64_t chunk) const {
     const std::uint64_t off = chunk * chunk_size_;
     return {off, std::min(chunk_size_, b.size - off)};
 }
 
-effects registry::open(std::uint32_t msg_id, std::uint32_t object_id, std::string domain, std::string name,
-                       unique_fd fd) {
-    effects out = fresh_effects();
-    ++stats_.opens;
-    if (objects_.count(object_id)) {
-        // The kernel re-sends OPEN for an object whose anon fd was closed; a stale entry under the
-        // same id is gone on the kernel side, so drop ours before taking the new one.
-        lg.notice("OPEN for object {} which is already open: replacing it", object_id);
-        out = close(object_id);
-        --stats_.closes;
-    }
+registry::blob_state& registry::blob_for(std::string domain, std::string name) {
     auto key = std::make_pair(domain, name);
-    auto it = blob_index_.find(key);
-    blob_id id;
-    if (it == blob_index_.end()) {
-        id = next_blob_++;
-        blob_index_.emplace(std::move(key), id);
-        blob_state b;
-        b.id = id;
-        b.domain = std::move(domain);
-        b.name = std::move(name);
-        blobs_.emplace(id, std::move(b));
-        ++stats_.blobs;
-    } else {
-        id = it->second;
-    }
-    blob_state& b = blobs_.at(id);
-    auto obj = std::make_shared<cache_object>();
-    obj->object_id = object_id;
-    obj->fd = std::move(fd);
-    obj->blob = id;
-    objects_[object_id] = object_state{obj, {}, {}, {}, 0, 0, false};
-    b.objects.push_back(object_id);
-    ++stats_.objects_open;
+    if (auto it = blob_index_.find(key); it != blob_index_.end()) return blobs_.find(it->second)->second;
+    const blob_id id = next_blob_++;
+    blob_index_.emplace(std::move(key), id);
+    blob_state b;
+    b.id = id;
+    b.domain = std::move(domain);
+    b.name = std::move(name);
+    ++stats_.blobs;
+    return blobs_.emplace(id, std::move(b)).first->second;
+}
 
+effects registry::drop_stale(object_key key) {
+    if (!objects_.count(key)) return fresh_effects();
+    // The kernel re-sends OPEN for an object whose anon fd was closed; a stale entry under the
+    // same key is gone on the frontend's side, so drop ours before taking the new one. This runs
+    // before the new object's blob is looked up: it may forget that very blob.
+    lg.notice("open of object {} which is already open: replacing it", key);
+    effects out = close(key);
+    --stats_.closes;
+    return out;
+}
+
+object_ptr registry::add_object(blob_state& b, object_key key, unique_fd fd) {
+    ++stats_.opens;
+    auto obj = std::make_shared<cache_object>();
+    obj->key = key;
+    obj->fd = std::move(fd);
+    obj->blob = b.id;
+    objects_[key] = object_state{obj, {}, {}, {}, 0, 0, false};
+    b.objects.push_back(key);
+    ++stats_.objects_open;
+    return obj;
+}
+
+effects registry::open(request_token req, object_key key, std::string domain, std::string name, unique_fd fd) {
+    effects out = drop_stale(key);
+    blob_state& b = blob_for(std::move(domain), std::move(name));
+    object_ptr obj = add_object(b, key, std::move(fd));
     if (b.sized) {
-        out.push_back(reply_open{msg_id, static_cast<std::int64_t>(b.size), {}, obj, b.domain});
+        out.push_back(reply_open{req, static_cast<std::int64_t>(b.size), {}, obj, b.domain});
         return out;
     }
     const bool first = b.opens.empty();
-    b.opens.push_back(pending_open{msg_id, obj});
-    if (first) out.push_back(stat_blob{id, b.domain, b.name});
+    b.opens.push_back(pending_open{req, obj});
+    if (first) out.push_back(stat_blob{b.id, b.domain, b.name});
+    return out;
+}
+
+effects registry::open_sized(request_token req, object_key key, std::string domain, std::string name, unique_fd fd,
+                             std::uint64_t size) {
+    effects out = drop_stale(key);
+    blob_state& b = blob_for(std::move(domain), std::move(name));
+    if (b.sized && b.size != size) {
+        // Two cache files of one blob must agree on its bytes; one of them is from another blob.
+        lg.err("blob {}/{}: opened as {} bytes, but it is {} bytes", b.domain, b.name, size, b.size);
+        ++stats_.opens;
+        ++stats_.open_failures;
+        out.push_back(reply_open{req, -ESTALE, std::move(fd), {}, {}});
+        maybe_forget_blob(b.id, out);
+        return out;
+    }
+    object_ptr obj = add_object(b, key, std::move(fd));
+    if (!b.sized) {
+        b.sized = true;
+        b.size = size;
+        // Opens waiting for a stat of this blob need not wait any longer; the stat's answer, when
+        // it comes, finds nothing to do.
+        auto opens = std::move(b.opens);
+        b.opens.clear();
+        for (auto& po : opens) {
+            out.push_back(reply_open{po.req, static_cast<std::int64_t>(size), {}, po.object, b.domain});
+        }
+    }
+    out.push_back(reply_open{req, static_cast<std::int64_t>(size), {}, obj, b.domain});
     return out;
 }
 
@@ -91,11 +133,12 @@ effects registry::on_stat(blob_id blob, result<std::uint64_t, int> size) {
     blob_state& b = it->second;
     auto opens = std::move(b.opens);
     b.opens.clear();
+    if (b.sized) return out;  // open_sized() answered meanwhile
     if (size) {
         b.sized = true;
         b.size = *size;
         for (auto& po : opens) {
-            out.push_back(reply_open{po.msg_id, static_cast<std::int64_t>(b.size), {}, po.object, b.domain});
+            out.push_back(reply_open{po.req, static_cast<std::int64_t>(b.size), {}, po.object, b.domain});
         }
         return out;
     }
@@ -104,63 +147,64 @@ effects registry::on_stat(blob_id blob, result<std::uint64_t, int> size) {
         ++stats_.open_failures;
         // The object never opened on the kernel side: forget it and hand its fd to the reply,
         // which closes it after the copen error is sent.
-        auto oit = objects_.find(po.object->object_id);
+        auto oit = objects_.find(po.object->key);
         if (oit != objects_.end() && oit->second.object == po.object) {
             objects_.erase(oit);
             --stats_.objects_open;
         }
-        std::erase(b.objects, po.object->object_id);
-        out.push_back(reply_open{po.msg_id, err, std::move(po.object->fd), {}, {}});
+        std::erase(b.objects, po.object->key);
+        out.push_back(reply_open{po.req, err, std::move(po.object->fd), {}, {}});
     }
     maybe_forget_blob(blob, out);
     return out;
 }
 
-effects registry::read(std::uint32_t msg_id, std::uint32_t object_id, std::uint64_t off, std::uint64_t len) {
+effects registry::read(request_token req, object_key key, std::uint64_t off, std::uint64_t len) {
     effects out = fresh_effects();
     ++stats_.reads;
     stats_.read_bytes_requested += len;
-    auto oit = objects_.find(object_id);
+    auto oit = objects_.find(key);
     if (oit == objects_.end()) {
-        // No object to complete it on: the kernel flushes READs of objects it closed, so this is a
-        // protocol violation; the frontend logs it and can do nothing more.
+        // The kernel flushes READs of objects it closed, so this is a protocol violation; it is
+        // answered all the same (with no object), since a frontend may have to answer each one.
         ++stats_.reads_failed;
-        lg.warn("READ {} for unknown object {}", msg_id, object_id);
+        lg.warn("read {} for unknown object {}", req.id, key);
+        out.push_back(complete_read{nullptr, req, -EBADF});
         return out;
     }
     object_state& os = oit->second;
-    blob_state& b = blobs_.at(os.object->blob);
+    blob_state& b = blob_of(os);
     if (len > max_read_len) {
         // The kernel reads at most a readahead window at a time; a giant range would make us
         // track (and fetch) a whole blob for one request. Serve the front; the reader retries or
         // sees EIO for the rest.
-        lg.warn("READ {} of {} bytes on object {} clamped to {} bytes", msg_id, len, object_id, max_read_len);
+        lg.warn("read {} of {} bytes on object {} clamped to {} bytes", req.id, len, key, max_read_len);
         len = max_read_len;
     }
     const std::uint64_t end = std::min(off + len, b.size);
     if (len == 0 || off >= end) {
         // Nothing inside the blob to write: complete at once.
-        out.push_back(complete_read{os.object, msg_id, 0});
+        out.push_back(complete_read{os.object, req, 0});
         return out;
     }
-    pending_read pr{msg_id, {}, 0};
+    pending_read pr{req, {}, 0};
     for (std::uint64_t c = off / chunk_size_; c * chunk_size_ < end; ++c) {
         auto cit = os.chunks.find(c);
         if (cit != os.chunks.end()) {
             if (cit->second != chunk_state::written) {
                 pr.waiting.push_back(c);
                 ++stats_.fetch_joins;
-                if (cit->second == chunk_state::fetching) want_chunk(b, c, object_id, false, out);
+                if (cit->second == chunk_state::fetching) want_chunk(b, c, key, false, out);
             }
             continue;
         }
         pr.waiting.push_back(c);
         os.chunks.emplace(c, chunk_state::fetching);
-        want_chunk(b, c, object_id, false, out);
+        want_chunk(b, c, key, false, out);
     }
     if (pr.waiting.empty()) {
         // Everything was written already (the kernel asked again, e.g. racing readahead).
-        out.push_back(complete_read{os.object, msg_id, 0});
+        out.push_back(complete_read{os.object, req, 0});
     } else {
         os.reads.push_back(std::move(pr));
     }
@@ -196,12 +240,12 @@ void registry::read_ahead(object_state& os, blob_state& b, std::uint64_t off, st
         if (os.chunks.count(c)) continue;  // written, being written, or already in flight
         os.chunks.emplace(c, chunk_state::fetching);
         ++stats_.readahead_chunks;
-        want_chunk(b, c, os.object->object_id, true, out);
+        want_chunk(b, c, os.object->key, true, out);
     }
     os.ahead_end = std::max(os.ahead_end, end_chunk);
 }
 
-void registry::want_chunk(blob_state& b, std::uint64_t c, std::uint32_t object_id, bool background, effects& out) {
+void registry::want_chunk(blob_state& b, std::uint64_t c, object_key key, bool background, effects& out) {
     auto [it, first] = b.fetching.try_emplace(c);
     auto& fs = it->second;
     if (first) {
@@ -209,7 +253,7 @@ void registry::want_chunk(blob_state& b, std::uint64_t c, std::uint32_t object_i
         auto [coff, clen] = chunk_range(b, c);
         out.push_back(fetch_chunk{b.id, b.domain, b.name, c, coff, clen, background});
     } else {
-        if (std::find(fs.objects.begin(), fs.objects.end(), object_id) == fs.objects.end()) {
+        if (std::find(fs.objects.begin(), fs.objects.end(), key) == fs.objects.end()) {
             // Another object of the same blob is already fetching this chunk.
             if (!background) ++stats_.fetch_joins;
         }
@@ -219,16 +263,15 @@ void registry::want_chunk(blob_state& b, std::uint64_t c, std::uint32_t object_i
             out.push_back(promote_fetch{b.id, c});
         }
     }
-    if (std::find(fs.objects.begin(), fs.objects.end(), object_id) == fs.objects.end()) fs.objects.push_back(object_id);
+    if (std::find(fs.objects.begin(), fs.objects.end(), key) == fs.objects.end()) fs.objects.push_back(key);
 }
 
-effects registry::prefetch(std::uint32_t object_id,
-                           const std::vector<std::pair<std::uint64_t, std::uint64_t>>& present) {
+effects registry::prefetch(object_key key, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& present) {
     effects out = fresh_effects();
-    auto oit = objects_.find(object_id);
+    auto oit = objects_.find(key);
     if (oit == objects_.end()) return out;
     object_state& os = oit->second;
-    blob_state& b = blobs_.at(os.object->blob);
+    blob_state& b = blob_of(os);
     if (!b.sized) return out;
     for (std::uint64_t c = 0; c * chunk_size_ < b.size; ++c) {
         if (os.chunks.count(c)) continue;
@@ -242,7 +285,7 @@ effects registry::prefetch(std::uint32_t object_id,
         }
         os.chunks.emplace(c, chunk_state::fetching);
         ++stats_.prefetch_chunks;
-        want_chunk(b, c, object_id, true, out);
+        want_chunk(b, c, key, true, out);
     }
     return out;
 }
@@ -251,7 +294,7 @@ effects registry::refetch(std::string_view name) {
     effects out = fresh_effects();
     for (auto& [id, b] : blobs_) {
         if (b.name != name || !b.sized) continue;
-        for (std::uint32_t oid : b.objects) {
+        for (object_key oid : b.objects) {
             auto oit = objects_.find(oid);
             if (oit == objects_.end()) continue;
             auto& os = oit->second;
@@ -277,7 +320,7 @@ effects registry::abandon_fetch(blob_id blob, std::uint64_t chunk) {
     if (it == blobs_.end()) return out;
     auto fit = it->second.fetching.find(chunk);
     if (fit == it->second.fetching.end()) return out;
-    for (std::uint32_t oid : fit->second.objects) {
+    for (object_key oid : fit->second.objects) {
         auto oit = objects_.find(oid);
         if (oit != objects_.end()) {
             // No READ waits on it (one would have promoted the fetch), so only the state goes.
@@ -318,7 +361,7 @@ effects registry::on_fetched(blob_id blob, std::uint64_t chunk, result<buffer_pt
         ++stats_.chunks_fetched;
         stats_.bytes_fetched += clen;
     }
-    for (std::uint32_t oid : waiters) {
+    for (object_key oid : waiters) {
         auto oit = objects_.find(oid);
         if (oit == objects_.end()) continue;  // closed meanwhile
         object_state& os = oit->second;
@@ -336,7 +379,7 @@ effects registry::on_fetched(blob_id blob, std::uint64_t chunk, result<buffer_pt
 
 effects registry::on_written(const object_ptr& object, std::uint64_t chunk, int res) {
     effects out = fresh_effects();
-    auto oit = objects_.find(object->object_id);
+    auto oit = objects_.find(object->key);
     if (res < 0) {
         ++stats_.write_errors;
     } else {
@@ -353,7 +396,7 @@ effects registry::on_written(const object_ptr& object, std::uint64_t chunk, int 
                 return std::find(pr.waiting.begin(), pr.waiting.end(), chunk) != pr.waiting.end();
             });
             os.chunks[chunk] = chunk_state::fetching;
-            want_chunk(blobs_.at(object->blob), chunk, object->object_id, !wanted, out);
+            want_chunk(blob_of(os), chunk, object->key, !wanted, out);
             return out;
         }
     }
@@ -388,17 +431,17 @@ void registry::settle(object_state& os, std::uint64_t chunk, int status, effects
             continue;
         }
         if (pr.status < 0) ++stats_.reads_failed;
-        out.push_back(complete_read{os.object, pr.msg_id, pr.status});
+        out.push_back(complete_read{os.object, pr.req, pr.status});
         if (i + 1 != reads.size()) pr = std::move(reads.back());
         reads.pop_back();  // and look at position i again: it holds the moved READ now
     }
 }
 
-effects registry::close(std::uint32_t object_id) {
+effects registry::close(object_key key) {
     effects out = fresh_effects();
-    auto oit = objects_.find(object_id);
+    auto oit = objects_.find(key);
     if (oit == objects_.end()) {
-        lg.warn("CLOSE for unknown object {}", object_id);
+        lg.warn("close of unknown object {}", key);
         return out;
     }
     ++stats_.closes;
@@ -407,17 +450,17 @@ effects registry::close(std::uint32_t object_id) {
     // completion per READ: send them (the ioctl then fails harmlessly with EINVAL).
     for (auto& pr : os.reads) {
         ++stats_.reads_failed;
-        out.push_back(complete_read{os.object, pr.msg_id, -EIO});
+        out.push_back(complete_read{os.object, pr.req, -EIO});
     }
     const blob_id blob = os.object->blob;
     auto bit = blobs_.find(blob);
     if (bit != blobs_.end()) {
         blob_state& b = bit->second;
-        std::erase(b.objects, object_id);
+        std::erase(b.objects, key);
         for (auto& po : b.opens) {
             if (po.object == os.object) {
                 // CLOSE before we answered its OPEN cannot come from the kernel, but answer anyway.
-                out.push_back(reply_open{po.msg_id, -EIO, {}, {}, {}});
+                out.push_back(reply_open{po.req, -EIO, {}, {}, {}});
             }
         }
         std::erase_if(b.opens, [&](const pending_open& po) { return po.object == os.object; });
@@ -444,7 +487,7 @@ effects registry::fail_all(int neg_errno) {
     for (auto& [id, b] : blobs_) {
         for (auto& po : b.opens) {
             ++stats_.open_failures;
-            out.push_back(reply_open{po.msg_id, neg_errno, {}, {}, {}});
+            out.push_back(reply_open{po.req, neg_errno, {}, {}, {}});
         }
         b.opens.clear();
         b.fetching.clear();
@@ -452,7 +495,7 @@ effects registry::fail_all(int neg_errno) {
     for (auto& [oid, os] : objects_) {
         for (auto& pr : os.reads) {
             ++stats_.reads_failed;
-            out.push_back(complete_read{os.object, pr.msg_id, neg_errno});
+            out.push_back(complete_read{os.object, pr.req, neg_errno});
         }
         os.reads.clear();
         std::erase_if(os.chunks, [](const auto& kv) { return kv.second != chunk_state::written; });

@@ -1,15 +1,15 @@
 // The registry: what is open, what is cached, what is in flight. Sans-I/O.
 //
-// It groups cache objects (one per kernel object_id, i.e. one backing cache file) into blobs keyed
-// by (domain, cookie name), and tracks per object which chunks are written and which READs wait on
-// which chunks. Each input (open, read, close, a fetch or write finishing) returns the effects the
-// caller must carry out, in order; the registry itself does no I/O, so it is driven directly by
-// unit tests and by the event loop alike. It knows nothing of /dev/cachefiles: a frontend
-// translates kernel messages into these calls (see daemon/app.cpp).
+// It groups cache objects (one per frontend object key, i.e. one cache file: a cachefiles
+// object_id, a fanotify-marked blob file) into blobs keyed by (domain, blob name), and tracks per
+// object which chunks are written and which read requests wait on which chunks. Each input (open,
+// read, close, a fetch or write finishing) returns the effects the caller must carry out, in order;
+// the registry itself does no I/O, so it is driven directly by unit tests and by core/engine alike.
+// It knows no kernel interface: object keys and request tokens are opaque numbers of the frontend's.
 //
 // Contract: every open() is answered by exactly one reply_open effect, every read() by exactly one
-// complete_read effect, whatever fails in between. Chunks are fetched once per blob even when many
-// READs or objects want them.
+// complete_read effect (also for an unknown object: then with a null object), whatever fails in
+// between. Chunks are fetched once per blob even when many requests or objects want them.
 //
 // Threading: loop thread only. No locks.
 #pragma once
@@ -31,12 +31,26 @@
 namespace blobd {
 
 using blob_id = std::uint64_t;
+/// The frontend's name for one cache object (cachefiles: the kernel's object_id). Opaque here.
+using object_key = std::uint64_t;
 
-/// One backing cache file, as the kernel handed it to us. Shared by the registry and every
-/// in-flight write into it: the anon fd closes when the last holder lets go, so a write that
-/// retires after CLOSE still has a valid fd.
+/// The frontend's handle on one request it must answer (cachefiles: the msg_id). Opaque to the
+/// core, which hands it back, unchanged, in the answer. `fd` is an fd the frontend may attach for
+/// its own use when answering (fanotify: the event's fd); it stays owned by the frontend. A bare
+/// number converts to a token without an fd.
+struct request_token {
+    std::uint64_t id = 0;
+    int fd = -1;
+    request_token() = default;
+    request_token(std::uint64_t id_, int fd_ = -1) : id(id_), fd(fd_) {}  // NOLINT: implicit on purpose
+    bool operator==(const request_token&) const = default;
+};
+
+/// One cache file, as the frontend handed it to us. Shared by the registry and every in-flight
+/// write into it: the fd closes when the last holder lets go, so a write that retires after the
+/// object was closed still has a valid fd.
 struct cache_object {
-    std::uint32_t object_id = 0;
+    object_key key = 0;
     unique_fd fd;
     blob_id blob = 0;
 };
@@ -44,10 +58,10 @@ using object_ptr = std::shared_ptr<cache_object>;
 
 // ---- effects: what the caller must do, in the order returned ----
 
-/// Answer an OPEN. When size_or_errno < 0, `fd_to_close` holds the anon fd, to be closed after the
-/// reply is sent (closing it first would turn our error into EBADFD).
+/// Answer an open. When size_or_errno < 0, `fd_to_close` holds the object's fd, to be closed after
+/// the reply is sent (cachefiles: closing the anon fd first would turn our error into EBADFD).
 struct reply_open {
-    std::uint32_t msg_id = 0;
+    request_token req;
     std::int64_t size_or_errno = 0;
     unique_fd fd_to_close;
     /// On success, the object now open, and its domain (the app decides whether to prefetch).
@@ -84,11 +98,12 @@ struct write_chunk {
     buffer_ptr data;
     std::uint64_t len = 0;
 };
-/// Complete a READ (CACHEFILES_IOC_READ_COMPLETE on the object's fd). status is informational
-/// (for logs and counters): the kernel learns of failure by finding the range still missing.
+/// Complete a read request: 0, or a negative errno when some of its range could not be filled.
+/// `object` is null when the request named no open object. (cachefiles: status is informational,
+/// the kernel learns of failure by finding the range still missing.)
 struct complete_read {
     object_ptr object;
-    std::uint32_t msg_id = 0;
+    request_token req;
     int status = 0;
 };
 /// The blob has no open object and nothing in flight any more: sources may drop cached handles.
@@ -107,7 +122,6 @@ struct registry_stats {
     std::uint64_t chunks_fetched = 0, bytes_fetched = 0, fetch_errors = 0;
     std::uint64_t fetch_joins = 0;       ///< chunk wanted while already in flight: served by that fetch
     std::uint64_t chunks_written = 0, bytes_written = 0, write_errors = 0;
-    std::uint64_t bad_messages = 0;      ///< counted by the frontend
     std::uint64_t prefetch_chunks = 0;   ///< chunks fetched in the background after OPEN
     std::uint64_t prefetch_promoted = 0; ///< background fetches a READ then waited on
     std::uint64_t refetch_chunks = 0;    ///< written chunks fetched again after a failed integrity check
@@ -128,15 +142,20 @@ public:
 
     explicit registry(std::uint64_t chunk_size);
 
-    /// An OPEN: the object `object_id` of cookie `name` in volume `domain` with its anon fd.
-    /// `name` must already have passed proto::cookie_name_problem (the frontend checks it).
-    effects open(std::uint32_t msg_id, std::uint32_t object_id, std::string domain, std::string name, unique_fd fd);
-    /// A READ of [off, off+len) of an object.
-    effects read(std::uint32_t msg_id, std::uint32_t object_id, std::uint64_t off, std::uint64_t len);
+    /// An open: the object `key` of blob `name` in `domain`, with the fd writes go to. The blob's
+    /// size comes from its sources (a stat_blob effect) unless known already. `name` must already
+    /// be a plain file name (the frontend checks it, e.g. proto::cookie_name_problem).
+    effects open(request_token req, object_key key, std::string domain, std::string name, unique_fd fd);
+    /// An open of an object whose blob size the frontend already knows (it sized the cache file):
+    /// answered at once. A blob known with another size fails the open (-ESTALE).
+    effects open_sized(request_token req, object_key key, std::string domain, std::string name, unique_fd fd,
+                       std::uint64_t size);
+    /// A read of [off, off+len) of an object.
+    effects read(request_token req, object_key key, std::uint64_t off, std::uint64_t len);
     /// Fetches the rest of an open object's blob in the background (fetch_chunk.background).
     /// `present` lists [off, len) ranges its cache file already holds (SEEK_DATA on the anon fd):
     /// they are marked written and not fetched again.
-    effects prefetch(std::uint32_t object_id,
+    effects prefetch(object_key key,
                      const std::vector<std::pair<std::uint64_t, std::uint64_t>>& present);
     /// The bytes of every blob called `name` (any domain) failed an integrity check: fetch each
     /// chunk already written into an open object again, in the background, to overwrite it in the
@@ -145,8 +164,8 @@ public:
     effects refetch(std::string_view name);
     /// Stop: background fetches still queued will not run; forget their chunks.
     effects abandon_fetch(blob_id blob, std::uint64_t chunk);
-    /// A CLOSE: the kernel released the object. Pending READs of it are completed.
-    effects close(std::uint32_t object_id);
+    /// The frontend released the object. Pending reads of it are completed (-EIO).
+    effects close(object_key key);
 
     effects on_stat(blob_id blob, result<std::uint64_t, int> size);
     /// A fetch finished: the buffer holds exactly the chunk's bytes, or the error is a negative errno.
@@ -165,14 +184,13 @@ public:
 
     std::uint64_t chunk_size() const noexcept { return chunk_size_; }
     const registry_stats& stats() const noexcept { return stats_; }
-    registry_stats& stats() noexcept { return stats_; }
     /// Number of objects currently open (tests and metrics).
     std::size_t object_count() const noexcept { return objects_.size(); }
 
 private:
     enum class chunk_state : std::uint8_t { fetching, writing, written };
     struct pending_read {
-        std::uint32_t msg_id;
+        request_token req;
         // Chunks not yet settled. Inline: a READ mostly waits on one or two chunks, and settle()
         // scans every pending READ of the object, so no pointer to chase per READ.
         boost::container::small_vector<std::uint64_t, 2> waiting;
@@ -188,7 +206,7 @@ private:
         bool has_read = false;          // next_chunk is meaningful
     };
     struct pending_open {
-        std::uint32_t msg_id;
+        request_token req;
         object_ptr object;
     };
     struct blob_state {
@@ -197,19 +215,26 @@ private:
         bool sized = false;
         std::uint64_t size = 0;
         std::vector<pending_open> opens;                          // waiting for the size
-        std::vector<std::uint32_t> objects;                       // open object ids
+        std::vector<object_key> objects;                          // open objects
         struct fetch_state {
-            boost::container::small_vector<std::uint32_t, 2> objects;   // objects waiting for the chunk
+            boost::container::small_vector<object_key, 2> objects;      // objects waiting for the chunk
             bool background = false;
         };
         std::map<std::uint64_t, fetch_state> fetching;   // chunk -> its one in-flight fetch
     };
 
-    /// Registers `object_id` as waiting for chunk `c` of `b`; emits the fetch when it is the first.
-    void want_chunk(blob_state& b, std::uint64_t c, std::uint32_t object_id, bool background, effects& out);
+    /// Registers `key` as waiting for chunk `c` of `b`; emits the fetch when it is the first.
+    void want_chunk(blob_state& b, std::uint64_t c, object_key key, bool background, effects& out);
+    /// The blob named (domain, name), made when new; and the object `key` of it, registered.
+    blob_state& blob_for(std::string domain, std::string name);
+    object_ptr add_object(blob_state& b, object_key key, unique_fd fd);
+    /// Closes an object still registered under `key` (its fd was closed and reopened).
+    effects drop_stale(object_key key);
     /// Starts background fetches of the chunks after [.., last] when the READ that ended there
     /// continued a sequential run (see readahead_bytes).
     void read_ahead(object_state& os, blob_state& b, std::uint64_t off, std::uint64_t end, effects& out);
+    /// The blob of an open object (always registered: a bug otherwise).
+    blob_state& blob_of(const object_state& os);
     void settle(object_state& os, std::uint64_t chunk, int status, effects& out);
     void maybe_forget_blob(blob_id id, effects& out);
     std::pair<std::uint64_t, std::uint64_t> chunk_range(const blob_state& b, std::uint64_t chunk) const;
@@ -223,7 +248,7 @@ private:
     blob_id next_blob_ = 1;
     std::map<std::pair<std::string, std::string>, blob_id> blob_index_;
     std::unordered_map<blob_id, blob_state> blobs_;
-    std::unordered_map<std::uint32_t, object_state> objects_;
+    std::unordered_map<object_key, object_state> objects_;
     registry_stats stats_;
 };
 

@@ -1,37 +1,29 @@
-// app: the cachefiles frontend and the wiring of one daemon instance.
+// app: one daemon instance, wired from its config: the sources and blob store
+// (sources::source_set), the core (engine), the cachefiles frontend on the device, and the
+// control socket. It answers `stats` from the counters of all of them.
 //
-// It drains the device when it polls readable, parses each message (protocol/), turns it into
-// registry calls and carries out the registry's effects: copen replies, fetches through the
-// per-domain source chains, ring writes into anon fds and READ completions. It also answers the
-// control socket. Owns the registry and the fetchers; borrows the loop and the device, which must
-// outlive it (the device is closed last, by main).
-//
-// Threading: loop thread only.
+// Owns all of those; borrows the loop and the device, which must outlive it (the device is closed
+// last, by main). Threading: loop thread only.
 #pragma once
 
 #include <chrono>
-#include <deque>
-#include <map>
 #include <memory>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 
+#include "base/result.hpp"
 #include "config/config.hpp"
+#include "core/engine.hpp"
 #include "daemon/control/control_server.hpp"
-#include "frontends/cachefiles/device.hpp"
+#include "frontends/cachefiles/frontend.hpp"
 #include "io/event_loop.hpp"
-#include "core/registry.hpp"
-#include "fetchers/fetcher.hpp"
-#include "protocol/message.hpp"
+#include "sources/source_set.hpp"
 
 namespace blobd {
 
-class net_thread;
-class cas_store;
-class cas_fetcher;
-
 class app {
 public:
+    /// Throws std::system_error when a source cannot be set up (see sources::source_set).
     app(event_loop& loop, device& dev, std::shared_ptr<const cfg::config> config);
     ~app();
 
@@ -48,78 +40,19 @@ public:
 
     /// Counters as one JSON object (what `erofs-blobctl stats` prints).
     std::string stats_json() const;
-    const registry_stats& stats() const { return registry_.stats(); }
+    const registry_stats& stats() const { return engine_->stats(); }
 
 private:
-    void arm_device();
-    void drain_device();
-    void handle(proto::message&& msg);
-    void handle_bad(const proto::parse_error& err);
-    void execute(effects&& effs);
-    void start_fetch(fetch_chunk f);
-    /// Writes a fetched chunk into its object's cache file, at most max_write_bytes_per_file in
-    /// flight per file; the rest wait in that file's lane in arrival order.
-    void queue_write(write_chunk w);
-    void submit_write(write_chunk w);
-    /// Starts queued fetches while there is room: on-demand ones first; background ones only
-    /// when no on-demand fetch waits and fewer than the prefetch limit run.
-    void pump_fetches();
-    void promote(const promote_fetch& p);
-    void start_prefetch(const object_ptr& obj);
-    fetcher& chain_for(const std::string& domain);
     std::string control(std::string_view request);
 
     event_loop& loop_;
-    device& dev_;
     std::shared_ptr<const cfg::config> config_;
-    registry registry_;
-    // Runs the network fetchers (created only when a source needs it). Declared before the
-    // fetchers so that it outlives them; ~app() stops it first.
-    std::unique_ptr<net_thread> net_;
-    // One store shared by every domain (made when some chain uses it); each source it serves gets
-    // its own view of it, in the chains in place of the source (see the constructor).
-    std::shared_ptr<cas_store> store_;
-    struct source_entry {
-        cfg::source config;
-        std::shared_ptr<fetcher> upstream;   // what crosses the network (or reads local files)
-        std::shared_ptr<cas_fetcher> view;   // the store in front of it, once a chain wants that
-    };
-    std::vector<source_entry> sources_;
-    std::shared_ptr<fetcher> default_chain_;
-    std::map<std::string, std::shared_ptr<fetcher>, std::less<>> domain_chains_;
+    // Destroyed in reverse: the control socket, the frontend, the sources (their fetches drop
+    // results not yet delivered), then the engine they delivered to.
+    std::unique_ptr<engine> engine_;
+    std::unique_ptr<sources::source_set> sources_;
+    std::unique_ptr<cachefiles_frontend> frontend_;
     std::unique_ptr<control_server> control_;
-    /// Fetches wait here while max_inflight_fetches are running: bounds the memory held in chunk
-    /// buffers (64 x chunk_size) however many READs arrive at once.
-    static constexpr std::size_t max_inflight_fetches = 64;
-    std::deque<fetch_chunk> fetch_queue_;      // on-demand
-    std::deque<fetch_chunk> prefetch_queue_;   // background
-    std::size_t fetches_inflight_ = 0, prefetches_inflight_ = 0;
-    /// Concurrent direct-I/O writes into one file mostly wait for each other: ext4 takes the
-    /// inode lock exclusively for writes that allocate blocks (every first write of a cache
-    /// file's range), and io_uring runs anon-fd writes on parallel io-wq workers, which then spin
-    /// on that lock. So at most 4 MiB of writes per file are in flight (always at least one
-    /// write); different files still write in parallel. Bytes rather than a count: small chunks
-    /// gain from going out in one batch (a count of 4 cost 4 KiB READs 30 % of their rate).
-    /// bench_fake_throughput, 1 MiB READs, cache on ext4, 3 A/B rounds: 1065-1194 MiB/s
-    /// (0.74-0.91x of pread+pwrite) against 706-736 MiB/s (0.56-0.74x) unbounded; io-wq CPU per
-    /// READ 160-200 us against 490-560 us.
-    static constexpr std::uint64_t max_write_bytes_per_file = 4 << 20;
-    struct write_lane {
-        unsigned inflight = 0;     // writes
-        std::uint64_t bytes = 0;   // their bytes
-        std::deque<write_chunk> queued;
-        /// Whether a write of `len` bytes may go out now.
-        bool admits(std::uint64_t len) const { return inflight == 0 || bytes + len <= max_write_bytes_per_file; }
-    };
-    std::unordered_map<const cache_object*, write_lane> write_lanes_;  // by object; only while it has writes
-    /// Chunk buffers waiting for or in a write: they count against max_inflight_fetches, so the
-    /// memory held stays bounded when writes are slower than fetches.
-    std::size_t writes_held_ = 0;
-    std::uint64_t write_waits_ = 0;            // writes that queued behind their file's lane
-    unsigned writes_per_file_peak_ = 0;        // most writes in flight into one file at once
-    bool stopping_ = false;
-    bool failed_pending_ = false;
-    std::uint64_t completion_errors_ = 0, reply_errors_ = 0;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

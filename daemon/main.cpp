@@ -19,8 +19,7 @@
 #include "config/config.hpp"
 #include "daemon/app.hpp"
 #include "base/log.hpp"
-#include "frontends/cachefiles/device.hpp"
-#include "frontends/cachefiles/handoff.hpp"
+#include "frontends/cachefiles/frontend.hpp"
 #include "io/event_loop.hpp"
 
 namespace {
@@ -89,37 +88,17 @@ int run(const std::string& config_path, const std::string& level_override) {
 
     // A device fd kept by the service manager across a restart is taken over (the mounts it serves
     // keep working); otherwise bind afresh and hand a copy to the manager for the next restart.
-    const std::string fd_name = blobd::handoff::fd_name(config->device, config->cache_dir, config->cache_tag);
-    blobd::result<std::unique_ptr<blobd::cachefiles_device>, std::string> dev = blobd::unexpected{std::string()};
-    if (auto kept = blobd::handoff::take_stored(fd_name)) {
-        dev = blobd::cachefiles_device::adopt(std::move(kept));
-        if (!dev) {
-            // Drop it from the store too, so that the next start binds afresh instead of failing again.
-            blobd::handoff::forget(fd_name);
-            lg.err("{}", dev.error());
-            return 2;
-        }
-        lg.notice("took over the bound device from the previous daemon (cache dir {}, tag {}); "
-                  "unanswered requests restored", config->cache_dir, config->cache_tag);
-    } else {
-        dev = blobd::cachefiles_device::open(config->device, config->cache_dir, config->cache_tag);
-        if (!dev) {
-            lg.err("{}", dev.error());
-            return 2;
-        }
-        lg.info("bound {} on-demand, cache dir {}, tag {}", config->device, config->cache_dir, config->cache_tag);
-        int r = blobd::handoff::store((*dev)->fd(), fd_name);
-        if (r > 0) {
-            lg.info("device fd handed to the service manager's fd store: a restart keeps the mounts working");
-        } else if (r < 0) {
-            lg.warn("could not hand the device fd to the service manager: {}", std::strerror(-r));
-        }
+    auto bound = blobd::cachefiles_frontend::bind_device(config->device, config->cache_dir, config->cache_tag);
+    if (!bound) {
+        lg.err("{}", bound.error());
+        return 2;
     }
+    auto& dev = bound->dev;
 
     try {
         blobd::event_loop loop;
         {
-            blobd::app daemon(loop, **dev, config);
+            blobd::app daemon(loop, *dev, config);
             if (auto s = daemon.start(); !s) {
                 lg.err("{}", s.error());
                 return 2;
@@ -148,6 +127,10 @@ int run(const std::string& config_path, const std::string& level_override) {
         } else {
             lg.err("startup failed: {}", e.what());
         }
+        return 2;
+    } catch (const std::exception& e) {
+        // Nothing is meant to get here (the loop's callbacks do not throw); say what did, once.
+        lg.err("stopped by an unexpected error: {}", e.what());
         return 2;
     }
     // The device closes last, after every write retired and every READ was completed.

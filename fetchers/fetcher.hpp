@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -50,6 +51,15 @@ public:
 
 protected:
     source_stats stats_;
+};
+
+/// Which fetcher serves each domain: the per-domain source chains built from the config
+/// (sources::source_set), or a test's fake. The fetcher returned lives as long as the directory.
+/// Loop thread.
+class fetcher_directory {
+public:
+    virtual ~fetcher_directory() = default;
+    virtual fetcher& for_domain(std::string_view domain) = 0;
 };
 
 /// Tries sources in order. stat() answers from the first source that has the blob and remembers

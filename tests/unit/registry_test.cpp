@@ -31,7 +31,7 @@ template <>
 std::vector<reply_open> only<reply_open>(const effects& effs) {
     std::vector<reply_open> out;
     for (const auto& e : effs) {
-        if (auto* p = std::get_if<reply_open>(&e)) out.push_back(reply_open{p->msg_id, p->size_or_errno, {}, p->opened, p->domain});
+        if (auto* p = std::get_if<reply_open>(&e)) out.push_back(reply_open{p->req, p->size_or_errno, {}, p->opened, p->domain});
     }
     return out;
 }
@@ -67,7 +67,7 @@ TEST_CASE("open stats the blob once and replies with its size", "[registry]") {
     CHECK(st.name == "blob");
     auto rep = only<reply_open>(r.on_stat(st.blob, std::uint64_t{5000}));
     REQUIRE(rep.size() == 1);
-    CHECK(rep[0].msg_id == 1);
+    CHECK(rep[0].req.id == 1);
     CHECK(rep[0].size_or_errno == 5000);
     CHECK(r.object_count() == 1);
 }
@@ -108,13 +108,13 @@ TEST_CASE("two READs of one chunk share one fetch", "[registry]") {
     CHECK(w[0].len == MiB);
     auto done = only<complete_read>(r.on_written(w[0].object, 0, static_cast<int>(MiB)));
     REQUIRE(done.size() == 2);
-    CHECK(done[0].msg_id == 1);
-    CHECK(done[1].msg_id == 2);
+    CHECK(done[0].req.id == 1);
+    CHECK(done[1].req.id == 2);
     CHECK(done[0].status == 0);
     // Written now: a repeated READ completes without fetching.
     auto again = r.read(3, 1, 0, 4096);
     REQUIRE(again.size() == 1);
-    CHECK(std::get<complete_read>(again[0]).msg_id == 3);
+    CHECK(std::get<complete_read>(again[0]).req.id == 3);
     CHECK(r.stats().chunks_fetched == 1);
     CHECK_FALSE(r.busy());
 }
@@ -143,7 +143,7 @@ TEST_CASE("reads outside the blob complete at once", "[registry]") {
     for (auto [off, len] : {std::pair<std::uint64_t, std::uint64_t>{8192, 4096}, {0, 0}, {1 << 30, 1}}) {
         auto e = r.read(7, 1, off, len);
         REQUIRE(e.size() == 1);
-        CHECK(std::get<complete_read>(e[0]).msg_id == 7);
+        CHECK(std::get<complete_read>(e[0]).req.id == 7);
     }
     // A READ that straddles the end fetches only what exists.
     auto f = only<fetch_chunk>(r.read(8, 1, 4096, 8192));
@@ -266,10 +266,16 @@ TEST_CASE("fail_all answers everything", "[registry]") {
     CHECK(r.fail_all(-EIO).empty());
 }
 
-// Description: READ or CLOSE for an unknown object is counted and ignored; a duplicate OPEN replaces the object.
+// Description: a READ of an unknown object is counted and answered once, with no object and
+// -EBADF (a frontend may have to answer every request); a CLOSE of one is ignored; a duplicate
+// OPEN replaces the object.
 TEST_CASE("unknown objects and duplicate opens", "[registry]") {
     registry r(MiB);
-    CHECK(r.read(1, 99, 0, 1).empty());
+    auto unknown = only<complete_read>(r.read(request_token{1, 7}, 99, 0, 1));
+    REQUIRE(unknown.size() == 1);
+    CHECK(unknown[0].object == nullptr);
+    CHECK(unknown[0].req == request_token{1, 7});
+    CHECK(unknown[0].status == -EBADF);
     CHECK(r.close(99).empty());
     CHECK(r.stats().reads_failed == 1);
     open_sized(r, 1, "b", MiB);
@@ -278,6 +284,36 @@ TEST_CASE("unknown objects and duplicate opens", "[registry]") {
     CHECK(only<complete_read>(e).size() == 1);  // the old object's READ is answered
     CHECK(only<reply_open>(e).size() == 1);
     CHECK(r.object_count() == 1);
+}
+
+// Description: an open whose size the frontend knows is answered at once, with no stat; it also
+// answers opens of the same blob waiting for a stat (whose answer then changes nothing); a size
+// that disagrees with the blob's known size fails the open with -ESTALE and hands the fd back.
+TEST_CASE("open_sized answers at once and checks the size", "[registry]") {
+    registry r(MiB);
+    auto first = r.open(1, 10, "d", "b", some_fd());
+    auto st = only<stat_blob>(first);
+    REQUIRE(st.size() == 1);
+    auto sized = r.open_sized(2, 11, "d", "b", some_fd(), 5000);
+    CHECK(only<stat_blob>(sized).empty());
+    auto replies = only<reply_open>(sized);
+    REQUIRE(replies.size() == 2);  // the waiting open and this one
+    CHECK(replies[0].req.id == 1);
+    CHECK(replies[1].req.id == 2);
+    CHECK(replies[0].size_or_errno == 5000);
+    CHECK(replies[1].size_or_errno == 5000);
+    CHECK(r.on_stat(st[0].blob, std::uint64_t{7777}).empty());  // late stat: the size stays
+    CHECK(r.read(3, 11, 4000, 4096).size() == 1);               // one fetch: the blob ends at 5000
+    auto wrong = r.open_sized(4, 12, "d", "b", some_fd(), 6000);
+    REQUIRE(wrong.size() == 1);
+    auto& rep = std::get<reply_open>(wrong[0]);
+    CHECK(rep.size_or_errno == -ESTALE);
+    CHECK(rep.fd_to_close);
+    CHECK(r.object_count() == 2);
+    CHECK(r.stats().open_failures == 1);
+    auto other = only<reply_open>(r.open_sized(5, 13, "e", "c", some_fd(), 1));
+    REQUIRE(other.size() == 1);
+    CHECK(other[0].size_or_errno == 1);
 }
 
 // Description: prefetch fetches every chunk not yet cached, in the background; ranges the cache file
@@ -323,7 +359,7 @@ TEST_CASE("reply_open carries the opened object", "[registry]") {
     auto out = r.on_stat(st[0].blob, std::uint64_t{4096});
     auto& rep = std::get<reply_open>(out[0]);
     REQUIRE(rep.opened);
-    CHECK(rep.opened->object_id == 5);
+    CHECK(rep.opened->key == 5);
     CHECK(rep.domain == "dom");
 }
 
@@ -435,6 +471,16 @@ TEST_CASE("random interleavings keep the one-completion contract", "[registry][m
             std::set<std::uint64_t> written;  // chunks written into this incarnation
         };
         std::map<std::uint32_t, model_object> objs;  // objects 1-3 in domain "a", 4 in "b"
+        // Keys and tokens are the frontend's opaque values: use ones no 32-bit id could be, and
+        // tokens carrying an "fd" that must come back unchanged.
+        auto key_of = [](std::uint32_t obj) { return (object_key{0xfeed} << 40) | obj; };
+        auto obj_of = [](object_key key) { return static_cast<std::uint32_t>(key & 0xffffffff); };
+        auto token = [](std::uint32_t msg) { return request_token{(std::uint64_t{1} << 48) + msg, static_cast<int>(msg % 97)}; };
+        auto msg_of = [](const request_token& t) {
+            const auto msg = static_cast<std::uint32_t>(t.id - (std::uint64_t{1} << 48));
+            CHECK(t.fd == static_cast<int>(msg % 97));
+            return msg;
+        };
         std::map<std::uint32_t, std::uint32_t> open_msgs;  // OPEN msg_id -> object
         struct model_read {
             std::uint32_t object;
@@ -452,7 +498,7 @@ TEST_CASE("random interleavings keep the one-completion contract", "[registry][m
         auto apply = [&](effects e) {
             for (auto& eff : e) {
                 if (auto* o = std::get_if<reply_open>(&eff)) {
-                    auto it = open_msgs.find(o->msg_id);
+                    auto it = open_msgs.find(msg_of(o->req));
                     REQUIRE(it != open_msgs.end());  // exactly one reply per OPEN
                     auto& m = objs[it->second];
                     open_msgs.erase(it);
@@ -469,16 +515,18 @@ TEST_CASE("random interleavings keep the one-completion contract", "[registry][m
                 } else if (auto* w = std::get_if<write_chunk>(&eff)) {
                     writes.push_back(std::move(*w));
                 } else if (auto* c = std::get_if<complete_read>(&eff)) {
-                    auto it = reads.find(c->msg_id);
+                    const std::uint32_t msg = msg_of(c->req);
+                    auto it = reads.find(msg);
                     REQUIRE(it != reads.end());
-                    REQUIRE(completed.insert(c->msg_id).second);  // exactly once
+                    REQUIRE(completed.insert(msg).second);  // exactly once
                     CHECK(c->object == it->second.ptr);
+                    if (!it->second.ptr) REQUIRE(c->status < 0);  // a READ of no open object fails
                     if (c->status == 0) {
                         const auto& m = objs[it->second.object];
                         REQUIRE(m.ptr == it->second.ptr);  // a closed object's READs do not succeed
                         const auto& rd = it->second;
                         for (std::uint64_t ch = rd.off / chunk; rd.off < rd.end && ch * chunk < rd.end; ++ch) {
-                            CAPTURE(c->msg_id, ch);
+                            CAPTURE(msg, ch);
                             CHECK(m.written.count(ch) == 1);
                         }
                     }
@@ -499,7 +547,7 @@ TEST_CASE("random interleavings keep the one-completion contract", "[registry][m
             write_chunk w = std::move(writes[i]);
             writes.erase(writes.begin() + static_cast<std::ptrdiff_t>(i));
             const int res = may_fail && chance(10) ? -EIO : static_cast<int>(w.len);
-            auto& m = objs[w.object->object_id];
+            auto& m = objs[obj_of(w.object->key)];
             // The model's bytes land before the registry hears of them, as in the app.
             if (res >= 0 && m.ptr == w.object) m.written.insert(w.chunk);
             apply(r.on_written(w.object, w.chunk, res));
@@ -510,12 +558,13 @@ TEST_CASE("random interleavings keep the one-completion contract", "[registry][m
             auto& m = objs[obj];
             const std::size_t action = pick(100);
             if (action < 35) {
-                if (!m.open) continue;
+                // Now and then a READ of an object that is not open: answered all the same.
+                if (!m.open && (m.opening || !chance(10))) continue;
                 const std::uint64_t off = pick(size + chunk);
                 const std::uint64_t len = 1 + pick(3 * chunk);
                 const std::uint32_t msg = next_msg++;
                 reads[msg] = model_read{obj, m.ptr, off, std::min(off + len, size)};
-                apply(r.read(msg, obj, off, len));
+                apply(r.read(token(msg), key_of(obj), off, len));
             } else if (action < 60) {
                 if (!fetches.empty()) deliver_fetch(true);
             } else if (action < 85) {
@@ -528,17 +577,23 @@ TEST_CASE("random interleavings keep the one-completion contract", "[registry][m
                 }
             } else if (action < 95) {
                 if (m.open) {
-                    apply(r.close(obj));
+                    apply(r.close(key_of(obj)));
                     m.open = false;
                     m.ptr.reset();
                 } else if (!m.opening) {
                     const std::uint32_t msg = next_msg++;
                     open_msgs[msg] = obj;
                     m.opening = true;
-                    apply(r.open(msg, obj, obj == 4 ? "b" : "a", "blob", some_fd()));
+                    const char* domain = obj == 4 ? "b" : "a";
+                    // Some frontends know the size (they sized the cache file): no stat then.
+                    if (chance(30)) {
+                        apply(r.open_sized(token(msg), key_of(obj), domain, "blob", some_fd(), size));
+                    } else {
+                        apply(r.open(token(msg), key_of(obj), domain, "blob", some_fd()));
+                    }
                 }
             } else if (action < 98) {
-                if (m.open) apply(r.prefetch(obj, {}));
+                if (m.open) apply(r.prefetch(key_of(obj), {}));
             } else {
                 apply(r.refetch("blob"));
             }

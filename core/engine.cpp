@@ -1,0 +1,214 @@
+#include "core/engine.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "base/assert.hpp"
+#include "base/buffer.hpp"
+#include "base/log.hpp"
+
+namespace blobd {
+
+namespace {
+const log::logger lg{"core"};
+}
+
+engine::engine(event_loop& loop, fetcher_directory& sources, engine_options opts)
+    : loop_(loop), sources_(sources), opts_(std::move(opts)), registry_(opts_.chunk_size) {
+    opts_.prefetch_concurrency = std::max(1u, opts_.prefetch_concurrency);
+}
+
+void engine::open(request_token req, object_key key, std::string domain, std::string name, unique_fd fd) {
+    execute(registry_.open(req, key, std::move(domain), std::move(name), std::move(fd)));
+}
+
+void engine::open_sized(request_token req, object_key key, std::string domain, std::string name, unique_fd fd,
+                        std::uint64_t size) {
+    execute(registry_.open_sized(req, key, std::move(domain), std::move(name), std::move(fd), size));
+}
+
+void engine::read(request_token req, object_key key, std::uint64_t off, std::uint64_t len) {
+    execute(registry_.read(req, key, off, len));
+}
+
+void engine::close(object_key key) { execute(registry_.close(key)); }
+
+void engine::refetch(std::string_view name) {
+    // The cache files of open objects hold the bad bytes: overwrite them (not while stopping:
+    // background work no longer starts then).
+    if (!stopping_) execute(registry_.refetch(name));
+}
+
+void engine::execute(effects&& effs) {
+    BLOBD_ASSERT(port_ != nullptr, "a frontend is attached before the first request");
+    for (auto& e : effs) {
+        std::visit([this](auto& eff) {
+            using T = std::decay_t<decltype(eff)>;
+            if constexpr (std::is_same_v<T, reply_open>) {
+                const bool ok = eff.size_or_errno >= 0;
+                const int r = port_->answer_open(eff.req, eff.size_or_errno, std::move(eff.fd_to_close));
+                if (r == 0 && ok && eff.opened && eff.size_or_errno > 0 && !stopping_ && opts_.prefetch_for &&
+                    opts_.prefetch_for(eff.domain)) {
+                    start_prefetch(eff.opened);
+                }
+            } else if constexpr (std::is_same_v<T, stat_blob>) {
+                sources_.for_domain(eff.domain)
+                    .stat(blob_ref{eff.domain, eff.name},
+                          [this, id = eff.blob, d = eff.domain, n = eff.name](result<std::uint64_t, int> r) {
+                              if (!r) {
+                                  lg.err("blob {}/{}: not available from any source: {}", d, n,
+                                         std::strerror(-r.error()));
+                              } else {
+                                  lg.info("blob {}/{}: {} bytes", d, n, *r);
+                              }
+                              execute(registry_.on_stat(id, r));
+                          });
+            } else if constexpr (std::is_same_v<T, fetch_chunk>) {
+                (eff.background ? prefetch_queue_ : fetch_queue_).push_back(std::move(eff));
+                pump_fetches();
+            } else if constexpr (std::is_same_v<T, promote_fetch>) {
+                promote(eff);
+            } else if constexpr (std::is_same_v<T, write_chunk>) {
+                queue_write(std::move(eff));
+            } else if constexpr (std::is_same_v<T, release_blob>) {
+                sources_.for_domain(eff.domain).release(blob_ref{eff.domain, eff.name});
+            } else if constexpr (std::is_same_v<T, complete_read>) {
+                port_->answer_read(eff.object.get(), eff.req, eff.status);
+            }
+        }, e);
+    }
+    registry_.recycle(std::move(effs));
+}
+
+void engine::queue_write(write_chunk w) {
+    ++writes_held_;
+    write_lane& lane = write_lanes_[w.object.get()];
+    if (lane.admits(w.len)) {
+        stats_.writes_per_file_peak = std::max<std::uint64_t>(stats_.writes_per_file_peak, ++lane.inflight);
+        lane.bytes += w.len;
+        submit_write(std::move(w));
+    } else {
+        ++stats_.write_waits;
+        lane.queued.push_back(std::move(w));
+    }
+}
+
+void engine::submit_write(write_chunk w) {
+    // Direct I/O (cachefiles' anon fds write straight into the backing file): the length must be
+    // a multiple of the logical block size, so an unaligned blob tail is written as a whole
+    // zero-padded block (observed on 6.1: an exact 577-byte tail write fails with EINVAL). Chunk
+    // offsets are multiples of the chunk size, so only the length needs rounding. A regular
+    // sparse file gets exact lengths: a padded tail would grow it past the blob.
+    const std::uint64_t padded =
+        opts_.writes.align ? std::min<std::uint64_t>(round_up(w.len, opts_.writes.align), w.data->capacity()) : w.len;
+    const auto len = static_cast<unsigned>(padded);
+    const int fd = w.object->fd.get();
+    const void* data = w.data->data();
+    const std::uint64_t off = w.off;
+    // The callback holds the object (so its fd) and the buffer until the CQE.
+    loop_.write_all(fd, data, len, off, [this, w = std::move(w), len](int res) mutable {
+        if (res >= 0 && static_cast<unsigned>(res) != len) res = -EIO;
+        if (res < 0) {
+            lg.err("write of {} bytes at {} into object {} failed: {}", len, w.off, w.object->key, std::strerror(-res));
+        }
+        --writes_held_;
+        // The next queued write into this file goes out before the registry reacts to this one.
+        auto it = write_lanes_.find(w.object.get());
+        BLOBD_ASSERT(it != write_lanes_.end(), "a retiring write has its lane");
+        write_lane& lane = it->second;
+        --lane.inflight;
+        lane.bytes -= w.len;
+        while (!lane.queued.empty() && lane.admits(lane.queued.front().len)) {
+            write_chunk next = std::move(lane.queued.front());
+            lane.queued.pop_front();
+            ++lane.inflight;
+            lane.bytes += next.len;
+            submit_write(std::move(next));
+        }
+        if (lane.inflight == 0) write_lanes_.erase(it);
+        execute(registry_.on_written(w.object, w.chunk, res < 0 ? res : static_cast<int>(w.len)));
+        pump_fetches();
+    });
+}
+
+void engine::start_fetch(fetch_chunk f) {
+    ++fetches_inflight_;
+    if (f.background) ++prefetches_inflight_;
+    sources_.for_domain(f.domain)
+        .fetch(blob_ref{f.domain, f.name}, f.off, f.len,
+               [this, id = f.blob, chunk = f.chunk, bg = f.background](result<buffer_ptr, int> r) {
+                   --fetches_inflight_;
+                   if (bg) --prefetches_inflight_;
+                   execute(registry_.on_fetched(id, chunk, std::move(r)));
+                   pump_fetches();
+               });
+}
+
+void engine::start_prefetch(const object_ptr& obj) {
+    // What the cache file already holds (a remount, a restarted daemon) is not fetched again: seek
+    // for data in it, as cachefiles itself does to decide on READs.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> present;
+    const int fd = obj->fd.get();
+    off_t pos = 0;
+    for (;;) {
+        off_t data = ::lseek(fd, pos, SEEK_DATA);
+        if (data < 0) break;  // ENXIO: no more data (or seeking unsupported: fetch everything)
+        off_t hole = ::lseek(fd, data, SEEK_HOLE);
+        if (hole <= data) break;
+        present.emplace_back(static_cast<std::uint64_t>(data), static_cast<std::uint64_t>(hole - data));
+        pos = hole;
+    }
+    execute(registry_.prefetch(obj->key, present));
+}
+
+void engine::pump_fetches() {
+    // Chunk buffers held for a write count like fetches in flight: together at most 64.
+    const auto room = [this] { return fetches_inflight_ + writes_held_ < max_inflight_fetches; };
+    while (room() && !fetch_queue_.empty()) {
+        auto next = std::move(fetch_queue_.front());
+        fetch_queue_.pop_front();
+        start_fetch(std::move(next));
+    }
+    while (fetch_queue_.empty() && room() && prefetches_inflight_ < opts_.prefetch_concurrency &&
+           !prefetch_queue_.empty()) {
+        auto next = std::move(prefetch_queue_.front());
+        prefetch_queue_.pop_front();
+        start_fetch(std::move(next));
+    }
+}
+
+void engine::promote(const promote_fetch& p) {
+    // Still queued: move it to the on-demand queue. Already running: nothing to do, the READ
+    // joined it and it holds no on-demand slot hostage beyond the prefetch limit.
+    auto it = std::find_if(prefetch_queue_.begin(), prefetch_queue_.end(),
+                           [&](const fetch_chunk& f) { return f.blob == p.blob && f.chunk == p.chunk; });
+    if (it == prefetch_queue_.end()) return;
+    fetch_chunk f = std::move(*it);
+    prefetch_queue_.erase(it);
+    f.background = false;
+    fetch_queue_.push_front(std::move(f));
+    pump_fetches();
+}
+
+void engine::request_stop(std::chrono::milliseconds grace) {
+    if (stopping_) return;
+    stopping_ = true;
+    // Background fetches that have not started never will: forget them now so the drain only
+    // waits for work a reader needs.
+    auto queued = std::move(prefetch_queue_);
+    prefetch_queue_.clear();
+    for (const auto& f : queued) execute(registry_.abandon_fetch(f.blob, f.chunk));
+    loop_.after(grace, [this] {
+        if (!registry_.busy()) return;
+        lg.warn("in-flight work did not finish in time: failing what is left");
+        failed_pending_ = true;
+        fetch_queue_.clear();  // their READs are failed below; nobody waits for the data
+        prefetch_queue_.clear();
+        execute(registry_.fail_all(-EIO));
+    });
+}
+
+}  // namespace blobd

@@ -1,0 +1,194 @@
+// Tests of the core (engine) with injected fetchers: the real ring, the cachefiles frontend over
+// the fake kernel, and a test frontend writing regular sparse files; no config, no sources layer.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <deque>
+#include <map>
+#include <random>
+
+#include "core/engine.hpp"
+#include "frontends/cachefiles/frontend.hpp"
+#include "io/event_loop.hpp"
+#include "tests/support/fake_kernel.hpp"
+#include "tests/support/test_util.hpp"
+
+using namespace blobd;
+using blobd::test::fake_kernel;
+
+namespace {
+
+constexpr std::uint64_t KiB = 1024;
+
+// A fetcher serving in-memory blobs. Answers are held until release() so that tests decide when
+// they arrive (never inline, as the fetcher contract says); it counts every call.
+class fake_fetcher final : public fetcher, public fetcher_directory {
+public:
+    explicit fake_fetcher(event_loop& loop) : loop_(loop) {}
+    std::map<std::string, std::string> blobs;
+    int fetch_calls = 0, stat_calls = 0;
+    bool fail_fetches = false;
+
+    void stat(const blob_ref& blob, stat_done done) override {
+        ++stat_calls;
+        auto it = blobs.find(blob.name);
+        result<std::uint64_t, int> r = it == blobs.end() ? result<std::uint64_t, int>(unexpected{-ENOENT})
+                                                         : result<std::uint64_t, int>(it->second.size());
+        loop_.defer([done = std::move(done), r]() mutable { done(r); });
+    }
+    void fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) override {
+        ++fetch_calls;
+        held_.push_back([this, name = blob.name, off, len, done = std::move(done)]() mutable {
+            if (fail_fetches) return done(unexpected{-EIO});
+            auto b = std::make_shared<aligned_buffer>(len);
+            std::memcpy(b->data(), blobs.at(name).data() + off, len);
+            b->filled = len;
+            done(buffer_ptr(std::move(b)));
+        });
+    }
+    void release(const blob_ref&) override {}
+    std::string describe() const override { return "fake"; }
+    fetcher& for_domain(std::string_view) override { return *this; }
+
+    /// Delivers every fetch held so far, from the loop.
+    void release_all() {
+        auto held = std::move(held_);
+        held_.clear();
+        for (auto& f : held) loop_.defer(std::move(f));
+    }
+    std::size_t held() const { return held_.size(); }
+
+private:
+    event_loop& loop_;
+    std::deque<std::function<void()>> held_;
+};
+
+std::string pattern(std::size_t n, unsigned seed) {
+    std::string s(n, '\0');
+    std::mt19937 rng(seed);
+    for (auto& c : s) c = static_cast<char>(rng());
+    return s;
+}
+
+template <class P>
+bool run_until(event_loop& loop, P pred) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > end) return false;
+        loop.run_once(std::chrono::milliseconds(10));
+    }
+    return true;
+}
+
+// A frontend of regular sparse files (what the fanotify frontend serves): it records answers.
+struct recording_port final : frontend_port {
+    std::map<std::uint64_t, std::int64_t> opens;  // token -> size or errno
+    std::map<std::uint64_t, int> reads;           // token -> status
+    int read_answers = 0;
+    int answer_open(request_token req, std::int64_t size_or_errno, unique_fd) override {
+        CHECK(opens.emplace(req.id, size_or_errno).second);
+        return 0;
+    }
+    void answer_read(const cache_object*, request_token req, int status) override {
+        ++read_answers;
+        CHECK(reads.emplace(req.id, status).second);
+    }
+};
+
+}  // namespace
+
+// Description: the engine and the cachefiles frontend with an injected fetcher: two READs of one
+// chunk make one fetch, both complete once, and the cache file holds the blob's bytes (direct
+// I/O: the tail chunk is padded to 4 KiB, never past it).
+TEST_CASE("engine + cachefiles frontend over an injected fetcher", "[integration][core]") {
+    fake_kernel k;
+    event_loop loop;
+    fake_fetcher f(loop);
+    f.blobs["b1"] = pattern(300 * KiB + 577, 3);
+    engine core(loop, f, engine_options{64 * KiB, 2, {}, cachefiles_write_policy});
+    cachefiles_frontend front(loop, k.dev(), core);
+    front.start();
+
+    const auto obj = k.open("erofs,d1", "b1");
+    REQUIRE(run_until(loop, [&] { return k.copen_result(obj).has_value(); }));
+    CHECK(*k.copen_result(obj) == static_cast<std::int64_t>(f.blobs["b1"].size()));
+    const auto r1 = k.read(obj, 0, 4096);
+    const auto r2 = k.read(obj, 8192, 4096);
+    REQUIRE(run_until(loop, [&] { return f.held() == 1; }));
+    f.release_all();
+    REQUIRE(run_until(loop, [&] { return k.read_done(r1) && k.read_done(r2); }));
+    CHECK(f.fetch_calls == 1);
+    CHECK(k.completion_count(r1) == 1);
+    CHECK(k.completion_count(r2) == 1);
+    CHECK(k.cache_bytes(obj, 0, 64 * KiB) == f.blobs["b1"].substr(0, 64 * KiB));
+
+    const auto tail = k.read(obj, 300 * KiB, 577);
+    REQUIRE(run_until(loop, [&] { return f.held() == 1; }));
+    f.release_all();
+    REQUIRE(run_until(loop, [&] { return k.read_done(tail); }));
+    CHECK(k.cache_bytes(obj, 256 * KiB, 44 * KiB + 577) == f.blobs["b1"].substr(256 * KiB));
+    CHECK(k.cache_file_size(obj) == 300 * KiB + 4096);  // padded to the block, not to the chunk
+    CHECK(front.stats().completion_errors == 0);
+    k.close(obj);
+    REQUIRE(run_until(loop, [&] { return core.object_count() == 0 && loop.inflight() == 0; }));
+}
+
+// Description: the exact-length write policy (a regular sparse cache file, as the fanotify frontend
+// has): open_sized needs no stat, the tail is written with its exact length so the file never
+// grows past the blob, every read is answered once, a failed fetch fails only its reads.
+TEST_CASE("engine writes exact lengths into regular sparse files", "[integration][core]") {
+    blobd::test::temp_dir dir("core");
+    event_loop loop;
+    fake_fetcher f(loop);
+    const std::string blob = pattern(100 * KiB + 123, 9);
+    f.blobs["b"] = blob;
+    engine core(loop, f, engine_options{32 * KiB, 2, {}, write_policy{0}});
+    recording_port port;
+    core.attach(port);
+
+    const std::string path = (dir.path / "b.cache").string();
+    unique_fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    REQUIRE(fd);
+    REQUIRE(::ftruncate(fd.get(), static_cast<off_t>(blob.size())) == 0);
+    core.open_sized(1, 77, "dom", "b", std::move(fd), blob.size());
+    REQUIRE(port.opens.count(1));
+    CHECK(port.opens[1] == static_cast<std::int64_t>(blob.size()));
+    CHECK(f.stat_calls == 0);
+
+    core.read(2, 77, 96 * KiB, 4 * KiB + 123);  // the tail chunk
+    core.read(3, 77, 0, 100);
+    REQUIRE(run_until(loop, [&] { return f.held() == 2; }));
+    f.release_all();
+    REQUIRE(run_until(loop, [&] { return port.reads.size() == 2; }));
+    CHECK(port.reads[2] == 0);
+    CHECK(port.reads[3] == 0);
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK(static_cast<std::uint64_t>(st.st_size) == blob.size());
+    std::string got(blob.size(), '\0');
+    unique_fd rd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE(::pread(rd.get(), got.data(), got.size(), 0) == static_cast<ssize_t>(got.size()));
+    CHECK(got.substr(96 * KiB) == blob.substr(96 * KiB));
+    CHECK(got.substr(0, 32 * KiB) == blob.substr(0, 32 * KiB));
+
+    f.fail_fetches = true;
+    core.read(4, 77, 40 * KiB, 10);
+    core.read(5, 999, 0, 10);  // no such object: answered at once
+    CHECK(port.reads.count(5));
+    CHECK(port.reads[5] < 0);
+    // Chunk 1 right after chunk 0: a sequential reader, so read-ahead fetches come along.
+    REQUIRE(run_until(loop, [&] { return f.held() >= 1; }));
+    f.release_all();
+    REQUIRE(run_until(loop, [&] { return port.reads.count(4) == 1; }));
+    CHECK(port.reads[4] == -EIO);
+    CHECK(port.read_answers == 4);
+    core.close(77);
+    REQUIRE(run_until(loop, [&] {
+        f.release_all();
+        return !core.busy() && loop.inflight() == 0;
+    }));
+}
