@@ -17,7 +17,9 @@ if [ -z "$tarball" ]; then
     exit 1
 fi
 src_version=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || stat -c %s "$tarball")
-key=$( { cat "$fragment"; echo "$src_version"; echo v2; } | sha256sum | cut -c1-16)
+# Patches to the kernel source (scripts/uml-patches/*.patch, applied in order) are part of the key.
+patches=$(ls "$here"/scripts/uml-patches/*.patch 2>/dev/null || true)
+key=$( { cat "$fragment"; echo "$src_version"; echo v2; for p in $patches; do cat "$p"; done; } | sha256sum | cut -c1-16)
 out="$cache_root/$key"
 if [ -x "$out/linux" ]; then
     echo "$out/linux"
@@ -29,6 +31,10 @@ trap 'rm -rf "$work"' EXIT
 echo "build-uml-kernel: building UML kernel $key in $work (about 7 minutes on 2 cores)" >&2
 tar -C "$work" -xf "$tarball"
 srcdir=$(echo "$work"/linux-source-6.1)
+for p in $patches; do
+    echo "build-uml-kernel: applying $(basename "$p")" >&2
+    patch -s -d "$srcdir" -p1 <"$p" >&2
+done
 objdir="$work/obj"
 mkdir -p "$objdir"
 make -s -C "$srcdir" O="$objdir" ARCH=um defconfig >&2

@@ -9,7 +9,7 @@ packages=(
     # tests
     catch2
     # real-kernel tests: the UML kernel source and its build tools, image tools, busybox for the guest
-    linux-source-6.1 bc bison flex libelf-dev xz-utils e2fsprogs erofs-utils busybox-static
+    linux-source-6.1 bc bison flex libelf-dev xz-utils patch e2fsprogs erofs-utils busybox-static
     util-linux diffutils python3
     # servers the fetcher tests start on loopback
     nginx-light openssl
