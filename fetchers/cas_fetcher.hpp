@@ -4,7 +4,7 @@
 // Two parts. A cas_store is one store directory and everything about it: its files, what is being
 // verified, which source is no longer trusted for which blob, and the counters. A cas_fetcher is a
 // thin view of one store in front of one upstream source. The daemon makes one cas_store and wraps
-// each remote source in its own view of it (see daemon/app.cpp), so that:
+// each remote source in its own view of it (see sources/source_set.hpp), so that:
 //   - every domain, whatever its source list, finds what any other domain already fetched
 //     (files of digest-named blobs are shared by all sources), and
 //   - on an integrity failure only the source that delivered the bad bytes is refused: the
