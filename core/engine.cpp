@@ -142,6 +142,12 @@ void engine::start_fetch(fetch_chunk f) {
                [this, id = f.blob, chunk = f.chunk, bg = f.background](result<buffer_ptr, int> r) {
                    --fetches_inflight_;
                    if (bg) --prefetches_inflight_;
+                   if (!r && opts_.failure_ttl.count() > 0) {
+                       registry_.note_failure(id, chunk);
+                       loop_.after(opts_.failure_ttl, [this, alive = std::weak_ptr<int>(alive_), id, chunk] {
+                           if (!alive.expired()) registry_.forget_failure(id, chunk);
+                       });
+                   }
                    execute(registry_.on_fetched(id, chunk, std::move(r)));
                    pump_fetches();
                });
@@ -201,8 +207,8 @@ void engine::request_stop(std::chrono::milliseconds grace) {
     auto queued = std::move(prefetch_queue_);
     prefetch_queue_.clear();
     for (const auto& f : queued) execute(registry_.abandon_fetch(f.blob, f.chunk));
-    loop_.after(grace, [this] {
-        if (!registry_.busy()) return;
+    loop_.after(grace, [this, alive = std::weak_ptr<int>(alive_)] {
+        if (alive.expired() || !registry_.busy()) return;
         lg.warn("in-flight work did not finish in time: failing what is left");
         failed_pending_ = true;
         fetch_queue_.clear();  // their READs are failed below; nobody waits for the data

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -56,6 +57,9 @@ struct engine_options {
     /// Whether the blobs of a domain are prefetched after their open. Empty: never.
     std::function<bool(std::string_view domain)> prefetch_for;
     write_policy writes;
+    /// Negative cache: after a chunk's fetch failed, reads of it fail at once (-EIO) for this long
+    /// instead of fetching again for every page the kernel retries. 0: off.
+    std::chrono::milliseconds failure_ttl{0};
 };
 
 /// Counters of the engine's scheduling (the registry counts requests, fetches and writes).
@@ -148,6 +152,8 @@ private:
     engine_stats stats_;
     bool stopping_ = false;
     bool failed_pending_ = false;
+    // Timers cannot be cancelled: theirs hold a weak reference and do nothing once the engine is gone.
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace blobd

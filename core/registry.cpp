@@ -198,13 +198,22 @@ effects registry::read(request_token req, object_key key, std::uint64_t off, std
             }
             continue;
         }
+        if (b.failed.count(c)) {
+            // Its fetch failed a moment ago: fail fast rather than ask the source again for every
+            // page the kernel retries.
+            ++stats_.failed_fast;
+            pr.status = -EIO;
+            continue;
+        }
         pr.waiting.push_back(c);
         os.chunks.emplace(c, chunk_state::fetching);
         want_chunk(b, c, key, false, out);
     }
     if (pr.waiting.empty()) {
-        // Everything was written already (the kernel asked again, e.g. racing readahead).
-        out.push_back(complete_read{os.object, req, 0});
+        // Everything was written already (the kernel asked again, e.g. racing readahead), or
+        // what was not failed lately.
+        if (pr.status < 0) ++stats_.reads_failed;
+        out.push_back(complete_read{os.object, req, pr.status});
     } else {
         os.reads.push_back(std::move(pr));
     }
@@ -237,7 +246,7 @@ void registry::read_ahead(object_state& os, blob_state& b, std::uint64_t off, st
     // looked at once per run, not once per READ.
     const std::uint64_t end_chunk = last + 1 + n;
     for (std::uint64_t c = std::max(last + 1, os.ahead_end); c < end_chunk && c * chunk_size_ < b.size; ++c) {
-        if (os.chunks.count(c)) continue;  // written, being written, or already in flight
+        if (os.chunks.count(c) || b.failed.count(c)) continue;  // written, in flight, or failing
         os.chunks.emplace(c, chunk_state::fetching);
         ++stats_.readahead_chunks;
         want_chunk(b, c, os.object->key, true, out);
@@ -274,7 +283,7 @@ effects registry::prefetch(object_key key, const std::vector<std::pair<std::uint
     blob_state& b = blob_of(os);
     if (!b.sized) return out;
     for (std::uint64_t c = 0; c * chunk_size_ < b.size; ++c) {
-        if (os.chunks.count(c)) continue;
+        if (os.chunks.count(c) || b.failed.count(c)) continue;
         auto [coff, clen] = chunk_range(b, c);
         const bool cached = std::any_of(present.begin(), present.end(), [&, coff = coff, clen = clen](const auto& r) {
             return r.first <= coff && r.first + r.second >= coff + clen;
@@ -312,6 +321,14 @@ effects registry::refetch(std::string_view name) {
         }
     }
     return out;
+}
+
+void registry::note_failure(blob_id blob, std::uint64_t chunk) {
+    if (auto it = blobs_.find(blob); it != blobs_.end()) it->second.failed.insert(chunk);
+}
+
+void registry::forget_failure(blob_id blob, std::uint64_t chunk) {
+    if (auto it = blobs_.find(blob); it != blobs_.end()) it->second.failed.erase(chunk);
 }
 
 effects registry::abandon_fetch(blob_id blob, std::uint64_t chunk) {

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -126,6 +127,7 @@ struct registry_stats {
     std::uint64_t prefetch_promoted = 0; ///< background fetches a READ then waited on
     std::uint64_t refetch_chunks = 0;    ///< written chunks fetched again after a failed integrity check
     std::uint64_t readahead_chunks = 0;  ///< chunks fetched in the background ahead of sequential READs
+    std::uint64_t failed_fast = 0;       ///< chunk reads answered -EIO at once: their fetch failed lately
 };
 
 class registry {
@@ -162,6 +164,13 @@ public:
     /// cache file. Chunks in flight are fetched again once written, before the READs waiting on
     /// them complete.
     effects refetch(std::string_view name);
+    /// Negative cache: chunk `chunk` of `blob` failed to fetch; until forget_failure(), reads of it
+    /// fail at once (-EIO, counted as failed_fast) and neither prefetch nor read-ahead asks for it,
+    /// so one failure costs one fetch rather than one per page the kernel retries. The caller
+    /// decides how long (it calls forget_failure from a timer); a blob forgotten meanwhile (no
+    /// object open) forgets its failures too.
+    void note_failure(blob_id blob, std::uint64_t chunk);
+    void forget_failure(blob_id blob, std::uint64_t chunk);
     /// Stop: background fetches still queued will not run; forget their chunks.
     effects abandon_fetch(blob_id blob, std::uint64_t chunk);
     /// The frontend released the object. Pending reads of it are completed (-EIO).
@@ -221,6 +230,9 @@ private:
             bool background = false;
         };
         std::map<std::uint64_t, fetch_state> fetching;   // chunk -> its one in-flight fetch
+        /// Chunks whose last fetch failed, while the frontend's negative cache holds them
+        /// (note_failure .. forget_failure): reads of them fail at once instead of fetching.
+        std::set<std::uint64_t> failed;
     };
 
     /// Registers `key` as waiting for chunk `c` of `b`; emits the fetch when it is the first.

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <random>
@@ -191,4 +192,48 @@ TEST_CASE("engine writes exact lengths into regular sparse files", "[integration
         f.release_all();
         return !core.busy() && loop.inflight() == 0;
     }));
+}
+
+// Description: the engine's negative cache: after a chunk's fetch failed, the kernel's retries of
+// the other pages of that chunk are answered -EIO at once without a fetch; after failure_ttl the
+// chunk is fetched again and, the source having recovered, read.
+TEST_CASE("a failed chunk fails its retries fast, then is fetched again", "[integration][core]") {
+    fake_kernel k;
+    event_loop loop;
+    fake_fetcher f(loop);
+    f.blobs["b"] = pattern(256 * KiB, 5);
+    engine_options opts{64 * KiB, 2, {}, cachefiles_write_policy};
+    opts.failure_ttl = std::chrono::milliseconds(200);
+    engine core(loop, f, opts);
+    cachefiles_frontend front(loop, k.dev(), core);
+    front.start();
+    const auto obj = k.open("erofs,d", "b");
+    REQUIRE(run_until(loop, [&] { return k.copen_result(obj).has_value(); }));
+
+    f.fail_fetches = true;
+    const auto first = k.read(obj, 0, 4096);
+    REQUIRE(run_until(loop, [&] { return f.held() == 1; }));
+    f.release_all();
+    REQUIRE(run_until(loop, [&] { return k.read_done(first); }));
+    std::vector<std::uint32_t> retries;
+    for (std::uint64_t page = 1; page < 8; ++page) retries.push_back(k.read(obj, page * 4096, 4096));
+    REQUIRE(run_until(loop, [&] {
+        return std::all_of(retries.begin(), retries.end(), [&](auto m) { return k.read_done(m); });
+    }));
+    CHECK(f.fetch_calls == 1);
+    CHECK(core.stats().failed_fast == 7);
+    CHECK(k.cache_bytes(obj, 4096, 4096) != f.blobs["b"].substr(4096, 4096));  // a hole, not data
+
+    f.fail_fetches = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::uint32_t later = 0;
+    REQUIRE(run_until(loop, [&] { return std::chrono::steady_clock::now() - t0 > std::chrono::milliseconds(250); }));
+    later = k.read(obj, 4096, 4096);
+    REQUIRE(run_until(loop, [&] { return f.held() == 1; }));
+    f.release_all();
+    REQUIRE(run_until(loop, [&] { return k.read_done(later); }));
+    CHECK(f.fetch_calls == 2);
+    CHECK(k.cache_bytes(obj, 0, 64 * KiB) == f.blobs["b"].substr(0, 64 * KiB));
+    k.close(obj);
+    REQUIRE(run_until(loop, [&] { return core.object_count() == 0 && loop.inflight() == 0; }));
 }

@@ -316,6 +316,46 @@ TEST_CASE("open_sized answers at once and checks the size", "[registry]") {
     CHECK(other[0].size_or_errno == 1);
 }
 
+// Description: the negative cache: once a chunk's fetch failed and was noted, reads of it fail at
+// once (no fetch) and prefetch skips it; a read that also wants a good chunk waits for that and then
+// fails; once forgotten, the chunk is fetched again.
+TEST_CASE("a noted fetch failure fails reads fast until forgotten", "[registry]") {
+    registry r(MiB);
+    open_sized(r, 1, "b", 4 * MiB);
+    auto first = only<fetch_chunk>(r.read(10, 1, 0, 4096));
+    REQUIRE(first.size() == 1);
+    r.note_failure(first[0].blob, 0);
+    auto failed = only<complete_read>(r.on_fetched(first[0].blob, 0, unexpected{-ETIMEDOUT}));
+    REQUIRE(failed.size() == 1);
+    CHECK(failed[0].status == -ETIMEDOUT);
+
+    auto again = r.read(11, 1, 4096, 4096);  // the next page of the same chunk
+    CHECK(only<fetch_chunk>(again).empty());
+    auto fast = only<complete_read>(again);
+    REQUIRE(fast.size() == 1);
+    CHECK(fast[0].status == -EIO);
+    CHECK(r.stats().failed_fast == 1);
+
+    auto both = r.read(12, 1, MiB - 4096, 8192);  // chunk 0 (failing) and chunk 1
+    auto f1 = only<fetch_chunk>(both);
+    REQUIRE(f1.size() == 1);
+    CHECK(f1[0].chunk == 1);
+    CHECK(only<complete_read>(both).empty());
+    auto w = only<write_chunk>(r.on_fetched(f1[0].blob, 1, filled(MiB)));
+    REQUIRE(w.size() == 1);
+    auto done = only<complete_read>(r.on_written(w[0].object, 1, static_cast<int>(MiB)));
+    REQUIRE(done.size() == 1);
+    CHECK(done[0].status == -EIO);
+
+    for (const auto& f : only<fetch_chunk>(r.prefetch(1, {}))) CHECK(f.chunk != 0);
+
+    r.forget_failure(first[0].blob, 0);
+    auto retry = only<fetch_chunk>(r.read(13, 1, 0, 4096));
+    REQUIRE(retry.size() == 1);
+    CHECK(retry[0].chunk == 0);
+    CHECK(r.stats().reads_failed == 3);
+}
+
 // Description: prefetch fetches every chunk not yet cached, in the background; ranges the cache file
 // already holds are skipped; a READ that then wants a queued prefetch chunk promotes it and joins it.
 TEST_CASE("prefetch in the background, promoted by READs", "[registry]") {
@@ -493,6 +533,7 @@ TEST_CASE("random interleavings keep the one-completion contract", "[registry][m
         std::set<std::pair<blob_id, std::uint64_t>> fetching;
         std::vector<write_chunk> writes;  // in flight
         std::vector<blob_id> stats;       // stat_blob not answered yet
+        std::vector<std::pair<blob_id, std::uint64_t>> noted;  // failures in the negative cache
         std::uint32_t next_msg = 1;
 
         auto apply = [&](effects e) {
@@ -538,7 +579,13 @@ TEST_CASE("random interleavings keep the one-completion contract", "[registry][m
             fetch_chunk f = std::move(fetches[i]);
             fetches.erase(fetches.begin() + static_cast<std::ptrdiff_t>(i));
             fetching.erase({f.blob, f.chunk});
-            if (may_fail && chance(10)) return apply(r.on_fetched(f.blob, f.chunk, unexpected{-EIO}));
+            if (may_fail && chance(10)) {
+                if (chance(50)) {
+                    r.note_failure(f.blob, f.chunk);  // the negative cache holds it for a while
+                    noted.push_back({f.blob, f.chunk});
+                }
+                return apply(r.on_fetched(f.blob, f.chunk, unexpected{-EIO}));
+            }
             if (may_fail && chance(5)) return apply(r.on_fetched(f.blob, f.chunk, filled(f.len - 1)));  // short
             apply(r.on_fetched(f.blob, f.chunk, filled(f.len)));
         };
@@ -592,8 +639,14 @@ TEST_CASE("random interleavings keep the one-completion contract", "[registry][m
                         apply(r.open(token(msg), key_of(obj), domain, "blob", some_fd()));
                     }
                 }
-            } else if (action < 98) {
+            } else if (action < 97) {
                 if (m.open) apply(r.prefetch(key_of(obj), {}));
+            } else if (action < 98) {
+                if (!noted.empty()) {  // a negative-cache entry expires
+                    const std::size_t i = pick(noted.size());
+                    r.forget_failure(noted[i].first, noted[i].second);
+                    noted.erase(noted.begin() + static_cast<std::ptrdiff_t>(i));
+                }
             } else {
                 apply(r.refetch("blob"));
             }
