@@ -18,8 +18,6 @@ namespace blobd::sources {
 namespace {
 
 using json = nlohmann::json;
-using cfg::config_error;
-using cfg::problem;
 using namespace cfg;  // the JSON reading helpers (config/json_reader.hpp)
 
 constexpr std::uint32_t max_timeout_ms = 3'600'000;  // an hour: beyond that a stalled server is just hung
