@@ -46,6 +46,7 @@
 #include "base/buffer.hpp"
 #include "base/log.hpp"
 #include "tests/support/fake_kernel.hpp"
+#include "sources/kinds.hpp"
 
 using namespace blobd;
 using namespace blobd::bench;
@@ -162,7 +163,7 @@ run_result run_daemon(const blob_file& blob, const case_def& c, const options& o
     conf.cache_dir = "/unused";
     conf.chunk_size = c.chunk;
     conf.control_socket = "";
-    conf.sources.push_back(cfg::local_source{blob.dir.string()});
+    conf.sources.push_back(sources::source_of(sources::local_settings{blob.dir.string()}));
     app daemon(loop, dev, std::make_shared<const cfg::config>(conf));
     if (!daemon.start()) die("app::start failed");
 

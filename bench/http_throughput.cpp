@@ -74,6 +74,7 @@
 #include "tests/support/fake_kernel.hpp"
 #include "tests/support/nginx.hpp"
 #include "tests/support/test_util.hpp"
+#include "sources/kinds.hpp"
 
 using namespace blobd;
 using namespace blobd::bench;
@@ -227,10 +228,10 @@ daemon_result run_daemon(const nginx& n, const options& o, const std::string& st
     conf.store.dir = store_dir;
     conf.chunk_size = o.read_len;
     conf.control_socket = "";
-    cfg::http_source src;
+    sources::http_settings src;
     src.url = n.base_url();
-    src.max_connections = o.connections;
-    conf.sources.push_back(src);
+    src.net.max_connections = o.connections;
+    conf.sources.push_back(sources::source_of(src));
     app daemon(loop, dev, std::make_shared<const cfg::config>(conf));
     if (!daemon.start()) die("app::start failed");
 

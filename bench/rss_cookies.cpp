@@ -28,6 +28,7 @@
 #include "daemon/app.hpp"
 #include "base/log.hpp"
 #include "tests/support/fake_kernel.hpp"
+#include "sources/kinds.hpp"
 
 using namespace blobd;
 using namespace blobd::bench;
@@ -119,7 +120,7 @@ int main(int argc, char** argv) {
     cfg::config conf;
     conf.cache_dir = "/unused";
     conf.control_socket = "";
-    conf.sources.push_back(cfg::local_source{blobs.string()});
+    conf.sources.push_back(sources::source_of(sources::local_settings{blobs.string()}));
     app daemon(loop, dev, std::make_shared<const cfg::config>(conf));
     if (!daemon.start()) die("app::start failed");
     auto run_until = [&](auto pred, const char* what) {

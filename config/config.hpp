@@ -1,9 +1,11 @@
 // The daemon's configuration: one JSON file, validated into plain structs.
 //
-// Loading is pure (no I/O besides reading the file in load_file) and never throws: every error
-// names the JSON path it is about ("$.domains.d1.sources[0].path: expected a string"). Unknown keys
-// are errors, so a typo never silently falls back to a default. A loaded config is immutable and
-// shared (shared_ptr<const config>) between threads.
+// Loading is pure (no I/O besides reading the file in load_file; check_files reads the files the
+// sources name) and never throws: every error names the JSON path it is about
+// ("$.domains.d1.sources[0].path: expected a string"). Unknown keys are errors, so a typo never
+// silently falls back to a default. Sources are type-erased (config/source.hpp): their kinds are
+// injected by the caller, so config/ knows none of them. A loaded config is immutable and shared
+// (shared_ptr<const config>) between threads.
 #pragma once
 
 #include <cstdint>
@@ -11,54 +13,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
 #include "base/result.hpp"
+#include "config/source.hpp"
 
 namespace blobd::cfg {
-
-/// Blobs are files named after the cookie key in a local directory: `<path>/<cookie name>`.
-struct local_source {
-    std::string path;
-    bool operator==(const local_source&) const = default;
-};
-
-/// Blobs served over HTTP(S) at `<url>/<cookie name>` (see docs/http.md).
-struct http_source {
-    std::string url;                       ///< base URL, http:// or https:// with a host
-    std::string ca_file;                   ///< extra trusted CA certificates (PEM file); "" = system store only
-    bool insecure = false;                 ///< skip TLS certificate and host name verification
-    std::uint32_t timeout_ms = 30000;      ///< per step: connect, TLS handshake, write, headers, body
-    std::uint32_t retries = 3;             ///< extra attempts after 5xx answers, resets and timeouts
-    std::uint32_t max_connections = 4;     ///< keep-alive connections per host
-    bool operator==(const http_source&) const = default;
-};
-
-/// Blobs from an OCI (docker) registry: a cookie named by a sha256 digest is the blob
-/// `<registry>/v2/<repository>/blobs/sha256:<hex>` (see docs/oci.md).
-struct oci_source {
-    std::string registry;                  ///< base URL, http:// or https://, no query string
-    std::string repository;                ///< "library/app" (OCI name rules)
-    std::vector<std::string> mirrors;      ///< base URLs tried in order before the registry
-    std::string username, password;        ///< both or neither; sent to the registry only
-    std::string auth_file;                 ///< docker-style config.json (per-host credentials); "" = none
-    std::string ca_file;                   ///< as for http_source
-    bool insecure = false;
-    std::uint32_t timeout_ms = 30000;
-    std::uint32_t retries = 3;
-    std::uint32_t max_connections = 4;
-    bool operator==(const oci_source&) const = default;
-};
-
-/// One place blobs may come from. Sources are tried in order.
-using source = std::variant<local_source, http_source, oci_source>;
-
-/// Whether a source fetches over the network (the blob store is on for those by default). Every
-/// type but `local` is remote, so a new alternative is remote without a change here.
-inline bool is_remote(const source& s) { return !std::holds_alternative<local_source>(s); }
 
 /// Which sources the blob store (fetchers/cas_fetcher.hpp) sits in front of. JSON: false, "remote"
 /// or true.
@@ -113,16 +75,16 @@ struct config {
     const std::vector<source>& sources_for(std::string_view domain) const;
 };
 
-struct config_error {
-    std::string path;     ///< JSON path of the offending value, "$" for the document, "" for file errors
-    std::string message;  ///< what is wrong and, where it helps, what is expected
-    std::string what() const { return path.empty() ? message : path + ": " + message; }
-};
-
-/// Parses and validates JSON text. Pure.
-result<config, config_error> parse(std::string_view json_text);
+/// Parses and validates JSON text; sources are read by the kind their "type" names in `kinds`
+/// (which must outlive the config). Pure. sources::parse_config passes the daemon's kinds.
+result<config, config_error> parse(std::string_view json_text, source_kinds kinds);
 /// Reads `path` and parses it; a missing or unreadable file is a config_error naming the file.
-result<config, config_error> load_file(const std::string& path);
+/// Reads no file the config names (see check_files).
+result<config, config_error> load_file(const std::string& path, source_kinds kinds);
+/// Runs every source's file check (its kind's check_files: ca_file, auth_file, ...), the top-level
+/// list first, then the domains by name; the first problem names the key's JSON path and the file.
+/// Blocking I/O. sources::load_config is load_file followed by this.
+std::optional<config_error> check_files(const config& c);
 /// The effective config with every default filled in (what `--check-config` prints).
 nlohmann::json to_json(const config& c);
 

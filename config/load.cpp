@@ -1,35 +1,29 @@
 // JSON config loading and validation. See docs/config.md for the schema.
 //
 // Every validation step returns the first problem it finds (or nothing) and the first one wins:
-// one precise message naming its JSON path beats a cascade of follow-up errors.
+// one precise message naming its JSON path beats a cascade of follow-up errors. Sources are read
+// through the kinds the caller passes (sources/kinds.cpp holds the table), so nothing here knows a
+// source type.
 #include "config/config.hpp"
-
-#include "base/file.hpp"
 
 #include <algorithm>
 #include <array>
 #include <bit>
 #include <cctype>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <initializer_list>
 #include <memory>
-#include <numeric>
-#include <optional>
 #include <set>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "protocol/http/http_util.hpp"
-#include "protocol/oci/oci_util.hpp"
+#include "base/file.hpp"
+#include "config/json_reader.hpp"
 
 namespace blobd::cfg {
 namespace {
 
 using json = nlohmann::json;
-using problem = std::optional<config_error>;
 
 constexpr std::uint64_t min_chunk_size = 4096;
 constexpr std::uint64_t max_chunk_size = std::uint64_t{64} << 20;
@@ -37,390 +31,79 @@ constexpr std::size_t max_domain_name = 255;
 constexpr std::size_t max_socket_path = 107;  // sizeof(sockaddr_un::sun_path) minus the NUL
 constexpr std::size_t max_file_size = 1 << 20;  // a config is a few hundred bytes; bounds a mistake
 constexpr std::array<std::string_view, 5> log_levels{"err", "warning", "notice", "info", "debug"};
-constexpr std::uint32_t max_timeout_ms = 3'600'000;  // an hour: beyond that a stalled server is just hung
-constexpr std::uint32_t max_retries = 10;
-constexpr std::uint32_t max_connections_per_host = 64;
 
-problem fail(std::string path, std::string message) {
-    return config_error{std::move(path), std::move(message)};
-}
-
-// Config strings come from parsed JSON and are valid UTF-8, but `replace` keeps dump() from
-// throwing should that ever change.
-std::string quote(std::string_view s) {
-    return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-std::string join(std::initializer_list<std::string_view> words) {
+// "known types: local, http, oci": the table given to parse, so a new kind is listed by itself.
+std::string known_types(source_kinds kinds) {
     std::string out;
-    for (std::string_view w : words) {
+    for (const source_kind* k : kinds) {
         out += out.empty() ? "" : ", ";
-        out += w;
-    }
-    return out;
-}
-
-// Plain keys read naturally as `$.a.b`; anything else (dots, spaces, "") is quoted, `$["a.b"]`,
-// so a path always names exactly one value.
-std::string member(const std::string& path, std::string_view key) {
-    const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-    });
-    return plain ? path + "." + std::string(key) : path + "[" + quote(key) + "]";
-}
-
-std::string element(const std::string& path, std::size_t index) {
-    return path + "[" + std::to_string(index) + "]";
-}
-
-// Scalars are shown by value ("got -1", "got \"info\"") since the value usually is the mistake.
-std::string describe(const json& v) {
-    if (v.is_object()) {
-        return "an object";
-    }
-    if (v.is_array()) {
-        return "an array";
-    }
-    return v.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-problem wrong_type(const std::string& path, std::string_view expected, const json& got) {
-    return fail(path, "expected " + std::string(expected) + ", got " + describe(got));
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    std::iota(row.begin(), row.end(), std::size_t{0});
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diagonal = std::exchange(row[0], i);
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            const std::size_t substitute = diagonal + (a[i - 1] != b[j - 1] ? 1 : 0);
-            diagonal = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, substitute});
-        }
-    }
-    return row[b.size()];
-}
-
-// Unknown keys are errors so that a typo never silently falls back to a default.
-problem check_keys(const json& obj, const std::string& path, std::initializer_list<std::string_view> known) {
-    for (auto it = obj.begin(); it != obj.end(); ++it) {
-        const std::string& key = it.key();
-        if (std::find(known.begin(), known.end(), key) != known.end()) {
-            continue;
-        }
-        std::string_view best;
-        std::size_t best_distance = 3;  // suggest near-misses only; "x" is not a typo of "tag"
-        for (std::string_view k : known) {
-            const std::size_t d = edit_distance(key, k);
-            if (d < best_distance && d < key.size()) {
-                best = k;
-                best_distance = d;
-            }
-        }
-        return fail(member(path, key), best.empty() ? "unknown key (known keys: " + join(known) + ")"
-                                                    : "unknown key (did you mean " + quote(best) + "?)");
-    }
-    return {};
-}
-
-const json* find(const json& obj, const char* key) {
-    const auto it = obj.find(key);
-    return it == obj.end() ? nullptr : &*it;
-}
-
-problem read_string(const json& v, const std::string& path, std::string& out) {
-    if (!v.is_string()) {
-        return wrong_type(path, "a string", v);
-    }
-    out = v.get<std::string>();
-    return {};
-}
-
-// An embedded NUL would silently truncate the path at the syscall boundary.
-problem read_absolute_path(const json& v, const std::string& path, std::string& out) {
-    if (auto p = read_string(v, path, out)) {
-        return p;
-    }
-    if (out.empty() || out.front() != '/') {
-        return fail(path, "expected an absolute path, got " + quote(out));
-    }
-    if (out.find('\0') != std::string::npos) {
-        return fail(path, "must not contain a NUL character");
-    }
-    return {};
-}
-
-problem read_bool(const json& v, const std::string& path, bool& out) {
-    if (!v.is_boolean()) {
-        return wrong_type(path, "a boolean", v);
-    }
-    out = v.get<bool>();
-    return {};
-}
-
-// A reader for an integer in [lo, hi].
-auto read_uint_between(std::uint32_t lo, std::uint32_t hi) {
-    return [lo, hi](const json& v, const std::string& path, std::uint32_t& out) -> problem {
-        if (!v.is_number_integer()) {
-            return wrong_type(path, "an integer", v);
-        }
-        if (!v.is_number_unsigned() || v.get<std::uint64_t>() < lo || v.get<std::uint64_t>() > hi) {
-            return fail(path, "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
-                                  ", got " + describe(v));
-        }
-        out = static_cast<std::uint32_t>(v.get<std::uint64_t>());
-        return {};
-    };
-}
-
-// The same parser the HTTP fetcher uses, so a URL that loads is a URL the fetcher can use. The
-// message does not repeat the URL: its query string may carry a token.
-problem read_http_url(const json& v, const std::string& path, std::string& out) {
-    if (auto p = read_string(v, path, out)) {
-        return p;
-    }
-    if (auto u = http::parse_url(out); !u) {
-        return fail(path, "expected an http:// or https:// URL with a host: " + u.error());
-    }
-    return {};
-}
-
-// Reads an optional key; absent keys keep the struct's default.
-template <class Reader, class T>
-problem read_optional(const json& obj, const std::string& path, const char* key, T& out, Reader reader) {
-    const json* v = find(obj, key);
-    return v ? reader(*v, member(path, key), out) : problem{};
-}
-
-problem read_local(const json& v, const std::string& path, source& out) {
-    if (auto p = check_keys(v, path, {"type", "path"})) {
-        return p;
-    }
-    const json* dir = find(v, "path");
-    if (!dir) {
-        return fail(member(path, "path"), "required key missing (the directory holding the blobs)");
-    }
-    local_source s;
-    if (auto p = read_absolute_path(*dir, member(path, "path"), s.path)) {
-        return p;
-    }
-    out = std::move(s);
-    return {};
-}
-
-
-// "" (the default: none) or an absolute path.
-problem read_optional_path(const json& v, const std::string& path, std::string& out) {
-    if (auto p = read_string(v, path, out)) {
-        return p;
-    }
-    return out.empty() ? problem{} : read_absolute_path(v, path, out);
-}
-
-// The connection settings http and oci sources share (same keys, same limits, same meaning).
-template <class Source>
-problem read_transport(const json& v, const std::string& path, Source& s) {
-    if (auto p = read_optional(v, path, "ca_file", s.ca_file, read_optional_path)) {
-        return p;
-    }
-    if (auto p = read_optional(v, path, "insecure", s.insecure, read_bool)) {
-        return p;
-    }
-    if (auto p = read_optional(v, path, "timeout_ms", s.timeout_ms, read_uint_between(1, max_timeout_ms))) {
-        return p;
-    }
-    if (auto p = read_optional(v, path, "retries", s.retries, read_uint_between(0, max_retries))) {
-        return p;
-    }
-    if (auto p = read_optional(v, path, "max_connections", s.max_connections,
-                               read_uint_between(1, max_connections_per_host))) {
-        return p;
-    }
-    return {};
-}
-
-problem read_http(const json& v, const std::string& path, source& out) {
-    if (auto p = check_keys(v, path,
-                            {"type", "url", "ca_file", "insecure", "timeout_ms", "retries", "max_connections"})) {
-        return p;
-    }
-    const json* url = find(v, "url");
-    if (!url) {
-        return fail(member(path, "url"), "required key missing (the base URL: blobs are <url>/<name>)");
-    }
-    http_source s;
-    if (auto p = read_http_url(*url, member(path, "url"), s.url)) {
-        return p;
-    }
-    if (auto p = read_transport(v, path, s)) {
-        return p;
-    }
-    out = std::move(s);
-    return {};
-}
-
-// A registry or mirror base URL: http(s), no query string (see oci::registry_url_error). As for
-// http URLs, the message does not repeat the URL.
-problem read_registry_url(const json& v, const std::string& path, std::string& out) {
-    if (auto p = read_string(v, path, out)) {
-        return p;
-    }
-    if (auto e = oci::registry_url_error(out)) {
-        return fail(path, *e);
-    }
-    return {};
-}
-
-problem read_mirrors(const json& v, const std::string& path, std::vector<std::string>& out) {
-    if (!v.is_array()) {
-        return wrong_type(path, "an array of URLs", v);
-    }
-    out.clear();
-    for (std::size_t i = 0; i < v.size(); ++i) {
-        std::string u;
-        if (auto p = read_registry_url(v[i], element(path, i), u)) {
-            return p;
-        }
-        out.push_back(std::move(u));
-    }
-    return {};
-}
-
-problem read_repository(const json& v, const std::string& path, std::string& out) {
-    if (auto p = read_string(v, path, out)) {
-        return p;
-    }
-    if (auto e = oci::repository_error(out)) {
-        return fail(path, "invalid repository name " + quote(out) + ": " + *e);
-    }
-    return {};
-}
-
-// Credentials go into a header (Basic: base64 of "user:pass"), so a ':' in the user name would
-// split wrongly. Messages never show the password.
-problem read_credential(const json& v, const std::string& path, std::string& out, bool is_user) {
-    if (!v.is_string()) {
-        return fail(path, "expected a string");
-    }
-    out = v.get<std::string>();
-    if (is_user && (out.empty() || out.find(':') != std::string::npos)) {
-        return fail(path, "expected a non-empty user name without ':'");
-    }
-    return {};
-}
-
-problem read_oci(const json& v, const std::string& path, source& out) {
-    if (auto p = check_keys(v, path,
-                            {"type", "registry", "repository", "mirrors", "username", "password", "auth_file",
-                             "ca_file", "insecure", "timeout_ms", "retries", "max_connections"})) {
-        return p;
-    }
-    oci_source s;
-    const json* registry = find(v, "registry");
-    if (!registry) {
-        return fail(member(path, "registry"), "required key missing (the registry's base URL, e.g. https://host:5000)");
-    }
-    if (auto p = read_registry_url(*registry, member(path, "registry"), s.registry)) {
-        return p;
-    }
-    const json* repository = find(v, "repository");
-    if (!repository) {
-        return fail(member(path, "repository"), "required key missing (the repository, e.g. \"library/app\")");
-    }
-    if (auto p = read_repository(*repository, member(path, "repository"), s.repository)) {
-        return p;
-    }
-    if (auto p = read_optional(v, path, "mirrors", s.mirrors, read_mirrors)) {
-        return p;
-    }
-    const json* user = find(v, "username");
-    const json* pass = find(v, "password");
-    if (user && !pass) {
-        return fail(member(path, "password"), "required with \"username\" (give both or neither)");
-    }
-    if (pass && !user) {
-        return fail(member(path, "username"), "required with \"password\" (give both or neither)");
-    }
-    if (user) {
-        if (auto p = read_credential(*user, member(path, "username"), s.username, true)) {
-            return p;
-        }
-        if (auto p = read_credential(*pass, member(path, "password"), s.password, false)) {
-            return p;
-        }
-    }
-    if (const json* af = find(v, "auth_file")) {
-        if (user) {
-            return fail(member(path, "auth_file"), "give either \"username\"/\"password\" or \"auth_file\", not both");
-        }
-        if (auto p = read_absolute_path(*af, member(path, "auth_file"), s.auth_file)) {
-            return p;
-        }
-    }
-    if (auto p = read_transport(v, path, s)) {
-        return p;
-    }
-    out = std::move(s);
-    return {};
-}
-
-struct source_kind {
-    std::string_view type;
-    problem (*read)(const json& v, const std::string& path, source& out);
-};
-// One entry per alternative of `source`; "known types" messages are built from this table.
-constexpr std::array<source_kind, 3> source_kinds{
-    {{"local", read_local}, {"http", read_http}, {"oci", read_oci}}};
-
-std::string known_types() {
-    std::string out;
-    for (const source_kind& k : source_kinds) {
-        out += out.empty() ? "" : ", ";
-        out += k.type;
+        out += k->type;
     }
     return "known types: " + out;
 }
 
-problem read_source(const json& v, const std::string& path, source& out) {
+// Every key some kind accepts, each once, in table order.
+std::vector<std::string_view> all_source_keys(source_kinds kinds) {
+    std::vector<std::string_view> out;
+    for (const source_kind* k : kinds) {
+        for (std::string_view key : k->keys) {
+            if (std::find(out.begin(), out.end(), key) == out.end()) {
+                out.push_back(key);
+            }
+        }
+    }
+    return out;
+}
+
+// The type picks the kind; the kind's keys are checked here, so its reader sees only keys it knows.
+result<source, config_error> read_source(const json& v, const std::string& path, source_kinds kinds) {
     if (!v.is_object()) {
-        return wrong_type(path, "an object", v);
+        return unexpected{*wrong_type(path, "an object", v)};
     }
     const json* type = find(v, "type");
     if (!type) {
         // Checked against every key any source type accepts, so a typo like "typ" gets its hint.
-        if (auto p = check_keys(v, path,
-                                {"type", "path", "url", "ca_file", "insecure", "timeout_ms", "retries",
-                                 "max_connections", "registry", "repository", "mirrors", "username", "password",
-                                 "auth_file"})) {
-            return p;
+        if (auto p = check_keys(v, path, all_source_keys(kinds))) {
+            return unexpected{std::move(*p)};
         }
-        return fail(member(path, "type"), "required key missing (" + known_types() + ")");
+        return unexpected{config_error{member(path, "type"), "required key missing (" + known_types(kinds) + ")"}};
     }
     if (!type->is_string()) {
-        return wrong_type(member(path, "type"), "a string", *type);
+        return unexpected{*wrong_type(member(path, "type"), "a string", *type)};
     }
-    for (const source_kind& k : source_kinds) {
-        if (type->get_ref<const std::string&>() == k.type) {
-            return k.read(v, path, out);
+    for (const source_kind* k : kinds) {
+        if (type->get_ref<const std::string&>() != k->type) {
+            continue;
         }
+        if (auto p = check_keys(v, path, k->keys)) {
+            return unexpected{std::move(*p)};
+        }
+        auto settings = k->read(v, path);
+        if (!settings) {
+            return unexpected{std::move(settings.error())};
+        }
+        return source(*k, std::move(*settings));
     }
-    return fail(member(path, "type"), "unknown source type " + describe(*type) + " (" + known_types() + ")");
+    return unexpected{config_error{member(path, "type"),
+                                   "unknown source type " + describe(*type) + " (" + known_types(kinds) + ")"}};
 }
 
-problem read_sources(const json& v, const std::string& path, std::vector<source>& out) {
-    if (!v.is_array()) {
-        return wrong_type(path, "an array", v);
-    }
-    out.clear();
-    for (std::size_t i = 0; i < v.size(); ++i) {
-        source s;
-        if (auto p = read_source(v[i], element(path, i), s)) {
-            return p;
+// A reader for an array of sources of the given kinds.
+auto read_sources(source_kinds kinds) {
+    return [kinds](const json& v, const std::string& path, std::vector<source>& out) -> problem {
+        if (!v.is_array()) {
+            return wrong_type(path, "an array", v);
         }
-        out.push_back(std::move(s));
-    }
-    return {};
+        out.clear();
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            auto s = read_source(v[i], element(path, i), kinds);
+            if (!s) {
+                return std::move(s.error());
+            }
+            out.push_back(std::move(*s));
+        }
+        return {};
+    };
 }
 
 problem check_domain_name(const std::string& path, const std::string& name) {
@@ -515,7 +198,8 @@ problem read_store(const json& v, const std::string& path, config& c) {
     return {};
 }
 
-problem read_domains(const json& v, const std::string& path, std::map<std::string, domain_config, std::less<>>& out) {
+problem read_domains(const json& v, const std::string& path, std::map<std::string, domain_config, std::less<>>& out,
+                     source_kinds kinds) {
     if (!v.is_object()) {
         return wrong_type(path, "an object", v);
     }
@@ -535,7 +219,7 @@ problem read_domains(const json& v, const std::string& path, std::map<std::strin
             return fail(member(at, "sources"), "required key missing (the domain's own list of sources)");
         }
         domain_config d;
-        if (auto p = read_sources(*sources, member(at, "sources"), d.sources)) {
+        if (auto p = read_sources(kinds)(*sources, member(at, "sources"), d.sources)) {
             return p;
         }
         if (const json* pf = find(*it, "prefetch")) {
@@ -630,7 +314,7 @@ problem read_log_level(const json& v, const std::string& path, std::string& out)
     return {};
 }
 
-problem read_config(const json& root, config& c) {
+problem read_config(const json& root, config& c, source_kinds kinds) {
     const std::string path = "$";
     if (!root.is_object()) {
         return wrong_type(path, "an object", root);
@@ -653,10 +337,13 @@ problem read_config(const json& root, config& c) {
     if (auto p = read_optional(root, path, "chunk_size", c.chunk_size, read_chunk_size)) {
         return p;
     }
-    if (auto p = read_optional(root, path, "sources", c.sources, read_sources)) {
+    if (auto p = read_optional(root, path, "sources", c.sources, read_sources(kinds))) {
         return p;
     }
-    if (auto p = read_optional(root, path, "domains", c.domains, read_domains)) {
+    if (auto p = read_optional(root, path, "domains", c.domains,
+                               [kinds](const json& v, const std::string& at, auto& out) {
+                                   return read_domains(v, at, out, kinds);
+                               })) {
         return p;
     }
     if (auto p = read_optional(root, path, "control_socket", c.control_socket, read_control_socket)) {
@@ -737,39 +424,10 @@ private:
     std::vector<frame> stack_;
 };
 
-struct source_writer {
-    json operator()(const local_source& s) const { return {{"type", "local"}, {"path", s.path}}; }
-    json operator()(const http_source& s) const {
-        return {{"type", "http"},         {"url", s.url},         {"ca_file", s.ca_file},
-                {"insecure", s.insecure}, {"timeout_ms", s.timeout_ms}, {"retries", s.retries},
-                {"max_connections", s.max_connections}};
-    }
-    // The password is never written out: this is what --check-config prints.
-    json operator()(const oci_source& s) const {
-        json j = {{"type", "oci"},
-                  {"registry", s.registry},
-                  {"repository", s.repository},
-                  {"mirrors", s.mirrors},
-                  {"ca_file", s.ca_file},
-                  {"insecure", s.insecure},
-                  {"timeout_ms", s.timeout_ms},
-                  {"retries", s.retries},
-                  {"max_connections", s.max_connections}};
-        if (!s.username.empty()) {
-            j["username"] = s.username;
-            j["password"] = "***";
-        }
-        if (!s.auth_file.empty()) {
-            j["auth_file"] = s.auth_file;
-        }
-        return j;
-    }
-};
-
 json sources_to_json(const std::vector<source>& sources) {
     json out = json::array();
     for (const source& s : sources) {
-        out.push_back(std::visit(source_writer{}, s));
+        out.push_back(s.to_json());
     }
     return out;
 }
@@ -781,7 +439,7 @@ const std::vector<source>& config::sources_for(std::string_view domain) const {
     return it == domains.end() ? sources : it->second.sources;
 }
 
-result<config, config_error> parse(std::string_view json_text) {
+result<config, config_error> parse(std::string_view json_text, source_kinds kinds) {
     duplicate_key_finder duplicates;
     json root;
     // parse() reports positions only through its exception, so it is caught right here; nothing
@@ -801,16 +459,45 @@ result<config, config_error> parse(std::string_view json_text) {
         return unexpected{std::move(*duplicates.found)};
     }
     config c;
-    if (auto p = read_config(root, c)) {
+    if (auto p = read_config(root, c, kinds)) {
         return unexpected{std::move(*p)};
     }
     return c;
 }
 
-result<config, config_error> load_file(const std::string& path) {
+result<config, config_error> load_file(const std::string& path, source_kinds kinds) {
     auto text = read_small_file(path, max_file_size);
     if (!text) return unexpected{config_error{"", text.error()}};
-    return parse(*text);
+    return parse(*text, kinds);
+}
+
+// The top-level list first, then the domains by name: the order to_json prints them in.
+std::optional<config_error> check_files(const config& c) {
+    auto check_list = [](const std::vector<source>& list, const std::string& path) -> problem {
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            if (const auto check = list[i].kind().check_files) {
+                if (auto p = check(list[i].settings(), element(path, i))) {
+                    return p;
+                }
+            }
+        }
+        return {};
+    };
+    if (auto p = check_list(c.sources, "$.sources")) {
+        return p;
+    }
+    for (const auto& [name, d] : c.domains) {
+        if (auto p = check_list(d.sources, member(member("$.domains", name), "sources"))) {
+            return p;
+        }
+    }
+    return {};
+}
+
+json source::to_json() const {
+    json j = settings_->to_json();
+    j["type"] = kind_->type;
+    return j;
 }
 
 json to_json(const config& c) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/config.hpp"
+#include "sources/kinds.hpp"
 #include "base/unique_fd.hpp"
 
 namespace {
@@ -45,7 +46,10 @@ int main(int argc, char** argv) {
             if (a == "--socket") {
                 socket_path = argv[++i];
             } else {
-                auto c = blobd::cfg::load_file(argv[++i]);
+                // The daemon's own parse (same table of kinds), without checking the files the
+                // sources name: an auth_file is usually readable by root only, and the socket path
+                // does not depend on it.
+                auto c = blobd::cfg::load_file(argv[++i], blobd::sources::config_kinds());
                 if (!c) {
                     std::fprintf(stderr, "erofs-blobctl: %s\n", c.error().what().c_str());
                     return 1;

@@ -21,6 +21,7 @@
 #include "base/log.hpp"
 #include "frontends/cachefiles/frontend.hpp"
 #include "io/event_loop.hpp"
+#include "sources/kinds.hpp"
 
 namespace {
 
@@ -64,7 +65,7 @@ bool parse_level(std::string_view s, blobd::log::level& out) {
 }
 
 int run(const std::string& config_path, const std::string& level_override) {
-    auto loaded = blobd::cfg::load_file(config_path);
+    auto loaded = blobd::sources::load_config(config_path);
     if (!loaded) {
         std::fprintf(stderr, "erofs-blobd: bad config %s: %s\n", config_path.c_str(), loaded.error().what().c_str());
         return 1;
@@ -173,7 +174,7 @@ int main(int argc, char** argv) {
         }
     }
     if (!check_path.empty()) {
-        auto c = blobd::cfg::load_file(check_path);
+        auto c = blobd::sources::load_config(check_path);
         if (!c) {
             std::fprintf(stderr, "erofs-blobd: %s: %s\n", check_path.c_str(), c.error().what().c_str());
             return 1;

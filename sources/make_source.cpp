@@ -5,10 +5,6 @@
 #include <fmt/format.h>
 
 #include "base/file.hpp"
-#include "fetchers/http/http_fetcher.hpp"
-#include "fetchers/local_fetcher.hpp"
-#include "fetchers/oci/oci_fetcher.hpp"
-#include "io/net_thread.hpp"
 #include "protocol/oci/oci_util.hpp"
 
 namespace blobd::sources {
@@ -20,53 +16,50 @@ constexpr std::size_t max_auth_file = 1 << 20;
 
 }  // namespace
 
-http_options http_options_from(const cfg::http_source& s) {
+void apply(const transport& t, http_options& o) {
+    o.ca_file = t.ca_file;
+    o.insecure = t.insecure;
+    o.timeout = std::chrono::milliseconds(t.timeout_ms);
+    o.retries = t.retries;
+    o.max_connections = t.max_connections;
+}
+
+http_options http_options_from(const http_settings& s) {
     http_options o;
     o.url = s.url;
-    o.ca_file = s.ca_file;
-    o.insecure = s.insecure;
-    o.timeout = std::chrono::milliseconds(s.timeout_ms);
-    o.retries = s.retries;
-    o.max_connections = s.max_connections;
+    apply(s.net, o);
     return o;
 }
 
-oci_options oci_options_from(const cfg::oci_source& s) {
+result<std::map<std::string, oci::credentials>, std::string> read_auth_file(const std::string& path) {
+    auto text = read_small_file(path, max_auth_file);
+    if (!text) return unexpected{text.error()};
+    auto auths = oci::parse_auth_file(*text);
+    if (!auths) return unexpected{fmt::format("{}: {}", path, auths.error())};
+    return std::move(*auths);
+}
+
+oci_options oci_options_from(const oci_settings& s) {
     oci_options o;
     o.registry = s.registry;
     o.repository = s.repository;
     o.mirrors = s.mirrors;
     if (!s.username.empty()) o.credentials = oci::credentials{s.username, s.password};
     if (!s.auth_file.empty()) {
-        auto text = read_small_file(s.auth_file, max_auth_file);
-        if (!text) invalid("auth_file " + text.error());
-        auto auths = oci::parse_auth_file(*text);
-        if (!auths) invalid(fmt::format("auth_file {}: {}", s.auth_file, auths.error()));
+        auto auths = read_auth_file(s.auth_file);
+        if (!auths) invalid("auth_file " + auths.error());
         o.auths = std::move(*auths);
     }
-    o.http.ca_file = s.ca_file;
-    o.http.insecure = s.insecure;
-    o.http.timeout = std::chrono::milliseconds(s.timeout_ms);
-    o.http.retries = s.retries;
-    o.http.max_connections = s.max_connections;
+    apply(s.net, o.http);
     return o;
 }
 
 // Source configs are compared by value by the caller, so two domains naming the same directory
 // share one fetcher (and its open-file cache and counters).
 std::shared_ptr<fetcher> make_source(event_loop& loop, std::unique_ptr<net_thread>& net, const cfg::source& s) {
-    return std::visit([&](const auto& src) -> std::shared_ptr<fetcher> {
-        using T = std::decay_t<decltype(src)>;
-        if constexpr (std::is_same_v<T, cfg::local_source>) {
-            return std::make_shared<local_fetcher>(loop, src.path);
-        } else if constexpr (std::is_same_v<T, cfg::http_source>) {
-            if (!net) net = std::make_unique<net_thread>();
-            return std::make_shared<http_fetcher>(loop, *net, http_options_from(src));
-        } else if constexpr (std::is_same_v<T, cfg::oci_source>) {
-            if (!net) net = std::make_unique<net_thread>();
-            return std::make_shared<oci_fetcher>(loop, *net, oci_options_from(src));
-        }
-    }, s);
+    const kind* k = kind_of(s);
+    if (!k) invalid(fmt::format("source type \"{}\" is not in the daemon's table of kinds", s.kind().type));
+    return k->make(loop, net, s);
 }
 
 }  // namespace blobd::sources

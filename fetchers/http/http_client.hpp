@@ -78,6 +78,11 @@ struct response {
     std::optional<url> redirected_to;             ///< success after redirects: the URL that answered
 };
 
+/// Why `path` cannot be an http_options::ca_file, or nothing: it must be a readable regular file
+/// (at most 16 MiB) that the client's own loader (OpenSSL's PEM reader, as at start) accepts. The
+/// message names the file. Any thread; blocking. What --check-config runs for ca_file.
+std::optional<std::string> ca_file_error(const std::string& path);
+
 }  // namespace http
 
 class http_client {

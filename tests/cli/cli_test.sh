@@ -33,6 +33,22 @@ check "bad config names the JSON path" 1 'sources\[0\]\.path: expected a string'
 check "bad config refuses to start" 1 'bad config' -- "$daemon" --config "$tmp/bad.json"
 check "missing config file" 1 "cannot open|No such file" -- "$daemon" --check-config "$tmp/none.json"
 
+# Files the sources name are read by --check-config (and the start), not first when a fetcher is made.
+echo 'not a certificate' >"$tmp/garbage.pem"
+printf '{"cache": {"dir": "/c"}, "sources": [{"type": "http", "url": "https://h/b", "ca_file": "%s"}]}' \
+    "$tmp/garbage.pem" >"$tmp/bad-ca.json"
+check "bad ca_file names the JSON path" 1 'sources\[0\]\.ca_file: .*garbage\.pem' -- "$daemon" --check-config "$tmp/bad-ca.json"
+printf '{"auths": {"h": {"username": "u", "password": "SECRETPW"}}' >"$tmp/auth.json"
+printf '{"cache": {"dir": "/c"}, "sources": [{"type": "oci", "registry": "https://h", "repository": "app", "auth_file": "%s"}]}' \
+    "$tmp/auth.json" >"$tmp/bad-auth.json"
+check "bad auth_file names the JSON path" 1 'sources\[0\]\.auth_file: .*auth\.json' -- "$daemon" --check-config "$tmp/bad-auth.json"
+check "bad auth_file refuses to start" 1 'bad config.*auth_file' -- "$daemon" --config "$tmp/bad-auth.json"
+if "$daemon" --check-config "$tmp/bad-auth.json" 2>&1 | grep -q SECRETPW; then
+    echo "FAIL: bad auth_file: the error shows the password"; failures=$((failures + 1))
+else
+    echo "ok: bad auth_file: no secret in the error"; passes=$((passes + 1))
+fi
+
 mk_config() {  # mk_config DEVICE
     printf '{"cache": {"dir": "%s/cache"}, "device": "%s", "control_socket": "%s/ctl.sock", "sources": [{"type": "local", "path": "%s"}]}' \
         "$tmp" "$1" "$tmp" "$tmp" >"$tmp/run.json"

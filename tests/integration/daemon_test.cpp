@@ -19,6 +19,7 @@
 #include "protocol/message.hpp"
 #include "tests/support/fake_kernel.hpp"
 #include "tests/support/test_util.hpp"
+#include "sources/kinds.hpp"
 
 using namespace blobd;
 using blobd::test::fake_kernel;
@@ -52,7 +53,7 @@ struct harness {
         c.cache_dir = "/unused";
         c.chunk_size = chunk;
         c.control_socket = "";
-        c.sources.push_back(cfg::local_source{blobs.path.string()});
+        c.sources.push_back(sources::source_of(sources::local_settings{blobs.path.string()}));
         if (tweak) tweak(c);
         loop = std::make_unique<event_loop>();
         daemon = std::make_unique<app>(*loop, k.dev(), std::make_shared<const cfg::config>(c));
@@ -260,7 +261,7 @@ TEST_CASE("domains and sources per domain", "[integration]") {
     std::string special = pattern(MiB, 9);
     std::ofstream(other.path / "blob", std::ios::binary) << special;
     harness h(MiB, [&](cfg::config& c) {
-        c.domains["special"].sources.push_back(cfg::local_source{other.path.string()});
+        c.domains["special"].sources.push_back(sources::source_of(sources::local_settings{other.path.string()}));
     });
     h.blob("blob", MiB, 1);
     auto a = h.open_ok("erofs,d1", "blob");
@@ -278,7 +279,7 @@ TEST_CASE("source fallback", "[integration]") {
     tmpdir second;
     std::string data = pattern(300 * KiB, 5);
     std::ofstream(second.path / "only-second", std::ios::binary) << data;
-    harness h(MiB, [&](cfg::config& c) { c.sources.push_back(cfg::local_source{second.path.string()}); });
+    harness h(MiB, [&](cfg::config& c) { c.sources.push_back(sources::source_of(sources::local_settings{second.path.string()})); });
     auto id = h.k.open("erofs,d", "only-second");
     REQUIRE(h.run_until([&] { return h.k.copen_result(id).has_value(); }));
     CHECK(*h.k.copen_result(id) == static_cast<std::int64_t>(data.size()));

@@ -24,6 +24,7 @@
 #include "tests/support/fake_kernel.hpp"
 #include "tests/support/fetch_driver.hpp"
 #include "tests/support/http_test_server.hpp"
+#include "sources/kinds.hpp"
 
 using namespace blobd;
 using blobd::test::http_conn;
@@ -620,9 +621,9 @@ TEST_CASE("daemon with an http source", "[http][daemon]") {
     conf.store.use = cfg::store_use::off;  // the fetcher's own bytes are counted here
     conf.chunk_size = MiB;
     conf.control_socket = "";
-    cfg::http_source src;
+    sources::http_settings src;
     src.url = s.url("/blobs");
-    conf.sources.push_back(src);
+    conf.sources.push_back(sources::source_of(src));
     auto daemon = std::make_unique<app>(loop, k.dev(), std::make_shared<const cfg::config>(conf));
     REQUIRE(daemon->start());
     auto run_until = [&](auto pred) {

@@ -30,6 +30,7 @@
 #include "tests/support/fetch_driver.hpp"
 #include "tests/support/nginx.hpp"
 #include "tests/support/test_util.hpp"
+#include "sources/kinds.hpp"
 
 using namespace blobd;
 using blobd::test::fetch_driver;
@@ -248,10 +249,10 @@ TEST_CASE("daemon over HTTPS from nginx", "[nginx][daemon]") {
     conf.store.use = cfg::store_use::off;  // the fetcher's own bytes are counted here
     conf.chunk_size = 512 * KiB;
     conf.control_socket = "";
-    cfg::http_source src;
+    sources::http_settings src;
     src.url = n.https_url("/blobs");
-    src.ca_file = n.path("good.pem");
-    conf.sources.push_back(src);
+    src.net.ca_file = n.path("good.pem");
+    conf.sources.push_back(sources::source_of(src));
     auto daemon = std::make_unique<app>(loop, k.dev(), std::make_shared<const cfg::config>(conf));
     REQUIRE(daemon->start());
     auto run_until = [&](auto pred) {

@@ -30,6 +30,7 @@
 #include "daemon/app.hpp"
 #include "tests/support/fake_kernel.hpp"
 #include "tests/support/test_util.hpp"
+#include "sources/kinds.hpp"
 
 using namespace blobd;
 using namespace std::chrono_literals;
@@ -166,7 +167,7 @@ struct daemon_run {
                                {"chunk_size", chunk_size},
                                {"sources", nlohmann::json::array({source})},
                                {"control_socket", ""}};
-        auto parsed = cfg::parse(conf.dump());
+        auto parsed = sources::parse_config(conf.dump());
         if (!parsed) FAIL("config refused: " << parsed.error().what());
         daemon = std::make_unique<app>(loop, k.dev(), std::make_shared<const cfg::config>(std::move(*parsed)));
         REQUIRE(daemon->start());

@@ -367,12 +367,12 @@ TEST_CASE("oci: auth file", "[oci]") {
                                  .dump();
     REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
     ::close(fd);
-    cfg::oci_source src;
+    sources::oci_settings src;
     src.registry = reg.url();
     src.repository = repo;
     src.mirrors = {mirror.url()};
     src.auth_file = path;
-    src.retries = 0;
+    src.net.retries = 0;
     auto o = sources::oci_options_from(src);
     ::unlink(path);
     REQUIRE(o.auths.size() == 1);
@@ -529,15 +529,15 @@ TEST_CASE("daemon with an oci source", "[oci][daemon]") {
     conf.cache_dir = cache.path.string();
     conf.chunk_size = MiB;
     conf.control_socket = "";
-    conf.sources.push_back(cfg::local_source{"/nonexistent-blobd-dir"});
-    cfg::oci_source src;
+    conf.sources.push_back(sources::source_of(sources::local_settings{"/nonexistent-blobd-dir"}));
+    sources::oci_settings src;
     src.registry = reg.url();
     src.repository = repo;
     src.username = reg.user;
     src.password = reg.pass;
-    src.retries = 0;
-    src.timeout_ms = 2000;
-    conf.sources.push_back(src);
+    src.net.retries = 0;
+    src.net.timeout_ms = 2000;
+    conf.sources.push_back(sources::source_of(src));
     auto daemon = std::make_unique<app>(loop, k.dev(), std::make_shared<const cfg::config>(conf));
     REQUIRE(daemon->start());
     auto run_until = [&](auto pred) {

@@ -19,6 +19,7 @@
 #include "tests/support/fake_kernel.hpp"
 #include "tests/support/test_util.hpp"
 #include "tests/support/http_test_server.hpp"
+#include "sources/kinds.hpp"
 
 using namespace blobd;
 using namespace std::chrono_literals;
@@ -127,9 +128,9 @@ TEST_CASE("two domains, one download", "[integration][store]") {
         serve_blob(r, c, data);
     });
     cfg::config c = base_config(t);
-    cfg::http_source src;
+    sources::http_settings src;
     src.url = s.url("/blobs");
-    c.sources.push_back(src);
+    c.sources.push_back(sources::source_of(src));
     daemon_env d(c);
 
     auto a = d.open_ok("d1", name, data.size());
@@ -175,8 +176,8 @@ TEST_CASE("corrupt first source: counted, refetched from the next", "[integratio
     std::ofstream(t.path / "src2" / name, std::ios::binary) << good;
     cfg::config c = base_config(t);
     c.store.use = cfg::store_use::all;  // local sources go through the store only when asked
-    c.sources.push_back(cfg::local_source{(t.path / "src1").string()});
-    c.sources.push_back(cfg::local_source{(t.path / "src2").string()});
+    c.sources.push_back(sources::source_of(sources::local_settings{(t.path / "src1").string()}));
+    c.sources.push_back(sources::source_of(sources::local_settings{(t.path / "src2").string()}));
     daemon_env d(c);
 
     auto a = d.open_ok("d1", name, good.size());
@@ -214,7 +215,7 @@ TEST_CASE("corrupt everywhere: READs fail, never hang", "[integration][store]") 
     std::ofstream(t.path / "src" / name, std::ios::binary) << bad;
     cfg::config c = base_config(t);
     c.store.use = cfg::store_use::all;
-    c.sources.push_back(cfg::local_source{(t.path / "src").string()});
+    c.sources.push_back(sources::source_of(sources::local_settings{(t.path / "src").string()}));
     daemon_env d(c);
     auto a = d.open_ok("d1", name, bad.size());
     d.read_all(a, bad.size(), MiB);
@@ -239,7 +240,7 @@ TEST_CASE("unusable store: upstream serves, daemon keeps going", "[integration][
     cfg::config c = base_config(t);
     c.store.dir = (t.path / "file" / "store").string();
     c.store.use = cfg::store_use::all;
-    c.sources.push_back(cfg::local_source{(t.path / "src").string()});
+    c.sources.push_back(sources::source_of(sources::local_settings{(t.path / "src").string()}));
     daemon_env d(c);
     auto a = d.open_ok("d1", "blob1", data.size());
     d.read_all(a, data.size(), MiB);
@@ -263,7 +264,7 @@ TEST_CASE("an emptied store file falls back to upstream", "[integration][store]"
     std::ofstream(t.path / "src" / "blob1", std::ios::binary) << data;
     cfg::config c = base_config(t);
     c.store.use = cfg::store_use::all;
-    c.sources.push_back(cfg::local_source{(t.path / "src").string()});
+    c.sources.push_back(sources::source_of(sources::local_settings{(t.path / "src").string()}));
     daemon_env d(c);
     auto a = d.open_ok("d1", "blob1", data.size());
     d.read_all(a, data.size(), MiB);
@@ -295,9 +296,9 @@ TEST_CASE("plain names are not shared between sources", "[integration][store]") 
     std::ofstream(t.path / "s2" / "blob1", std::ios::binary) << two;
     cfg::config c = base_config(t);
     c.store.use = cfg::store_use::all;
-    c.domains["a"].sources.push_back(cfg::local_source{(t.path / "s1").string()});
-    c.domains["b"].sources.push_back(cfg::local_source{(t.path / "s2").string()});
-    c.domains["a2"].sources.push_back(cfg::local_source{(t.path / "s1").string()});
+    c.domains["a"].sources.push_back(sources::source_of(sources::local_settings{(t.path / "s1").string()}));
+    c.domains["b"].sources.push_back(sources::source_of(sources::local_settings{(t.path / "s2").string()}));
+    c.domains["a2"].sources.push_back(sources::source_of(sources::local_settings{(t.path / "s1").string()}));
     daemon_env d(c);
     auto a = d.open_ok("a", "blob1", MiB);
     d.read_all(a, MiB, MiB);
@@ -321,7 +322,7 @@ TEST_CASE("store defaults: local sources bypass it unless asked", "[integration]
     fs::create_directories(t.path / "src");
     std::ofstream(t.path / "src" / "blob1", std::ios::binary) << data;
     cfg::config c = base_config(t);
-    c.sources.push_back(cfg::local_source{(t.path / "src").string()});
+    c.sources.push_back(sources::source_of(sources::local_settings{(t.path / "src").string()}));
     {
         daemon_env d(c);
         auto a = d.open_ok("d1", "blob1", MiB);
@@ -371,7 +372,7 @@ struct limited_store {
             std::ofstream(t.path / "src" / name, std::ios::binary) << blobs[name];
         }
         c = base_config(t);
-        c.sources.push_back(cfg::local_source{(t.path / "src").string()});
+        c.sources.push_back(sources::source_of(sources::local_settings{(t.path / "src").string()}));
         c.store.use = cfg::store_use::all;
         c.store.max_bytes = 5 * MiB / 2;
     }

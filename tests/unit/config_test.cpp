@@ -1,10 +1,14 @@
 #include "config/config.hpp"
+#include "sources/kinds.hpp"
 
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,9 +18,9 @@
 #include "tests/support/test_util.hpp"
 
 using blobd::cfg::config;
-using blobd::cfg::http_source;
-using blobd::cfg::local_source;
 using blobd::cfg::source;
+using blobd::sources::http_settings;
+using blobd::sources::local_settings;
 using json = nlohmann::json;
 
 namespace {
@@ -59,7 +63,7 @@ json without(json doc, const std::string& pointer) {
 
 config parse_ok(const std::string& text) {
     INFO("document: " << text);
-    auto r = blobd::cfg::parse(text);
+    auto r = blobd::sources::parse_config(text);
     if (!r) {
         FAIL("unexpected error: " << r.error().what());
     }
@@ -68,7 +72,7 @@ config parse_ok(const std::string& text) {
 
 void require_error(const std::string& text, const std::string& path, const std::string& fragment) {
     INFO("document: " << text);
-    const auto r = blobd::cfg::parse(text);
+    const auto r = blobd::sources::parse_config(text);
     REQUIRE_FALSE(r.has_value());
     INFO("error: " << r.error().what());
     CHECK(r.error().path == path);
@@ -78,7 +82,8 @@ void require_error(const std::string& text, const std::string& path, const std::
 std::vector<std::string> paths(const std::vector<source>& sources) {
     std::vector<std::string> out;
     for (const source& s : sources) {
-        out.push_back(std::get<local_source>(s).path);
+        REQUIRE(s.as<local_settings>());
+        out.push_back(s.as<local_settings>()->path);
     }
     return out;
 }
@@ -343,12 +348,12 @@ TEST_CASE("duplicate keys are rejected", "[config]") {
 TEST_CASE("load_file", "[config]") {
     // Description: a missing file, a directory or a FIFO is an error naming the file with an empty JSON path;
     // a readable file is parsed like parse() does, including its errors.
-    auto missing = blobd::cfg::load_file("/nonexistent/erofs-blobd.json");
+    auto missing = blobd::sources::load_config("/nonexistent/erofs-blobd.json");
     REQUIRE_FALSE(missing.has_value());
     CHECK(missing.error().path.empty());
     CHECK(missing.error().what() == "/nonexistent/erofs-blobd.json: cannot open: No such file or directory");
 
-    auto directory = blobd::cfg::load_file("/tmp");
+    auto directory = blobd::sources::load_config("/tmp");
     REQUIRE_FALSE(directory.has_value());
     CHECK(directory.error().path.empty());
     CHECK(directory.error().message == "/tmp: not a regular file");
@@ -357,36 +362,36 @@ TEST_CASE("load_file", "[config]") {
     const blobd::test::temp_dir dir("config");
     const std::string fifo = (dir.path / "config.fifo").string();
     REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-    auto pipe = blobd::cfg::load_file(fifo);
+    auto pipe = blobd::sources::load_config(fifo);
     REQUIRE_FALSE(pipe.has_value());
     CHECK(pipe.error().message == fifo + ": not a regular file");
 
     const temp_file good(full().dump(2));
-    auto loaded = blobd::cfg::load_file(good.path);
+    auto loaded = blobd::sources::load_config(good.path);
     REQUIRE(loaded.has_value());
     CHECK(same(*loaded, parse_ok(full().dump())));
 
     const temp_file bad(with(minimal(), "/log_level", 1).dump());
-    auto failed = blobd::cfg::load_file(bad.path);
+    auto failed = blobd::sources::load_config(bad.path);
     REQUIRE_FALSE(failed.has_value());
     CHECK(failed.error().what() == "$.log_level: expected a string, got 1");
 
     const temp_file huge(std::string((1 << 20) + 1, ' '));
-    auto too_big = blobd::cfg::load_file(huge.path);
+    auto too_big = blobd::sources::load_config(huge.path);
     REQUIRE_FALSE(too_big.has_value());
     CHECK_THAT(too_big.error().message, Catch::Contains("larger than 1 MiB"));
 }
 
 TEST_CASE("shipped configs are valid", "[config]") {
     // Description: config/example.json and packaging/config.json load and say what the docs claim.
-    auto example = blobd::cfg::load_file(source_root() + "config/example.json");
+    auto example = blobd::sources::load_config(source_root() + "config/example.json");
     INFO((example ? "" : example.error().what()));
     REQUIRE(example.has_value());
     CHECK(example->cache_dir == "/var/cache/erofs-blobd");
     CHECK(paths(example->sources) == std::vector<std::string>{"/var/lib/erofs-blobd/blobs"});
     CHECK(example->domains.size() == 1);
 
-    auto packaged = blobd::cfg::load_file(source_root() + "packaging/config.json");
+    auto packaged = blobd::sources::load_config(source_root() + "packaging/config.json");
     INFO((packaged ? "" : packaged.error().what()));
     REQUIRE(packaged.has_value());
     CHECK(packaged->cache_dir == "/var/cache/erofs-blobd");
@@ -461,26 +466,28 @@ TEST_CASE("http sources: defaults and every key", "[config]") {
     // and every key given is read.
     const config c = parse_ok(with_http({{"type", "http"}, {"url", "http://127.0.0.1:8080/blobs"}}).dump());
     REQUIRE(c.sources.size() == 1);
-    const auto& h = std::get<http_source>(c.sources[0]);
+    REQUIRE(c.sources[0].as<http_settings>());
+    const auto& h = *c.sources[0].as<http_settings>();
     CHECK(h.url == "http://127.0.0.1:8080/blobs");
-    CHECK(h.ca_file.empty());
-    CHECK_FALSE(h.insecure);
-    CHECK(h.timeout_ms == 30000);
-    CHECK(h.retries == 3);
-    CHECK(h.max_connections == 4);
+    CHECK(h.net.ca_file.empty());
+    CHECK_FALSE(h.net.insecure);
+    CHECK(h.net.timeout_ms == 30000);
+    CHECK(h.net.retries == 3);
+    CHECK(h.net.max_connections == 4);
 
     const config f = parse_ok(with_http(http_full()).dump());
-    const auto& g = std::get<http_source>(f.sources[0]);
-    CHECK(g == http_source{"https://blobs.example:8443/v1/blobs?token=x", "/etc/ca.pem", true, 1500, 0, 64});
+    REQUIRE(f.sources[0].as<http_settings>());
+    CHECK(*f.sources[0].as<http_settings>() ==
+          http_settings{"https://blobs.example:8443/v1/blobs?token=x", {"/etc/ca.pem", true, 1500, 0, 64}});
     // Mixed lists keep their order; equal http sources compare equal (the app shares their fetcher).
     json mixed = minimal();
     mixed["sources"].push_back({{"type", "http"}, {"url", "https://[::1]/b"}, {"ca_file", ""}});
     const config m = parse_ok(mixed.dump());
     REQUIRE(m.sources.size() == 2);
-    CHECK(std::holds_alternative<local_source>(m.sources[0]));
-    http_source v6;
+    CHECK(m.sources[0].as<local_settings>());
+    http_settings v6;
     v6.url = "https://[::1]/b";
-    CHECK(std::get<http_source>(m.sources[1]) == v6);
+    CHECK(m.sources[1] == blobd::sources::source_of(v6));
     for (const char* url : {"HTTP://host", "https://h", "http://a.b-c_d~e:1/p%20q?x=1&y", "http://h:65535"}) {
         CHECK(parse_ok(with_http({{"type", "http"}, {"url", url}}).dump()).sources.size() == 1);
     }
@@ -524,7 +531,7 @@ TEST_CASE("http sources: bad values name their path", "[config]") {
                            "known keys: type, url, ca_file, insecure, timeout_ms, retries, max_connections"},
                       });
     // The query string (which may carry a token) never appears in an error.
-    const auto r = blobd::cfg::parse(with(base, "/sources/0/url", "https://host/a b?token=SECRET").dump());
+    const auto r = blobd::sources::parse_config(with(base, "/sources/0/url", "https://host/a b?token=SECRET").dump());
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().what().find("SECRET") == std::string::npos);
     require_error(without(base, "/sources/0/url").dump(), "$.sources[0].url", "required key missing");
@@ -572,10 +579,10 @@ TEST_CASE("store settings", "[config]") {
     // cachefiles' own trees; "max_bytes" limits its size (0, the default: no limit); bad values name
     // their path.
     using blobd::cfg::store_use;
-    const source local = local_source{"/srv/blobs"};
-    http_source h;
+    const source local = blobd::sources::source_of(local_settings{"/srv/blobs"});
+    http_settings h;
     h.url = "http://example.com/b";
-    const source remote = h;
+    const source remote = blobd::sources::source_of(h);
     const config d = parse_ok(minimal().dump());
     CHECK(d.store.use == store_use::remote);
     CHECK(d.store.dir == "/var/cache/blobd/blobd-store");
@@ -633,4 +640,164 @@ TEST_CASE("store settings", "[config]") {
                            });
     check_cases(with(minimal(), "/domains/d1/sources", one_source("/a")),
                 {{"/domains/d1/store", "all", "$.domains.d1.store", "expected true, false or \"remote\""}});
+}
+
+namespace {
+
+// A kind that config/ has never heard of, to show that the table it is given is all it knows.
+struct fake_settings {
+    std::string x;
+    bool operator==(const fake_settings&) const = default;
+    json to_json() const { return {{"x", x}}; }
+};
+constexpr std::array<std::string_view, 2> fake_keys{"type", "x"};
+blobd::result<std::shared_ptr<const blobd::cfg::source_settings>, blobd::cfg::config_error> read_fake(
+    const json& v, const std::string&) {
+    return std::shared_ptr<const blobd::cfg::source_settings>(
+        std::make_shared<const blobd::cfg::settings_of<fake_settings>>(fake_settings{v.value("x", "")}));
+}
+const blobd::cfg::source_kind fake_kind{"fake", fake_keys, read_fake, nullptr, true};
+const std::array<const blobd::cfg::source_kind*, 1> fake_table{&fake_kind};
+
+// A self-signed CA certificate (EC P-256), so that a good ca_file needs no openssl at test time.
+constexpr const char* test_ca_pem = R"(-----BEGIN CERTIFICATE-----
+MIIBgjCCASegAwIBAgIUWb/oMHynf29FfRJyUfiKzwbmKiowCgYIKoZIzj0EAwIw
+FTETMBEGA1UEAwwKYmxvYmQtdGVzdDAgFw0yNjEyMDEyMjI3MjFaGA8yMTI2MTEw
+NzIyMjcyMVowFTETMBEGA1UEAwwKYmxvYmQtdGVzdDBZMBMGByqGSM49AgEGCCqG
+SM49AwEHA0IABFIRRiPnmBnl3X/GraJ4VJ+LSGrdt2idJGxl7Uo3/Qfry7ZcBKLE
+wXf8UASUc2IE1tHn/K5hFMQ4LP1gmjOE+k6jUzBRMB0GA1UdDgQWBBSAw6nbri0R
+7C25likTAZ2L7DefEjAfBgNVHSMEGDAWgBSAw6nbri0R7C25likTAZ2L7DefEjAP
+BgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0kAMEYCIQCEViKM/CVdcNrjraZx
+5m8eNc9fI8j1pRCi+l0TIiRd5AIhAKmZStSgzPxmTpGebvfqZSQ1p8FUpkuouCMr
+FoAMR5mA
+-----END CERTIFICATE-----
+)";
+
+json oci_source_json(const std::string& auth_file) {
+    return {{"type", "oci"}, {"registry", "https://reg.example"}, {"repository", "app"}, {"auth_file", auth_file}};
+}
+
+}  // namespace
+
+TEST_CASE("the table of kinds drives source parsing", "[config]") {
+    // Description: config/ knows only the kinds it is handed: the daemon's table lists local, http
+    // and oci in that order; with another table, "known types" and the accepted types follow it.
+    std::vector<std::string_view> types;
+    for (const auto* k : blobd::sources::kinds()) types.push_back(k->type);
+    CHECK(types == std::vector<std::string_view>{"local", "http", "oci"});
+    REQUIRE(blobd::sources::config_kinds().size() == blobd::sources::kinds().size());
+
+    const auto r = blobd::cfg::parse(minimal().dump(), fake_table);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().what() == "$.sources[0].type: unknown source type \"local\" (known types: fake)");
+    const auto missing = blobd::cfg::parse(with(minimal(), "/sources/0", {{"x", "1"}}).dump(), fake_table);
+    REQUIRE_FALSE(missing.has_value());
+    CHECK(missing.error().what() == "$.sources[0].type: required key missing (known types: fake)");
+    // The kind's key list is checked before its reader runs.
+    const auto key = blobd::cfg::parse(with(minimal(), "/sources/0", {{"type", "fake"}, {"xx", 1}}).dump(), fake_table);
+    REQUIRE_FALSE(key.has_value());
+    CHECK(key.error().what() == "$.sources[0].xx: unknown key (did you mean \"x\"?)");
+
+    const auto ok = blobd::cfg::parse(with(minimal(), "/sources/0", {{"type", "fake"}, {"x", "v"}}).dump(), fake_table);
+    REQUIRE(ok.has_value());
+    REQUIRE(ok->sources.size() == 1);
+    CHECK(&ok->sources[0].kind() == &fake_kind);
+    CHECK(ok->sources[0].as<fake_settings>()->x == "v");
+    CHECK(ok->sources[0].as<local_settings>() == nullptr);
+    CHECK(blobd::cfg::is_remote(ok->sources[0]));
+    CHECK(ok->sources[0].to_json() == json{{"type", "fake"}, {"x", "v"}});
+    CHECK_FALSE(blobd::cfg::check_files(*ok));  // a kind without a file check
+    // A source read with another table is no kind of the daemon's: make_source would refuse it.
+    CHECK(blobd::sources::kind_of(ok->sources[0]) == nullptr);
+}
+
+TEST_CASE("every kind round-trips through to_json", "[config]") {
+    // Description: for each kind, a source's to_json (type included, defaults filled in) parses
+    // back to an equal source; sources of different kinds or settings are not equal.
+    const std::vector<json> docs{
+        {{"type", "local"}, {"path", "/srv/blobs"}},
+        {{"type", "http"}, {"url", "http://h/b"}},
+        http_full(),
+        {{"type", "oci"}, {"registry", "https://reg.example"}, {"repository", "app"}},
+        {{"type", "oci"},
+         {"registry", "https://reg.example"},
+         {"repository", "library/app"},
+         {"mirrors", {"https://m.example"}},
+         {"auth_file", "/etc/auth.json"},
+         {"ca_file", "/etc/ca.pem"},
+         {"insecure", true},
+         {"timeout_ms", 5},
+         {"retries", 1},
+         {"max_connections", 2}},
+    };
+    std::vector<source> read;
+    for (const json& doc : docs) {
+        INFO(doc.dump());
+        const config first = parse_ok(with_http(doc).dump());
+        const json out = first.sources[0].to_json();
+        CHECK(out.value("type", json()) == doc.at("type"));
+        for (auto it = doc.begin(); it != doc.end(); ++it) CHECK(out.value(it.key(), json()) == it.value());
+        const config second = parse_ok(with_http(out).dump());
+        CHECK(second.sources[0] == first.sources[0]);
+        CHECK(second.sources[0].to_json() == out);
+        CHECK(blobd::sources::kind_of(first.sources[0]) != nullptr);
+        read.push_back(first.sources[0]);
+    }
+    for (std::size_t i = 0; i < read.size(); ++i) {
+        for (std::size_t j = 0; j < read.size(); ++j) CHECK((read[i] == read[j]) == (i == j));
+    }
+    // Built in code, a source equals the same source read from JSON.
+    CHECK(read[0] == blobd::sources::source_of(local_settings{"/srv/blobs"}));
+}
+
+TEST_CASE("load_config checks ca_file and auth_file", "[config]") {
+    // Description: parse reads no file, but load_config (--check-config, the daemon's start) checks
+    // every ca_file (a PEM file OpenSSL loads) and auth_file (a docker config.json): an unreadable
+    // or garbage file is an error naming the key's JSON path and the file, never a secret in it.
+    const blobd::test::temp_dir dir("config-files");
+    auto write = [&](const std::string& name, const std::string& text) {
+        const std::string p = (dir.path / name).string();
+        std::ofstream(p) << text;
+        return p;
+    };
+    const std::string good_ca = write("ca.pem", test_ca_pem);
+    const std::string bad_ca = write("garbage.pem", "not a certificate\n");
+    const std::string good_auth = write("auth.json", R"({"auths":{"reg.example":{"auth":"dTpw"}}})");
+    const std::string bad_auth = write("bad-auth.json", R"({"auths":{"h":{"username":"a:b","password":"SECRETPW"}}})");
+    const std::string missing = (dir.path / "none.json").string();
+    const std::string fifo = (dir.path / "ca.fifo").string();
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+
+    auto load = [&](const json& doc) {
+        const temp_file f(doc.dump());
+        return blobd::sources::load_config(f.path);
+    };
+    auto require_file_error = [&](const json& doc, const std::string& path, const std::string& file) {
+        INFO(doc.dump());
+        CHECK(blobd::sources::parse_config(doc.dump()).has_value());  // parse alone reads no file
+        const auto r = load(doc);
+        REQUIRE_FALSE(r.has_value());
+        INFO(r.error().what());
+        CHECK(r.error().path == path);
+        CHECK_THAT(r.error().message, Catch::StartsWith(file + ": "));
+        CHECK(r.error().what().find("SECRETPW") == std::string::npos);
+    };
+
+    json http = {{"type", "http"}, {"url", "https://h/b"}, {"ca_file", good_ca}};
+    CHECK(load(with_http(http)).has_value());
+    CHECK(load(with_http(oci_source_json(good_auth))).has_value());
+    require_file_error(with_http(with(http, "/ca_file", bad_ca)), "$.sources[0].ca_file", bad_ca);
+    require_file_error(with_http(with(http, "/ca_file", missing)), "$.sources[0].ca_file", missing);
+    require_file_error(with_http(with(http, "/ca_file", fifo)), "$.sources[0].ca_file", fifo);  // does not block
+    // Checked even when insecure (which loads no CA): switching verification back on must not
+    // uncover a broken file.
+    require_file_error(with_http(with(with(http, "/ca_file", bad_ca), "/insecure", true)), "$.sources[0].ca_file",
+                       bad_ca);
+    require_file_error(with_http(oci_source_json(bad_auth)), "$.sources[0].auth_file", bad_auth);
+    require_file_error(with_http(oci_source_json(missing)), "$.sources[0].auth_file", missing);
+    require_file_error(with_http(with(oci_source_json(good_auth), "/ca_file", bad_ca)), "$.sources[0].ca_file",
+                       bad_ca);
+    // In a domain's list, and after a good source.
+    json doc = with(minimal(), "/domains/d1/sources", json::array({http, oci_source_json(bad_auth)}));
+    require_file_error(doc, "$.domains.d1.sources[1].auth_file", bad_auth);
 }

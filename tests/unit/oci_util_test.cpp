@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/config.hpp"
+#include "sources/kinds.hpp"
 
 using namespace blobd;
 using namespace blobd::oci;
@@ -35,7 +36,7 @@ json doc_with(json source) {
 json oci_min() { return {{"type", "oci"}, {"registry", "https://reg.example:5000"}, {"repository", "library/app"}}; }
 
 void require_error(const json& doc, const std::string& path, const std::string& fragment) {
-    const auto r = cfg::parse(doc.dump());
+    const auto r = sources::parse_config(doc.dump());
     REQUIRE_FALSE(r.has_value());
     INFO(r.error().what());
     CHECK(r.error().path == path);
@@ -261,18 +262,19 @@ TEST_CASE("oci: docker auth files", "[oci]") {
 }
 
 TEST_CASE("oci sources: config defaults and every key", "[config][oci]") {
-    auto c = cfg::parse(doc_with(oci_min()).dump());
+    auto c = sources::parse_config(doc_with(oci_min()).dump());
     REQUIRE(c);
-    const auto& o = std::get<cfg::oci_source>(c->sources[0]);
+    REQUIRE(c->sources[0].as<sources::oci_settings>());
+    const auto& o = *c->sources[0].as<sources::oci_settings>();
     CHECK(o.registry == "https://reg.example:5000");
     CHECK(o.repository == "library/app");
     CHECK(o.mirrors.empty());
     CHECK(o.username.empty());
     CHECK(o.auth_file.empty());
-    CHECK(o.timeout_ms == 30000);
-    CHECK(o.retries == 3);
-    CHECK(o.max_connections == 4);
-    CHECK_FALSE(o.insecure);
+    CHECK(o.net.timeout_ms == 30000);
+    CHECK(o.net.retries == 3);
+    CHECK(o.net.max_connections == 4);
+    CHECK_FALSE(o.net.insecure);
 
     json full = oci_min();
     full["mirrors"] = {"https://m1.example", "http://127.0.0.1:9000/sub"};
@@ -283,17 +285,18 @@ TEST_CASE("oci sources: config defaults and every key", "[config][oci]") {
     full["timeout_ms"] = 1000;
     full["retries"] = 0;
     full["max_connections"] = 2;
-    auto f = cfg::parse(doc_with(full).dump());
+    auto f = sources::parse_config(doc_with(full).dump());
     REQUIRE(f);
-    const auto& g = std::get<cfg::oci_source>(f->sources[0]);
+    REQUIRE(f->sources[0].as<sources::oci_settings>());
+    const auto& g = *f->sources[0].as<sources::oci_settings>();
     CHECK(g.mirrors == std::vector<std::string>{"https://m1.example", "http://127.0.0.1:9000/sub"});
     CHECK(g.username == "user");
     CHECK(g.password == "s3cret");
-    CHECK(g.ca_file == "/etc/ca.pem");
-    CHECK(g.insecure);
-    CHECK(g.timeout_ms == 1000);
-    CHECK(g.retries == 0);
-    CHECK(g.max_connections == 2);
+    CHECK(g.net.ca_file == "/etc/ca.pem");
+    CHECK(g.net.insecure);
+    CHECK(g.net.timeout_ms == 1000);
+    CHECK(g.net.retries == 0);
+    CHECK(g.net.max_connections == 2);
 
     // to_json: every key, the password redacted.
     const json out = cfg::to_json(*f)["sources"][0];
@@ -307,13 +310,14 @@ TEST_CASE("oci sources: config defaults and every key", "[config][oci]") {
                           {"ca_file", ""},           {"insecure", false},
                           {"timeout_ms", 30000},     {"retries", 3},
                           {"max_connections", 4}});
-    CHECK(cfg::parse(cfg::to_json(*c).dump()));  // the output loads back
+    CHECK(sources::parse_config(cfg::to_json(*c).dump()));  // the output loads back
 
     json af = oci_min();
     af["auth_file"] = "/etc/erofs-blobd/auth.json";
-    auto a = cfg::parse(doc_with(af).dump());
+    auto a = sources::parse_config(doc_with(af).dump());
     REQUIRE(a);
-    CHECK(std::get<cfg::oci_source>(a->sources[0]).auth_file == "/etc/erofs-blobd/auth.json");
+    REQUIRE(a->sources[0].as<sources::oci_settings>());
+    CHECK(a->sources[0].as<sources::oci_settings>()->auth_file == "/etc/erofs-blobd/auth.json");
     CHECK(cfg::to_json(*a)["sources"][0]["auth_file"] == "/etc/erofs-blobd/auth.json");
 }
 
@@ -361,7 +365,7 @@ TEST_CASE("oci sources: bad values name their path", "[config][oci]") {
     pw["username"] = "u";
     pw["password"] = "SECRET";
     pw["retries"] = 99;
-    const auto r = cfg::parse(doc_with(pw).dump());
+    const auto r = sources::parse_config(doc_with(pw).dump());
     REQUIRE_FALSE(r);
     CHECK(r.error().what().find("SECRET") == std::string::npos);
 }
