@@ -16,9 +16,12 @@ awk '$3 == "erofs" { printf "  %-16s %s\n", $2, $4 }' /proc/mounts
 echo "the kernel asked the daemon to open $(stat opens) cache objects: img1, img2 and blob1 (once, shared)"
 echo
 echo "reading every file through both mounts and comparing with the source trees:"
+# same_tree's fail exits the pipeline's subshell only, and the pipeline's status is sed's: check it.
 same_tree "$E2E_DATA/src/tree1" /run/mnt/img1 | sed 's/^/  /'
+[ "${PIPESTATUS[0]}" = 0 ] || fail "/run/mnt/img1 does not show tree1"
 after1=$(stat bytes_fetched)
 same_tree "$E2E_DATA/src/tree2" /run/mnt/img2 | sed 's/^/  /'
+[ "${PIPESTATUS[0]}" = 0 ] || fail "/run/mnt/img2 does not show tree2"
 after2=$(stat bytes_fetched)
 read1=$(tree_bytes /run/mnt/img1) read2=$(tree_bytes /run/mnt/img2)
 echo

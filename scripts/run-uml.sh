@@ -170,6 +170,10 @@ if [ -n "$bad" ]; then
     echo "$prog: FAIL: kernel log reports a problem (full log: ${log:-$klog}):" >&2
     printf '    %s\n' "${bad//$'\n'/$'\n'    }" >&2
     [ "$status" = 0 ] && status=126 why="kernel log problem"
+elif [ ! -s "$klog" ] && [ "$status" = 0 ]; then
+    # An empty or missing log would pass the check above whatever the kernel did.
+    echo "$prog: FAIL: no kernel log ($work/dmesg and $work/kmsg.stream are empty): cannot check it" >&2
+    status=125 why="no kernel log"
 fi
 
 if [ "$status" = 0 ]; then

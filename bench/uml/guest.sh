@@ -282,7 +282,7 @@ measure_rand16() {  # DAEMON(blobd|simple) CHUNK KEY
 read_all_mounts() {
     local i pids=()
     for i in 1 2 3 4 5 6 7 8; do
-        (cd /run/mnt/d$i && find . -type f -print0 | sort -z | xargs -0 cat >/dev/null) &
+        (set -o pipefail; cd /run/mnt/d$i && find . -type f -print0 | sort -z | xargs -0 cat >/dev/null) &
         pids+=($!)
     done
     local rc=0

@@ -167,7 +167,10 @@ if [[ $only == *a* ]] && [ -s "$work/uml/results" ]; then
     rm -f "$src" "$src.out"
 fi
 
-[ -s "$work/uml/results" ] && python3 - "$work/uml/results" "$chunks" "$storage" "$c_storages" <<'PY'
+# A guest that "passed" without figures, or a summary that crashed, is a failed run, not an empty one.
+py_rc=0
+[ -s "$work/uml/results" ] || { [ $rc = 0 ] && rc=1 why="the guest recorded no figures"; keep=1; }
+[ -s "$work/uml/results" ] && python3 - "$work/uml/results" "$chunks" "$storage" "$c_storages" <<'PY' || py_rc=$?
 import statistics, sys
 from collections import defaultdict
 
@@ -278,6 +281,7 @@ if "dom.with.blob_fetched" in vals:
     row("uml 8 mounts: MiB fetched (domain vs no domain)", "dom.with.blob_fetched.mib", "dom.without.blob_fetched.mib", 2, "<=0.125")
     row("uml 8 mounts: secs to read all (domain vs no domain)", "dom.with.secs", "dom.without.secs", 2)
 PY
+if [ $py_rc != 0 ] && [ $rc = 0 ]; then rc=1 why="the summary (python) failed with exit $py_rc"; keep=1; fi
 if [ $rc != 0 ]; then
     echo "ROW|uml benchmark run ($why)|-|-|-|completes|FAIL"
     exit 1

@@ -16,9 +16,64 @@ mkdir -p /run/blobd "$CACHE_DIR" "$BLOBS" /run/mnt
 cp "$E2E_DATA"/blobs/* "$BLOBS"/
 
 step() { echo "--- $*"; }
+DAEMON_PAUSED=
+# How long an operation that must end (mount, a read that must fail) may take before it counts as
+# hung: generous, since a loaded 2-core host slows the guest down a lot. BLOBD_E2E_HANG_S overrides.
+HANG_S=${BLOBD_E2E_HANG_S:-60}
+
+# run_limited SECONDS CMD...: runs CMD in the background and returns its exit status, or 124 when
+# it is still running after SECONDS (it is then sent SIGKILL and not waited for: a task stuck in
+# the kernel may not die). Unlike `timeout`, this returns even if CMD cannot be killed.
+run_limited() {
+    local limit=$1; shift
+    "$@" &
+    local pid=$! first rc
+    sleep "$limit" &
+    local timer=$!
+    wait -n -p first "$pid" "$timer"; rc=$?
+    if [ "$first" = "$pid" ]; then
+        kill "$timer" 2>/dev/null; wait "$timer" 2>/dev/null
+        return "$rc"
+    fi
+    kill -KILL "$pid" 2>/dev/null
+    disown "$pid" 2>/dev/null   # no "Killed" notice later
+    return 124
+}
+
+# expect_fails_in SECONDS WHAT -- CMD...: CMD must fail, and within SECONDS. The case fails with
+# "WHAT hung" when CMD is still running after SECONDS, with "WHAT succeeded" when CMD exits 0.
+# CMD's stdout goes to /dev/null, its stderr to $CMD_ERR (read it for the error message).
+# Use this, never `if CMD; then fail; fi; rc=$?`: after `fi`, $? is 0 whenever the condition was
+# false, so such a hang check cannot fire.
+CMD_ERR=/run/cmd.err
+expect_fails_in() {
+    local limit=$1 what=$2 rc=0
+    [ "${3:-}" = -- ] || fail "expect_fails_in: usage: SECONDS WHAT -- CMD..."
+    shift 3
+    run_limited "$limit" "$@" >/dev/null 2>"$CMD_ERR" || rc=$?
+    [ "$rc" = 124 ] && fail "$what hung (still running after ${limit}s)"
+    [ "$rc" = 0 ] && fail "$what succeeded, but must fail"
+    echo "ok: $what failed (exit $rc): $(head -c 300 "$CMD_ERR")"
+}
+
+# --- sabotage: prove that checks can fail (tests/e2e/selftest-checks.sh) ---
+# BLOBD_E2E_SABOTAGE=NAME (passed into the guest by run-case.sh) makes a case misbehave on purpose
+# at the point marked `sabotage NAME`; such a run must FAIL with the check's message. Unset: no-op.
+SABOTAGE=${BLOBD_E2E_SABOTAGE:-}
+[ -n "$SABOTAGE" ] && echo "e2e: SABOTAGE=$SABOTAGE: this run must fail" >&2
+sabotage() { [ "$SABOTAGE" = "$1" ] && echo "--- SABOTAGE $1" >&2; [ "$SABOTAGE" = "$1" ]; }
+# pause_daemon: SIGSTOP the daemon: every request the kernel sends it now waits, so an operation
+# that needs one hangs. Hangs are then reported after 10 s (BLOBD_E2E_SABOTAGE_HANG_S), not 60.
+pause_daemon() {
+    kill -STOP "$DAEMON_PID" || fail "cannot stop the daemon"
+    DAEMON_PAUSED=1 HANG_S=${BLOBD_E2E_SABOTAGE_HANG_S:-10}
+}
 fail() {
     echo "FAIL: $*" >&2
-    if [ -n "$DAEMON_PID" ]; then echo "daemon log (tail):" >&2; tail -n 30 "$DAEMON_LOG" >&2; fi
+    if [ -n "$DAEMON_PID" ]; then
+        [ -n "$DAEMON_PAUSED" ] && kill -CONT "$DAEMON_PID" 2>/dev/null   # let init stop it cleanly
+        echo "daemon log (tail):" >&2; tail -n 30 "$DAEMON_LOG" >&2
+    fi
     exit 1
 }
 size_of() { awk -v n="$1" '$1 == n { print $2 }' "$E2E_DATA/sizes"; }
@@ -66,12 +121,16 @@ same_tree() {
         cmp -s "$1/$f" "$2/$f" || fail "$2/$f differs"
         n=$((n + 1))
     done < <(cd "$1" && find . -type f -print0)
+    [ "$n" -gt 0 ] || fail "no files compared under $1: an empty or missing tree proves nothing"
     echo "ok: $2 matches $1 ($n files byte for byte)"
 }
 
 mount_erofs() {  # mount_erofs DIR fsid=X[,domain_id=D]
     mkdir -p "$1"
-    timeout 60 mount -t erofs none -o "$2" "$1" || fail "mount -o $2 $1 failed"
+    local rc=0
+    run_limited "$HANG_S" mount -t erofs none -o "$2" "$1" || rc=$?
+    [ "$rc" = 124 ] && fail "mount -o $2 $1 hung (still running after ${HANG_S}s)"
+    [ "$rc" = 0 ] || fail "mount -o $2 $1 failed (exit $rc)"
 }
 
 daemon_fd_count() { ls "/proc/$DAEMON_PID/fd" | wc -l; }

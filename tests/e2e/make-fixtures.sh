@@ -9,7 +9,7 @@
 #   p1             plain image of src/plain (no blob), plus 100 trailing bytes: mount -o fsid=p1
 #   img1, img2     two different bootstraps (src/tree1, src/tree2) sharing the data blob blob1
 #   img5           bootstrap of src/tree5 whose data is blob5 (the failure test truncates blob5)
-#   img9           bootstrap of src/tree9 whose blob blob9 is deliberately absent
+#   img9           bootstrap of src/tree9 whose blob blob9 is deliberately absent (kept in OUT/absent/)
 #   img7, img8     bootstraps of src/tree1 and src/tree2 whose shared blob is named by the sha256 of
 #                  its bytes (64 hex digits; the name is in OUT/digest-blob): the store's dedup case
 # OUT/sizes        "name size" per file in blobs/
@@ -66,7 +66,8 @@ mk=$top/scripts/mkblobimg
 "$mk" --quiet --out "$out/blobs" --blob blob1 --image img1="$t1" --image img2="$t2"
 "$mk" --quiet --out "$out/blobs" --blob blob5 --image img5="$t5"
 "$mk" --quiet --out "$out/blobs" --blob blob9 --image img9="$t9"
-rm "$out/blobs/blob9"
+mkdir -p "$out/absent"   # not served; a sabotaged run of 040-failures copies it back in
+mv "$out/blobs/blob9" "$out/absent/blob9"
 "$mk" --out "$out/blobs" --blob-digest --image img7="$t1" --image img8="$t2" |
     awk '$1 == "blob" { print $2 }' >"$out/digest-blob"
 [ "$(wc -c <"$out/digest-blob")" = 65 ] || { echo "make-fixtures: no digest-named blob" >&2; exit 1; }

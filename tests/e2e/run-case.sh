@@ -19,5 +19,10 @@ ls /usr/src/linux-source-6.1.tar.* >/dev/null 2>&1 || skip "linux-source-6.1 not
 name=$(basename "$case" .sh)
 log_dir=${BLOBD_E2E_LOGS:-$bin/../e2e-logs}
 mkdir -p "$log_dir"
+# Sabotage and hang limits for tests/e2e/selftest-checks.sh (see tests/e2e/lib.sh), only when set.
+envs=()
+for v in BLOBD_E2E_SABOTAGE BLOBD_E2E_HANG_S BLOBD_E2E_SABOTAGE_HANG_S; do
+    [ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
+done
 exec "$top/scripts/run-uml.sh" --timeout "${BLOBD_E2E_TIMEOUT:-240}" --log "$log_dir/$name.dmesg" \
-    --env E2E_BIN="$bin" --env E2E_DATA="$data" -- "$case"
+    --env E2E_BIN="$bin" --env E2E_DATA="$data" ${envs[@]+"${envs[@]}"} -- "$case"

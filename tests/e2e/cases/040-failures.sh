@@ -3,42 +3,53 @@
 # a missing blob fails the mount; a hostile fsid ("../x") is refused; a blob that shrinks under the
 # daemon gives the reader EIO; once the blob is back, the same file reads correctly; later correct
 # mounts work.
+# Sabotage (BLOBD_E2E_SABOTAGE=NAME; tests/e2e/selftest-checks.sh runs each and wants the FAIL):
+#   hang-mount      daemon stopped before the img9 mount          -> mount of img9 hung
+#   serve-missing   blob9 put into the source                     -> reading data of a missing blob succeeded
+#   hang-reader     blob9 put in, daemon stopped before the read  -> reading data of a missing blob hung
+#   hang-hostile    daemon stopped before the fsid=../x mount     -> mount with fsid=../x hung
+#   keep-blob5      blob5 not truncated                           -> reading a truncated blob succeeded
+#   hang-truncated  daemon stopped before the truncated read      -> reading a truncated blob hung
 . "$(dirname "$0")/../lib.sh"
 start_daemon
 
 step "img9 needs blob9, which no source has: reading its data fails, without hanging"
 mkdir -p /run/mnt/x
+if sabotage serve-missing || sabotage hang-reader; then cp "$E2E_DATA/absent/blob9" "$BLOBS/"; fi
+sabotage hang-mount && pause_daemon
 # 6.1 mounts the image even though the blob's OPEN was refused (the device cookie is acquired
 # asynchronously); the failure surfaces when a file's data is read.
-if timeout 60 mount -t erofs none -o fsid=img9,domain_id=d1 /run/mnt/x 2>/run/mount.err; then
-    echo "info: mount succeeded; reading"
-    if timeout 60 cat /run/mnt/x/unreachable >/dev/null 2>/run/cat.err; then fail "read data of a missing blob"; fi
-    rc=$?; [ $rc = 124 ] && fail "reader hung on a missing blob"
-    echo "ok: reader got: $(cat /run/cat.err)"
-    umount /run/mnt/x || fail "umount of img9"
-else
-    rc=$?; [ $rc = 124 ] && fail "mount of img9 hung"
-    echo "ok: mount failed: $(cat /run/mount.err)"
-fi
+rc=0
+run_limited "$HANG_S" mount -t erofs none -o fsid=img9,domain_id=d1 /run/mnt/x 2>/run/mount.err || rc=$?
+case $rc in
+    124) fail "mount of img9 hung (still running after ${HANG_S}s)" ;;
+    0)
+        echo "info: mount succeeded; reading"
+        if sabotage hang-reader; then
+            # the blob's OPEN comes asynchronously: wait for it, so that only the READ meets the stop
+            for _ in $(seq 1 100); do [ "$(stat opens)" -ge 2 ] && break; sleep 0.1; done
+            pause_daemon
+        fi
+        expect_fails_in "$HANG_S" "reading data of a missing blob" -- cat /run/mnt/x/unreachable
+        umount /run/mnt/x || fail "umount of img9"
+        ;;
+    *) echo "ok: mount failed (exit $rc): $(cat /run/mount.err)" ;;
+esac
 [ "$(stat open_failures)" -ge 1 ] || fail "the refused OPEN was not counted"
 
 step "a hostile fsid in a domain reaches the daemon as cookie \"../x\" and is refused"
 # (Without domain_id the volume key itself would hold "../x" and cachefiles refuses it first.)
-if timeout 60 mount -t erofs none -o fsid=../x,domain_id=dx /run/mnt/x 2>/run/mount.err; then
-    fail "mount with fsid=../x succeeded"
-fi
-[ $? = 124 ] && fail "mount with a hostile fsid hung"
-echo "ok: refused: $(cat /run/mount.err)"
-grep -q 'cookie name' "$DAEMON_LOG" || fail "no log line names the refused cookie"
+sabotage hang-hostile && pause_daemon
+expect_fails_in "$HANG_S" "mount with fsid=../x" -- mount -t erofs none -o fsid=../x,domain_id=dx /run/mnt/x
+grep -qF 'cookie name "../x"' "$DAEMON_LOG" || fail "no log line names the refused cookie \"../x\""
 
 step "img5 mounts; then blob5 shrinks in the source: reading gives EIO, not a hang"
 mount_erofs /run/mnt/v fsid=img5,domain_id=d5
 cp "$BLOBS/blob5" /run/blob5.good
-truncate -s 1048576 "$BLOBS/blob5"
-if timeout 60 cat /run/mnt/v/victim >/dev/null 2>/run/cat.err; then fail "reading a truncated blob succeeded"; fi
-rc=$?; [ $rc = 124 ] && fail "reader hung on a failed fetch"
-grep -q 'Input/output error' /run/cat.err || fail "expected EIO, got: $(cat /run/cat.err)"
-echo "ok: reader got: $(cat /run/cat.err)"
+sabotage keep-blob5 || truncate -s 1048576 "$BLOBS/blob5"
+sabotage hang-truncated && pause_daemon
+expect_fails_in "$HANG_S" "reading a truncated blob" -- cat /run/mnt/v/victim
+grep -q 'Input/output error' "$CMD_ERR" || fail "expected EIO, got: $(cat "$CMD_ERR")"
 [ "$(stat fetch_errors)" -ge 1 ] || fail "fetch_errors not counted"
 
 step "blob5 restored: the same file now reads correctly"

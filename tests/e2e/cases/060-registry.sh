@@ -79,6 +79,7 @@ expect_eq "no other blob requests failed" \
     "$(awk '$7 ~ /\/blobs\// && $6 == "\"GET" && $9 != 200 && $9 != 206 && $9 != 401' "$REG_DIR/daemon-access.log" | wc -l)" 0
 daemon_tokens=$(($(grep -c '"status": 200' "$TOKEN_LOG") - pushed_tokens))
 expect_eq "tokens the daemon fetched" "$daemon_tokens" 1
+[ -s "$DAEMON_LOG" ] || fail "no daemon log to search for the password"
 grep -q -- "$PASSWORD" "$DAEMON_LOG" && fail "the password appears in the daemon log"
 echo "ok: password not in the daemon log"
 
