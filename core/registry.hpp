@@ -25,6 +25,7 @@
 #include <boost/container/small_vector.hpp>
 
 #include "base/buffer.hpp"
+#include "base/metrics.hpp"
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
 
@@ -99,20 +100,48 @@ struct release_blob {
 using effect = std::variant<reply_open, stat_blob, fetch_chunk, write_chunk, complete_read, release_blob, promote_fetch>;
 using effects = std::vector<effect>;
 
-/// Counters, read by the control socket and the exit summary. Plain integers: loop thread only;
-/// the loop publishes a copy.
+/// Counters, read by the control socket and the exit summary. Plain integers: loop thread only.
+/// The registry owns them and hands out only a const view; declared in registry_metrics.
 struct registry_stats {
     std::uint64_t opens = 0, open_failures = 0, closes = 0, objects_open = 0, blobs = 0;
     std::uint64_t reads = 0, reads_failed = 0, read_bytes_requested = 0;
     std::uint64_t chunks_fetched = 0, bytes_fetched = 0, fetch_errors = 0;
     std::uint64_t fetch_joins = 0;       ///< chunk wanted while already in flight: served by that fetch
     std::uint64_t chunks_written = 0, bytes_written = 0, write_errors = 0;
-    std::uint64_t bad_messages = 0;      ///< counted by the frontend
     std::uint64_t prefetch_chunks = 0;   ///< chunks fetched in the background after OPEN
     std::uint64_t prefetch_promoted = 0; ///< background fetches a READ then waited on
     std::uint64_t refetch_chunks = 0;    ///< written chunks fetched again after a failed integrity check
     std::uint64_t readahead_chunks = 0;  ///< chunks fetched in the background ahead of sequential READs
 };
+
+/// registry_stats as metrics: top-level keys of the stats JSON, erofs_blobd_<name> in Prometheus.
+inline constexpr auto registry_metrics = [] {
+    using s = registry_stats;
+    using metrics::counter, metrics::gauge, metrics::unit;
+    return metrics::make_table(
+        metrics::group{"", {}, ""},
+        counter(&s::opens, "opens", "OPEN requests from the kernel, refused ones included."),
+        counter(&s::open_failures, "open_failures", "OPENs answered with an error."),
+        counter(&s::closes, "closes", "CLOSE requests from the kernel."),
+        gauge(&s::objects_open, "objects_open", "Cache objects (anon fds) open now."),
+        gauge(&s::blobs, "blobs", "Blobs known now: with an open object or work in flight."),
+        counter(&s::reads, "reads", "READ requests from the kernel."),
+        counter(&s::reads_failed, "reads_failed", "READs completed with an error (their range stays missing)."),
+        counter(&s::read_bytes_requested, "read_requested", "Bytes the kernel's READs asked for.", unit::bytes)
+            .json("read_bytes_requested"),
+        counter(&s::chunks_fetched, "chunks_fetched", "Chunks fetched for cache files."),
+        counter(&s::bytes_fetched, "fetched", "Bytes of the chunks fetched for cache files.", unit::bytes)
+            .json("bytes_fetched"),
+        counter(&s::fetch_errors, "fetch_errors", "Chunk fetches that failed in every source."),
+        counter(&s::fetch_joins, "fetch_joins", "Chunks wanted while already in flight, served by that fetch."),
+        counter(&s::chunks_written, "chunks_written", "Chunks written into cache files."),
+        counter(&s::bytes_written, "written", "Bytes written into cache files.", unit::bytes).json("bytes_written"),
+        counter(&s::write_errors, "write_errors", "Chunk writes into cache files that failed."),
+        counter(&s::prefetch_chunks, "prefetch_chunks", "Chunks fetched in the background after an OPEN."),
+        counter(&s::prefetch_promoted, "prefetch_promoted", "Background fetches a READ then waited on."),
+        counter(&s::refetch_chunks, "refetch_chunks", "Written chunks fetched again after a failed integrity check."),
+        counter(&s::readahead_chunks, "readahead_chunks", "Chunks fetched in the background ahead of sequential READs."));
+}();
 
 class registry {
 public:
@@ -165,7 +194,13 @@ public:
 
     std::uint64_t chunk_size() const noexcept { return chunk_size_; }
     const registry_stats& stats() const noexcept { return stats_; }
-    registry_stats& stats() noexcept { return stats_; }
+    /// The frontend refused an OPEN before it reached open() (it did not parse, or its cookie name
+    /// is not a plain file name) and answered it itself: counted in opens and open_failures, so
+    /// that those count every OPEN the kernel sent.
+    void refused_open() noexcept {
+        ++stats_.opens;
+        ++stats_.open_failures;
+    }
     /// Number of objects currently open (tests and metrics).
     std::size_t object_count() const noexcept { return objects_.size(); }
 

@@ -135,7 +135,7 @@ void app::drain_device() {
 }
 
 void app::handle_bad(const proto::parse_error& err) {
-    ++registry_.stats().bad_messages;
+    ++stats_.bad_messages;
     unsigned suppressed = 0;
     if (bad_msg_limit.allow(suppressed)) {
         lg.err("malformed kernel message (msg_id {}, opcode {}): {}{}", err.msg_id ? std::to_string(*err.msg_id) : "?",
@@ -144,14 +144,13 @@ void app::handle_bad(const proto::parse_error& err) {
     }
     unique_fd stray(err.stray_fd);
     if (err.opcode == CACHEFILES_OP_OPEN) {
-        ++registry_.stats().opens;
-        ++registry_.stats().open_failures;
+        registry_.refused_open();
     }
     // An OPEN must be answered even when unparseable, or the mount waits forever. A READ we
     // cannot parse has no trustworthy object to complete it on; the kernel fails it when the
     // object closes.
     if (err.opcode == CACHEFILES_OP_OPEN && err.msg_id) {
-        if (int r = dev_.send(proto::copen(*err.msg_id, -EINVAL)); r < 0) ++reply_errors_;
+        if (int r = dev_.send(proto::copen(*err.msg_id, -EINVAL)); r < 0) ++stats_.reply_errors;
     }
 }
 
@@ -162,9 +161,8 @@ void app::handle(proto::message&& msg) {
         if (auto problem = proto::cookie_name_problem(o->cookie_key)) {
             lg.err("OPEN {} refused: cookie name \"{}\" in volume \"{}\" {}: not a plain file name", o->msg_id,
                    proto::printable(o->cookie_key), proto::printable(o->volume_key), *problem);
-            ++registry_.stats().opens;
-            ++registry_.stats().open_failures;
-            if (int r = dev_.send(proto::copen(o->msg_id, -EINVAL)); r < 0) ++reply_errors_;
+            registry_.refused_open();
+            if (int r = dev_.send(proto::copen(o->msg_id, -EINVAL)); r < 0) ++stats_.reply_errors;
             return;
         }
         lg.debug("OPEN {} object {} {}/{}", o->msg_id, o->object_id, domain, proto::printable(o->cookie_key));
@@ -189,7 +187,7 @@ void app::execute(effects&& effs) {
             using T = std::decay_t<decltype(eff)>;
             if constexpr (std::is_same_v<T, reply_open>) {
                 if (int r = dev_.send(proto::copen(eff.msg_id, eff.size_or_errno)); r < 0) {
-                    ++reply_errors_;
+                    ++stats_.reply_errors;
                     lg.err("copen {} failed: {}", eff.msg_id, std::strerror(-r));
                 } else if (eff.opened && eff.size_or_errno > 0 && !stopping_ && config_->prefetch_for(eff.domain)) {
                     start_prefetch(eff.opened);
@@ -217,7 +215,7 @@ void app::execute(effects&& effs) {
                 chain_for(eff.domain).release(blob_ref{eff.domain, eff.name});
             } else if constexpr (std::is_same_v<T, complete_read>) {
                 if (int r = dev_.complete_read(eff.object->fd.get(), eff.msg_id); r < 0) {
-                    ++completion_errors_;
+                    ++stats_.completion_errors;
                     lg.debug("READ_COMPLETE {} on object {}: {}", eff.msg_id, eff.object->object_id, std::strerror(-r));
                 }
             }
@@ -230,11 +228,11 @@ void app::queue_write(write_chunk w) {
     ++writes_held_;
     write_lane& lane = write_lanes_[w.object.get()];
     if (lane.admits(w.len)) {
-        writes_per_file_peak_ = std::max(writes_per_file_peak_, ++lane.inflight);
+        stats_.writes_per_file_peak = std::max<std::uint64_t>(stats_.writes_per_file_peak, ++lane.inflight);
         lane.bytes += w.len;
         submit_write(std::move(w));
     } else {
-        ++write_waits_;
+        ++stats_.write_waits;
         lane.queued.push_back(std::move(w));
     }
 }
@@ -375,43 +373,44 @@ std::string app::control(std::string_view request) {
 }
 
 std::string app::stats_json() const {
-    const auto& s = registry_.stats();
-    nlohmann::json j = {
-        {"ok", true},
-        {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
-        {"chunk_size", config_->chunk_size},
-        {"opens", s.opens}, {"open_failures", s.open_failures}, {"closes", s.closes},
-        {"objects_open", s.objects_open}, {"blobs", s.blobs},
-        {"reads", s.reads}, {"reads_failed", s.reads_failed}, {"read_bytes_requested", s.read_bytes_requested},
-        {"chunks_fetched", s.chunks_fetched}, {"bytes_fetched", s.bytes_fetched}, {"fetch_errors", s.fetch_errors},
-        {"fetch_joins", s.fetch_joins},
-        {"chunks_written", s.chunks_written}, {"bytes_written", s.bytes_written}, {"write_errors", s.write_errors},
-        {"bad_messages", s.bad_messages}, {"prefetch_chunks", s.prefetch_chunks},
-        {"prefetch_promoted", s.prefetch_promoted}, {"refetch_chunks", s.refetch_chunks},
-        {"readahead_chunks", s.readahead_chunks},
-        {"completion_errors", completion_errors_}, {"reply_errors", reply_errors_},
-        {"write_waits", write_waits_}, {"writes_per_file_peak", writes_per_file_peak_},
-    };
-    // "bytes" of a source is what it delivered (over the network for remote ones); the store's
-    // bytes_saved is what it did not have to. bytes_fetched (above) is what reached cache files.
-    std::uint64_t upstream = 0;
-    auto& sources = j["sources"] = nlohmann::json::array();
-    for (const auto& e : sources_) {
-        const auto& st = e.upstream->stats();
-        upstream += st.bytes;
-        sources.push_back({{"source", e.upstream->describe()}, {"stats", st.stats}, {"stat_misses", st.stat_misses},
-                           {"fetches", st.fetches}, {"fetch_errors", st.fetch_errors}, {"bytes", st.bytes},
-                           {"via_store", e.view != nullptr}});
+    // One snapshot of every declared table, so that the JSON here and Prometheus text (next) list
+    // the same counters under the same declarations. Only what is not a number is added below.
+    metrics::snapshot snap;
+    const daemon_stats d{
+        static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()),
+        config_->chunk_size,
+        // "bytes" of a source is what it delivered (over the network for remote ones); the store's
+        // bytes_saved is what it did not have to. bytes_fetched is what reached cache files.
+        [&] {
+            std::uint64_t sum = 0;
+            for (const auto& e : sources_) sum += e.upstream->stats().bytes;
+            return sum;
+        }()};
+    snap.add(daemon_metrics, d);
+    snap.add(registry_metrics, registry_.stats());
+    snap.add(frontend_metrics, stats_);
+    // A source is labelled by its describe() text; two sources that differ only in options the
+    // text leaves out would share every series, so a repeat gets its position appended.
+    std::vector<std::string> labels;
+    for (std::size_t i = 0; i < sources_.size(); ++i) {
+        std::string label = sources_[i].upstream->describe();
+        if (std::find(labels.begin(), labels.end(), label) != labels.end()) label += fmt::format(" #{}", i + 1);
+        sources_[i].upstream->collect(snap, label);
+        labels.push_back(std::move(label));
     }
-    j["upstream_bytes"] = upstream;
-    const cas_store::stats_t none{};
-    const auto& cs = store_ ? store_->stats() : none;
-    j["store"] = {{"enabled", store_ != nullptr}, {"dir", store_ ? config_->store_dir() : ""},
-                  {"hits", cs.hits}, {"bytes_saved", cs.bytes_saved}, {"stored_bytes", cs.stored_bytes},
-                  {"store_errors", cs.store_errors}, {"verified", cs.verified},
-                  {"integrity_failures", cs.integrity_failures}, {"disk_bytes", cs.disk_bytes},
-                  {"max_bytes", store_ ? config_->store.max_bytes : 0}, {"evicted_files", cs.evicted_files},
-                  {"evicted_bytes", cs.evicted_bytes}};
+    snap.add(store_metrics, store_ ? store_->stats() : cas_store::stats_t{});
+
+    nlohmann::ordered_json j = {{"ok", true}};
+    j.update(metrics::to_json(snap));
+    auto& sources = j["sources"];
+    if (!sources.is_array()) sources = nlohmann::ordered_json::array();
+    for (std::size_t i = 0; i < sources_.size() && i < sources.size(); ++i) {
+        sources[i]["via_store"] = sources_[i].view != nullptr;
+    }
+    auto& store = j["store"];
+    store["enabled"] = store_ != nullptr;
+    store["dir"] = store_ ? config_->store_dir() : "";
     return j.dump();
 }
 

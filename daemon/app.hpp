@@ -16,6 +16,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "base/metrics.hpp"
 #include "config/config.hpp"
 #include "daemon/control/control_server.hpp"
 #include "frontends/cachefiles/device.hpp"
@@ -29,6 +30,48 @@ namespace blobd {
 class net_thread;
 class cas_store;
 class cas_fetcher;
+
+/// What the cachefiles frontend counts itself (loop thread), declared in frontend_metrics. Here
+/// until the frontend moves to frontends/cachefiles/.
+struct frontend_stats {
+    std::uint64_t bad_messages = 0;          ///< kernel messages that did not parse
+    std::uint64_t completion_errors = 0;     ///< READ_COMPLETE ioctls that failed
+    std::uint64_t reply_errors = 0;          ///< copen replies the device refused
+    std::uint64_t write_waits = 0;           ///< writes that queued behind their file's lane
+    std::uint64_t writes_per_file_peak = 0;  ///< most writes in flight into one file at once
+};
+
+/// frontend_stats as metrics: top-level keys of the stats JSON, erofs_blobd_<name> in Prometheus.
+inline constexpr auto frontend_metrics = [] {
+    using s = frontend_stats;
+    using metrics::counter, metrics::gauge;
+    return metrics::make_table(
+        metrics::group{"", {}, ""},
+        counter(&s::bad_messages, "bad_messages", "Kernel messages that did not parse."),
+        counter(&s::completion_errors, "completion_errors", "READ completions (READ_COMPLETE ioctls) that failed."),
+        counter(&s::reply_errors, "reply_errors", "OPEN replies (copen) the device refused."),
+        counter(&s::write_waits, "write_waits",
+                "Cache-file writes that queued behind the 4 MiB of writes in flight into their file."),
+        gauge(&s::writes_per_file_peak, "writes_per_file_peak", "Most writes seen in flight into one cache file at once."));
+}();
+
+/// Facts of the daemon as a whole, filled in when a stats request is answered.
+struct daemon_stats {
+    std::uint64_t uptime_seconds = 0;
+    std::uint64_t chunk_size = 0;
+    std::uint64_t upstream_bytes = 0;   ///< the sum of every source's received bytes
+};
+
+/// daemon_stats as metrics: top-level keys of the stats JSON, erofs_blobd_<name> in Prometheus.
+inline constexpr auto daemon_metrics = [] {
+    using s = daemon_stats;
+    using metrics::counter, metrics::gauge, metrics::unit;
+    return metrics::make_table(
+        metrics::group{"", {}, ""},
+        gauge(&s::uptime_seconds, "uptime", "Seconds since the daemon started.", unit::seconds).json("uptime_s"),
+        gauge(&s::chunk_size, "chunk_size", "The fetch unit (config chunk_size).", unit::bytes).json("chunk_size"),
+        counter(&s::upstream_bytes, "upstream", "Bytes all sources delivered (the sum over sources).", unit::bytes));
+}();
 
 class app {
 public:
@@ -46,7 +89,8 @@ public:
     /// Runs the loop until finished().
     void run();
 
-    /// Counters as one JSON object (what `erofs-blobctl stats` prints).
+    /// Counters as one JSON object (what `erofs-blobctl stats` prints; docs/operations.md lists
+    /// them): every declared table in one metrics::snapshot, rendered by metrics::to_json.
     std::string stats_json() const;
     const registry_stats& stats() const { return registry_.stats(); }
 
@@ -115,11 +159,9 @@ private:
     /// Chunk buffers waiting for or in a write: they count against max_inflight_fetches, so the
     /// memory held stays bounded when writes are slower than fetches.
     std::size_t writes_held_ = 0;
-    std::uint64_t write_waits_ = 0;            // writes that queued behind their file's lane
-    unsigned writes_per_file_peak_ = 0;        // most writes in flight into one file at once
     bool stopping_ = false;
     bool failed_pending_ = false;
-    std::uint64_t completion_errors_ = 0, reply_errors_ = 0;
+    frontend_stats stats_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
