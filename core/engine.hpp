@@ -20,6 +20,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "base/metrics.hpp"
 #include "core/registry.hpp"
 #include "fetchers/fetcher.hpp"
 #include "io/event_loop.hpp"
@@ -68,6 +69,17 @@ struct engine_stats {
     std::uint64_t writes_per_file_peak = 0;  ///< most writes in flight into one file at once
 };
 
+/// engine_stats as metrics: top-level keys of the stats JSON, erofs_blobd_<name> in Prometheus.
+inline constexpr auto engine_metrics = [] {
+    using s = engine_stats;
+    using metrics::counter, metrics::gauge;
+    return metrics::make_table(
+        metrics::group{"", {}, ""},
+        counter(&s::write_waits, "write_waits",
+                "Cache-file writes that queued behind the 4 MiB of writes in flight into their file."),
+        gauge(&s::writes_per_file_peak, "writes_per_file_peak", "Most writes seen in flight into one cache file at once."));
+}();
+
 class engine {
 public:
     engine(event_loop& loop, fetcher_directory& sources, engine_options opts);
@@ -84,6 +96,9 @@ public:
                     std::uint64_t size);
     void read(request_token req, object_key key, std::uint64_t off, std::uint64_t len);
     void close(object_key key);
+    /// The frontend answered an open itself, with an error, before it reached the core (counted
+    /// with the opens and failed opens).
+    void refused_open() noexcept { registry_.refused_open(); }
 
     /// The bytes of blob `name` (any domain) failed an integrity check in the blob store: fetch
     /// again every chunk already written into an open object of it.

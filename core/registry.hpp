@@ -26,6 +26,7 @@
 #include <boost/container/small_vector.hpp>
 
 #include "base/buffer.hpp"
+#include "base/metrics.hpp"
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
 
@@ -115,8 +116,8 @@ struct release_blob {
 using effect = std::variant<reply_open, stat_blob, fetch_chunk, write_chunk, complete_read, release_blob, promote_fetch>;
 using effects = std::vector<effect>;
 
-/// Counters, read by the control socket and the exit summary. Plain integers: loop thread only;
-/// the loop publishes a copy.
+/// Counters, read by the control socket and the exit summary. Plain integers: loop thread only.
+/// The registry owns them and hands out only a const view; declared in registry_metrics.
 struct registry_stats {
     std::uint64_t opens = 0, open_failures = 0, closes = 0, objects_open = 0, blobs = 0;
     std::uint64_t reads = 0, reads_failed = 0, read_bytes_requested = 0;
@@ -129,6 +130,37 @@ struct registry_stats {
     std::uint64_t readahead_chunks = 0;  ///< chunks fetched in the background ahead of sequential READs
     std::uint64_t failed_fast = 0;       ///< chunk reads answered -EIO at once: their fetch failed lately
 };
+
+/// registry_stats as metrics: top-level keys of the stats JSON, erofs_blobd_<name> in Prometheus.
+inline constexpr auto registry_metrics = [] {
+    using s = registry_stats;
+    using metrics::counter, metrics::gauge, metrics::unit;
+    return metrics::make_table(
+        metrics::group{"", {}, ""},
+        counter(&s::opens, "opens", "OPEN requests from the kernel, refused ones included."),
+        counter(&s::open_failures, "open_failures", "OPENs answered with an error."),
+        counter(&s::closes, "closes", "CLOSE requests from the kernel."),
+        gauge(&s::objects_open, "objects_open", "Cache objects (anon fds) open now."),
+        gauge(&s::blobs, "blobs", "Blobs known now: with an open object or work in flight."),
+        counter(&s::reads, "reads", "READ requests from the kernel."),
+        counter(&s::reads_failed, "reads_failed", "READs completed with an error (their range stays missing)."),
+        counter(&s::read_bytes_requested, "read_requested", "Bytes the kernel's READs asked for.", unit::bytes)
+            .json("read_bytes_requested"),
+        counter(&s::chunks_fetched, "chunks_fetched", "Chunks fetched for cache files."),
+        counter(&s::bytes_fetched, "fetched", "Bytes of the chunks fetched for cache files.", unit::bytes)
+            .json("bytes_fetched"),
+        counter(&s::fetch_errors, "fetch_errors", "Chunk fetches that failed in every source."),
+        counter(&s::fetch_joins, "fetch_joins", "Chunks wanted while already in flight, served by that fetch."),
+        counter(&s::chunks_written, "chunks_written", "Chunks written into cache files."),
+        counter(&s::bytes_written, "written", "Bytes written into cache files.", unit::bytes).json("bytes_written"),
+        counter(&s::write_errors, "write_errors", "Chunk writes into cache files that failed."),
+        counter(&s::prefetch_chunks, "prefetch_chunks", "Chunks fetched in the background after an OPEN."),
+        counter(&s::prefetch_promoted, "prefetch_promoted", "Background fetches a READ then waited on."),
+        counter(&s::refetch_chunks, "refetch_chunks", "Written chunks fetched again after a failed integrity check."),
+        counter(&s::readahead_chunks, "readahead_chunks", "Chunks fetched in the background ahead of sequential READs."),
+        counter(&s::failed_fast, "failed_fast",
+                "Chunk reads answered with EIO at once, without a fetch: their fetch failed moments ago."));
+}();
 
 class registry {
 public:
@@ -193,6 +225,13 @@ public:
 
     std::uint64_t chunk_size() const noexcept { return chunk_size_; }
     const registry_stats& stats() const noexcept { return stats_; }
+    /// The frontend refused an open before it reached open() (a cachefiles OPEN that did not parse,
+    /// or whose cookie name is not a plain file name) and answered it itself: counted in opens and
+    /// open_failures, so that those count every open the kernel asked for.
+    void refused_open() noexcept {
+        ++stats_.opens;
+        ++stats_.open_failures;
+    }
     /// Number of objects currently open (tests and metrics).
     std::size_t object_count() const noexcept { return objects_.size(); }
 

@@ -1,5 +1,7 @@
 #include "daemon/app.hpp"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "base/log.hpp"
@@ -75,49 +77,51 @@ std::string app::control(std::string_view request) {
     return err.dump();
 }
 
-std::string app::stats_json() const {
-    const auto& s = engine_->stats();
-    const auto& f = frontend_->stats();
-    const auto& w = engine_->scheduling();
-    // OPENs the frontend refused before the core saw them count as opens and failed opens, as
-    // they did when the frontend counted them in the registry's counters.
-    nlohmann::json j = {
-        {"ok", true},
-        {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
-        {"chunk_size", config_->chunk_size},
-        {"opens", s.opens + f.opens_refused}, {"open_failures", s.open_failures + f.opens_refused},
-        {"closes", s.closes}, {"objects_open", s.objects_open}, {"blobs", s.blobs},
-        {"reads", s.reads}, {"reads_failed", s.reads_failed}, {"read_bytes_requested", s.read_bytes_requested},
-        {"chunks_fetched", s.chunks_fetched}, {"bytes_fetched", s.bytes_fetched}, {"fetch_errors", s.fetch_errors},
-        {"fetch_joins", s.fetch_joins},
-        {"chunks_written", s.chunks_written}, {"bytes_written", s.bytes_written}, {"write_errors", s.write_errors},
-        {"bad_messages", f.bad_messages}, {"prefetch_chunks", s.prefetch_chunks},
-        {"prefetch_promoted", s.prefetch_promoted}, {"refetch_chunks", s.refetch_chunks},
-        {"readahead_chunks", s.readahead_chunks},
-        {"completion_errors", f.completion_errors}, {"reply_errors", f.reply_errors},
-        {"write_waits", w.write_waits}, {"writes_per_file_peak", w.writes_per_file_peak},
-    };
-    // "bytes" of a source is what it delivered (over the network for remote ones); the store's
-    // bytes_saved is what it did not have to. bytes_fetched (above) is what reached cache files.
+metrics::snapshot app::snapshot() const {
+    // One snapshot of every declared table, so that the JSON here and Prometheus text list the
+    // same counters under the same declarations.
+    metrics::snapshot snap;
+    const auto& entries = sources_->entries();
     std::uint64_t upstream = 0;
-    auto& sources = j["sources"] = nlohmann::json::array();
-    for (const auto& e : sources_->entries()) {
-        const auto& st = e.upstream->stats();
-        upstream += st.bytes;
-        sources.push_back({{"source", e.upstream->describe()}, {"stats", st.stats}, {"stat_misses", st.stat_misses},
-                           {"fetches", st.fetches}, {"fetch_errors", st.fetch_errors}, {"bytes", st.bytes},
-                           {"via_store", e.view != nullptr}});
+    // "bytes" of a source is what it delivered (over the network for remote ones); the store's
+    // bytes_saved is what it did not have to. bytes_fetched is what reached cache files.
+    for (const auto& e : entries) upstream += e.upstream->stats().bytes;
+    const daemon_stats d{
+        static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()),
+        config_->chunk_size, upstream};
+    snap.add(daemon_metrics, d);
+    snap.add(registry_metrics, engine_->stats());
+    snap.add(engine_metrics, engine_->scheduling());
+    snap.add(cachefiles_metrics, frontend_->stats());
+    // A source is labelled by its describe() text; two sources that differ only in options the
+    // text leaves out would share every series, so a repeat gets its position appended.
+    std::vector<std::string> labels;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        std::string label = entries[i].upstream->describe();
+        if (std::find(labels.begin(), labels.end(), label) != labels.end()) label += fmt::format(" #{}", i + 1);
+        entries[i].upstream->collect(snap, label);
+        labels.push_back(std::move(label));
     }
-    j["upstream_bytes"] = upstream;
     const cas_store* store = sources_->store();
-    const cas_store::stats_t none{};
-    const auto& cs = store ? store->stats() : none;
-    j["store"] = {{"enabled", store != nullptr}, {"dir", store ? config_->store_dir() : ""},
-                  {"hits", cs.hits}, {"bytes_saved", cs.bytes_saved}, {"stored_bytes", cs.stored_bytes},
-                  {"store_errors", cs.store_errors}, {"verified", cs.verified},
-                  {"integrity_failures", cs.integrity_failures}, {"disk_bytes", cs.disk_bytes},
-                  {"max_bytes", store ? config_->store.max_bytes : 0}, {"evicted_files", cs.evicted_files},
-                  {"evicted_bytes", cs.evicted_bytes}};
+    snap.add(store_metrics, store ? store->stats() : cas_store::stats_t{});
+    return snap;
+}
+
+std::string app::stats_json() const {
+    nlohmann::ordered_json j = {{"ok", true}};
+    j.update(metrics::to_json(snapshot()));
+    // Only what is not a number is added here.
+    const auto& entries = sources_->entries();
+    auto& sources = j["sources"];
+    if (!sources.is_array()) sources = nlohmann::ordered_json::array();
+    for (std::size_t i = 0; i < entries.size() && i < sources.size(); ++i) {
+        sources[i]["via_store"] = entries[i].view != nullptr;
+    }
+    const cas_store* store = sources_->store();
+    auto& st = j["store"];
+    st["enabled"] = store != nullptr;
+    st["dir"] = store ? config_->store_dir() : "";
     return j.dump();
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/metrics.hpp"
 #include "base/result.hpp"
 #include "config/config.hpp"
 #include "core/engine.hpp"
@@ -20,6 +21,24 @@
 #include "sources/source_set.hpp"
 
 namespace blobd {
+
+/// Facts of the daemon as a whole, filled in when a stats request is answered.
+struct daemon_stats {
+    std::uint64_t uptime_seconds = 0;
+    std::uint64_t chunk_size = 0;
+    std::uint64_t upstream_bytes = 0;   ///< the sum of every source's received bytes
+};
+
+/// daemon_stats as metrics: top-level keys of the stats JSON, erofs_blobd_<name> in Prometheus.
+inline constexpr auto daemon_metrics = [] {
+    using s = daemon_stats;
+    using metrics::counter, metrics::gauge, metrics::unit;
+    return metrics::make_table(
+        metrics::group{"", {}, ""},
+        gauge(&s::uptime_seconds, "uptime", "Seconds since the daemon started.", unit::seconds).json("uptime_s"),
+        gauge(&s::chunk_size, "chunk_size", "The fetch unit (config chunk_size).", unit::bytes).json("chunk_size"),
+        counter(&s::upstream_bytes, "upstream", "Bytes all sources delivered (the sum over sources).", unit::bytes));
+}();
 
 class app {
 public:
@@ -38,8 +57,11 @@ public:
     /// Runs the loop until finished().
     void run();
 
-    /// Counters as one JSON object (what `erofs-blobctl stats` prints).
+    /// Counters as one JSON object (what `erofs-blobctl stats` prints; docs/operations.md lists
+    /// them): every declared table in one metrics::snapshot, rendered by metrics::to_json.
     std::string stats_json() const;
+    /// Every declared table with its current values (stats_json, Prometheus text).
+    metrics::snapshot snapshot() const;
     const registry_stats& stats() const { return engine_->stats(); }
 
 private:

@@ -48,6 +48,7 @@ std::string sha256_file(const std::string& path) {
 // ---- cas_store ----
 
 cas_store::cas_store(event_loop& loop, options opt) : loop_(loop), opt_(std::move(opt)) {
+    stats_.max_bytes = opt_.max_bytes;
     std::error_code ec;
     std::filesystem::create_directories(opt_.dir, ec);
     if (ec) lg.err("cannot create the blob store {}: {}; fetching without it", opt_.dir, ec.message());

@@ -79,6 +79,7 @@ public:
         std::uint64_t disk_bytes = 0;      ///< disk space the store's files take now (allocated blocks)
         std::uint64_t evicted_files = 0;   ///< files deleted to keep under max_bytes
         std::uint64_t evicted_bytes = 0;   ///< ... and their disk space
+        std::uint64_t max_bytes = 0;       ///< options::max_bytes (0: no limit), beside disk_bytes
     };
 
     cas_store(event_loop& loop, options opt);
@@ -137,6 +138,28 @@ private:
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     stats_t stats_;
 };
+
+/// cas_store::stats_t as metrics: keys of the stats JSON's "store" object (where the daemon also
+/// puts "enabled" and "dir"), erofs_blobd_store_<name> in Prometheus.
+inline constexpr auto store_metrics = [] {
+    using s = cas_store::stats_t;
+    using metrics::counter, metrics::gauge, metrics::unit;
+    return metrics::make_table(
+        metrics::group{"store", {}, "store"},
+        counter(&s::hits, "hits", "Fetches served from the blob store."),
+        counter(&s::bytes_saved, "saved", "Bytes served from the store: not fetched from any source.", unit::bytes)
+            .json("bytes_saved"),
+        counter(&s::stored_bytes, "stored", "Bytes written into the store.", unit::bytes),
+        counter(&s::store_errors, "errors", "Store file open, read or write failures (those fetches went upstream).")
+            .json("store_errors"),
+        counter(&s::verified, "verified", "Digest-named blobs whose sha256 matched."),
+        counter(&s::integrity_failures, "integrity_failures", "Digest-named blobs whose sha256 did not match."),
+        gauge(&s::disk_bytes, "disk", "Disk space the store's files take now (allocated blocks).", unit::bytes),
+        gauge(&s::max_bytes, "max", "Disk space the store may take (0: no limit).", unit::bytes),
+        counter(&s::evicted_files, "evicted_files", "Store files deleted to keep under max_bytes."),
+        counter(&s::evicted_bytes, "evicted", "Disk space of the store files deleted to keep under max_bytes.",
+                unit::bytes));
+}();
 
 class cas_fetcher final : public fetcher {
 public:

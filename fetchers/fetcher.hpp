@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "base/buffer.hpp"
+#include "base/metrics.hpp"
 #include "base/result.hpp"
 
 namespace blobd {
@@ -30,10 +31,29 @@ struct blob_ref {
     std::string name;    ///< cookie key, validated as a plain file name
 };
 
-/// Per-source counters (loop thread).
+/// Per-source counters (loop thread), declared in source_metrics.
 struct source_stats {
     std::uint64_t stats = 0, stat_misses = 0, fetches = 0, fetch_errors = 0, bytes = 0;
 };
+
+/// Every per-source group carries the source's describe() text as its one label.
+inline constexpr std::string_view source_labels[] = {"source"};
+
+/// source_stats as metrics: an object per source in the stats JSON's "sources" array,
+/// erofs_blobd_source_<name>{source="..."} in Prometheus.
+inline constexpr auto source_metrics = [] {
+    using s = source_stats;
+    using metrics::counter;
+    return metrics::make_table(
+        metrics::group{"source", source_labels, "sources"},
+        counter(&s::stats, "stat_requests", "Size lookups (stat) asked of the source.").json("stats"),
+        counter(&s::stat_misses, "stat_misses", "Size lookups the source could not answer (no such blob, or failed)."),
+        counter(&s::fetches, "fetches", "Range fetches asked of the source."),
+        counter(&s::fetch_errors, "fetch_errors", "Range fetches of the source that failed."),
+        counter(&s::bytes, "received", "Bytes the source delivered (over the network for remote ones).",
+                metrics::unit::bytes)
+            .json("bytes"));
+}();
 
 class fetcher {
 public:
@@ -48,6 +68,12 @@ public:
     /// "local:/srv/blobs": for logs and metrics; never contains credentials.
     virtual std::string describe() const = 0;
     const source_stats& stats() const noexcept { return stats_; }
+    /// Adds this source's counters to `out`, labelled source=`label` (its describe() text, unless
+    /// that names another source too): source_metrics, and whatever the kind of source adds (its
+    /// HTTP client's, its auth's). Loop thread.
+    virtual void collect(metrics::snapshot& out, const std::string& label) const {
+        out.add(source_metrics, stats_, {label});
+    }
 
 protected:
     source_stats stats_;

@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "base/buffer.hpp"
+#include "base/metrics.hpp"
+#include "fetchers/fetcher.hpp"  // source_labels
 #include "protocol/http/http_util.hpp"
 
 namespace boost::asio {
@@ -85,6 +87,24 @@ std::optional<std::string> ca_file_error(const std::string& path);
 
 }  // namespace http
 
+/// What an http_client counts, copied out of its atomics (the net thread counts; any thread reads).
+struct http_client_stats {
+    std::uint64_t connections_opened = 0, requests_sent = 0;
+};
+
+/// http_client_stats as metrics, per source: keys of the source's object in the stats JSON's
+/// "sources" array, erofs_blobd_http_<name>{source="..."} in Prometheus.
+inline constexpr auto http_client_metrics = [] {
+    using s = http_client_stats;
+    using metrics::counter;
+    return metrics::make_table(
+        metrics::group{"http", source_labels, "sources"},
+        counter(&s::connections_opened, "connections_opened",
+                "TCP connections opened (keep-alive reuse shows as fewer connections than requests)."),
+        counter(&s::requests_sent, "requests_sent",
+                "HTTP requests sent: every attempt, redirect hop and stat probe."));
+}();
+
 class http_client {
 public:
     using done_fn = std::function<void(http::response)>;
@@ -108,6 +128,8 @@ public:
     std::uint64_t connections_opened() const noexcept;
     /// HTTP requests sent so far (every attempt, redirect hop and stat probe counts).
     std::uint64_t requests_sent() const noexcept;
+    /// Both of the above, for a metrics snapshot (any thread).
+    http_client_stats stats() const noexcept { return {connections_opened(), requests_sent()}; }
 
     struct state;  // pools, TLS context, live exchanges (http_client.cpp)
 

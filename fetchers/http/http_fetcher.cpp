@@ -35,6 +35,11 @@ http_fetcher::~http_fetcher() {
 std::uint64_t http_fetcher::connections_opened() const noexcept { return client_->connections_opened(); }
 std::uint64_t http_fetcher::requests_sent() const noexcept { return client_->requests_sent(); }
 
+void http_fetcher::collect(metrics::snapshot& out, const std::string& label) const {
+    fetcher::collect(out, label);
+    out.add(http_client_metrics, client_->stats(), {label});
+}
+
 void http_fetcher::submit(http::request req, void (http_fetcher::*finish)(std::uint64_t, http::response),
                           std::uint64_t id) {
     auto back = [loop = &loop_, alive = alive_, self = this, id, finish](http::response o) {

@@ -51,6 +51,8 @@ public:
     std::uint64_t connections_opened() const noexcept;
     /// HTTP requests sent so far (every attempt, redirect hop and stat probe counts).
     std::uint64_t requests_sent() const noexcept;
+    /// source_metrics and http_client_metrics (loop thread).
+    void collect(metrics::snapshot& out, const std::string& label) const override;
 
 private:
     void finish_stat(std::uint64_t id, http::response o);

@@ -128,6 +128,17 @@ void oci_fetcher::release(const blob_ref& blob) {
     if (auto hex = sha256_of_name(blob.name); !hex.empty()) blobs_.erase(hex);
 }
 
+void oci_fetcher::collect(metrics::snapshot& out, const std::string& label) const {
+    fetcher::collect(out, label);
+    out.add(http_client_metrics, client_->stats(), {label});
+    oci_stats s = stats_oci_;
+    // Counted when asked rather than kept up to date: a cooldown ends by the clock, not by an event.
+    const auto now = std::chrono::steady_clock::now();
+    s.endpoints_cooling = static_cast<std::uint64_t>(
+        std::count_if(endpoints_.begin(), endpoints_.end(), [&](const endpoint& e) { return e.down_until > now; }));
+    out.add(oci_metrics, s, {label});
+}
+
 void oci_fetcher::start(std::unique_ptr<op> o) {
     const std::uint64_t id = next_id_++;
     blob_info& bi = info(o->hex);
@@ -298,7 +309,7 @@ void oci_fetcher::get_token(std::size_t ep, const oci::challenge& c, const std::
         return done(unexpected{-EACCES});
     }
     token_waiting_[key].push_back(std::move(done));
-    ++token_requests_;
+    ++stats_oci_.token_requests;
     lg.debug("{}: token request to {} for {}{}", describe_, u->redacted(), e.base.origin(),
              e.creds ? " (with credentials)" : "");
     http::request req;
@@ -353,7 +364,7 @@ void oci_fetcher::endpoint_failed(std::uint64_t id, int err, std::string_view wh
     if (err != -ENOENT && !is_registry) {
         const auto now = std::chrono::steady_clock::now();
         if (e.down_until <= now) {
-            ++endpoint_cooldowns_;
+            ++stats_oci_.endpoint_cooldowns;
             lg.warn("{}: mirror {} failed ({}); asking it last for the next {:g} s", describe_, e.base.origin(),
                     std::strerror(-err), static_cast<double>(opts_.endpoint_cooldown.count()) / 1000);
         }

@@ -60,6 +60,26 @@ struct oci_options {
     std::chrono::milliseconds endpoint_cooldown{std::chrono::seconds(30)};
 };
 
+/// What an oci_fetcher counts beyond source_stats (loop thread).
+struct oci_stats {
+    std::uint64_t token_requests = 0;       ///< token requests sent to realms
+    std::uint64_t endpoint_cooldowns = 0;   ///< an endpoint failed while healthy and went to the back
+    std::uint64_t endpoints_cooling = 0;    ///< endpoints in their cooldown now (filled in by collect())
+};
+
+/// oci_stats as metrics, per source: keys of the source's object in the stats JSON's "sources"
+/// array, erofs_blobd_oci_<name>{source="..."} in Prometheus.
+inline constexpr auto oci_metrics = [] {
+    using s = oci_stats;
+    using metrics::counter, metrics::gauge;
+    return metrics::make_table(
+        metrics::group{"oci", source_labels, "sources"},
+        counter(&s::token_requests, "token_requests", "Token requests sent to the registry's token realms."),
+        counter(&s::endpoint_cooldowns, "endpoint_cooldowns",
+                "Times a healthy mirror failed and was asked last for endpoint_cooldown."),
+        gauge(&s::endpoints_cooling, "endpoints_cooling", "Mirrors in their cooldown now."));
+}();
+
 class oci_fetcher final : public fetcher {
 public:
     /// Throws std::system_error (EINVAL) when a URL does not parse or ca_file cannot be loaded.
@@ -79,10 +99,12 @@ public:
     /// TCP connections opened so far (any thread).
     std::uint64_t connections_opened() const noexcept { return client_->connections_opened(); }
     /// Token requests sent to realms so far (loop thread).
-    std::uint64_t token_requests() const noexcept { return token_requests_; }
+    std::uint64_t token_requests() const noexcept { return stats_oci_.token_requests; }
     /// Times an endpoint failed while healthy and was moved to the back for endpoint_cooldown
     /// (loop thread).
-    std::uint64_t endpoint_cooldowns() const noexcept { return endpoint_cooldowns_; }
+    std::uint64_t endpoint_cooldowns() const noexcept { return stats_oci_.endpoint_cooldowns; }
+    /// source_metrics, http_client_metrics and oci_metrics (loop thread).
+    void collect(metrics::snapshot& out, const std::string& label) const override;
 
 private:
     struct endpoint {
@@ -133,8 +155,7 @@ private:
     std::map<std::string, token> tokens_;                         // by token_key()
     std::map<std::string, std::vector<token_done>> token_waiting_;  // token requests in flight
     std::unordered_map<std::string, blob_info> blobs_;             // by hex digest; bounded
-    std::uint64_t token_requests_ = 0;
-    std::uint64_t endpoint_cooldowns_ = 0;
+    oci_stats stats_oci_;
 };
 
 }  // namespace blobd

@@ -66,7 +66,7 @@ void cachefiles_frontend::drain_device() {
 }
 
 void cachefiles_frontend::refuse_open(std::uint32_t msg_id) {
-    ++stats_.opens_refused;
+    core_.refused_open();
     if (int r = dev_.send(proto::copen(msg_id, -EINVAL)); r < 0) ++stats_.reply_errors;
 }
 
@@ -86,7 +86,7 @@ void cachefiles_frontend::handle_bad(const proto::parse_error& err) {
         if (err.msg_id) {
             refuse_open(*err.msg_id);
         } else {
-            ++stats_.opens_refused;
+            core_.refused_open();  // nothing to answer it with: the kernel learns nothing more
         }
     }
 }

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "base/metrics.hpp"
 #include "base/result.hpp"
 #include "core/engine.hpp"
 #include "frontends/cachefiles/device.hpp"
@@ -27,13 +28,24 @@ namespace blobd {
 /// Anon fds write straight into the backing file with direct I/O.
 inline constexpr write_policy cachefiles_write_policy{4096};
 
-/// Counters of the cachefiles frontend (the engine counts what reached it).
+/// Counters of the cachefiles frontend (the engine counts what reached it; refused OPENs are
+/// counted there too, with the other opens).
 struct cachefiles_stats {
     std::uint64_t bad_messages = 0;       ///< device messages that did not parse
-    std::uint64_t opens_refused = 0;      ///< OPENs answered with an error before the core saw them
     std::uint64_t completion_errors = 0;  ///< READ_COMPLETE ioctls that failed
     std::uint64_t reply_errors = 0;       ///< copen commands the device refused
 };
+
+/// cachefiles_stats as metrics: top-level keys of the stats JSON, erofs_blobd_<name> in Prometheus.
+inline constexpr auto cachefiles_metrics = [] {
+    using s = cachefiles_stats;
+    using metrics::counter;
+    return metrics::make_table(
+        metrics::group{"", {}, ""},
+        counter(&s::bad_messages, "bad_messages", "Kernel messages that did not parse."),
+        counter(&s::completion_errors, "completion_errors", "READ completions (READ_COMPLETE ioctls) that failed."),
+        counter(&s::reply_errors, "reply_errors", "OPEN replies (copen) the device refused."));
+}();
 
 class cachefiles_frontend final : public frontend_port {
 public:
