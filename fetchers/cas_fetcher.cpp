@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 
+#include "base/hex.hpp"
 #include "base/log.hpp"
 
 namespace blobd {
@@ -36,13 +37,7 @@ std::string sha256_file(const std::string& path) {
     std::array<unsigned char, 32> md{};
     unsigned int mdlen = 0;
     EVP_DigestFinal_ex(ctx.get(), md.data(), &mdlen);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < mdlen; ++i) {
-        out.push_back(hex[md[i] >> 4]);
-        out.push_back(hex[md[i] & 15]);
-    }
-    return out;
+    return to_hex(std::span(md.data(), mdlen));
 }
 
 // ---- cas_store ----
@@ -259,12 +254,7 @@ cas_fetcher::cas_fetcher(event_loop& loop, std::shared_ptr<fetcher> upstream, st
     std::array<unsigned char, 32> md{};
     unsigned int mdlen = 0;
     EVP_Digest(d.data(), d.size(), md.data(), &mdlen, EVP_sha256(), nullptr);
-    static const char* hex = "0123456789abcdef";
-    source_dir_ = "src-";
-    for (unsigned i = 0; i < 8; ++i) {
-        source_dir_.push_back(hex[md[i] >> 4]);
-        source_dir_.push_back(hex[md[i] & 15]);
-    }
+    source_dir_ = "src-" + to_hex(std::span(md.data(), 8));
     store_->view_names_[id_] = d;
 }
 

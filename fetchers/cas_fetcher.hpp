@@ -50,10 +50,10 @@
 #include <tuple>
 #include <vector>
 
+#include "base/digest.hpp"
 #include "base/unique_fd.hpp"
 #include "io/event_loop.hpp"
 #include "fetchers/fetcher.hpp"
-#include "protocol/oci/oci_util.hpp"  // sha256_of_name
 
 namespace blobd {
 

@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include "base/digest.hpp"
 #include "base/log.hpp"
 
 namespace blobd {

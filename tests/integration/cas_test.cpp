@@ -160,13 +160,3 @@ TEST_CASE("a broken store never fails a fetch", "[integration][cas]") {
     CHECK(env.same(env.fetch(*s, "d", "b", 0, MiB), 0, MiB));
     CHECK(env.src->stats().bytes == 2 * MiB);
 }
-
-// Description: digest names are recognised only in their exact forms.
-TEST_CASE("digest names", "[cas]") {
-    const std::string hex(64, 'b');
-    CHECK(sha256_of_name(hex) == hex);
-    CHECK(sha256_of_name("sha256:" + hex) == hex);
-    CHECK(sha256_of_name("sha256:" + hex.substr(1)).empty());
-    CHECK(sha256_of_name(std::string(64, 'B')).empty());
-    CHECK(sha256_of_name("blob1").empty());
-}
