@@ -8,11 +8,18 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <string_view>
 
 namespace blobd::log {
 
 enum class level : int { err = 3, warning = 4, notice = 5, info = 6, debug = 7 };
+
+/// The level called `name` ("err", "warning", "notice", "info", "debug": the names the config
+/// and --log-level accept), or nothing.
+std::optional<level> parse_level(std::string_view name) noexcept;
+/// "err, warning, notice, info, debug": the accepted names, for error messages.
+inline constexpr std::string_view level_names = "err, warning, notice, info, debug";
 
 /// Messages above this level are dropped. Set once at startup (main), read by every thread.
 void set_max_level(level l) noexcept;

@@ -5,6 +5,7 @@
 #include "config/config.hpp"
 
 #include "base/file.hpp"
+#include "base/log.hpp"
 
 #include <algorithm>
 #include <array>
@@ -36,7 +37,6 @@ constexpr std::uint64_t max_chunk_size = std::uint64_t{64} << 20;
 constexpr std::size_t max_domain_name = 255;
 constexpr std::size_t max_socket_path = 107;  // sizeof(sockaddr_un::sun_path) minus the NUL
 constexpr std::size_t max_file_size = 1 << 20;  // a config is a few hundred bytes; bounds a mistake
-constexpr std::array<std::string_view, 5> log_levels{"err", "warning", "notice", "info", "debug"};
 constexpr std::uint32_t max_timeout_ms = 3'600'000;  // an hour: beyond that a stalled server is just hung
 constexpr std::uint32_t max_retries = 10;
 constexpr std::uint32_t max_connections_per_host = 64;
@@ -624,8 +624,8 @@ problem read_log_level(const json& v, const std::string& path, std::string& out)
     if (auto p = read_string(v, path, out)) {
         return p;
     }
-    if (std::find(log_levels.begin(), log_levels.end(), out) == log_levels.end()) {
-        return fail(path, "expected one of err, warning, notice, info, debug, got " + quote(out));
+    if (!log::parse_level(out)) {
+        return fail(path, "expected one of " + std::string(log::level_names) + ", got " + quote(out));
     }
     return {};
 }

@@ -50,20 +50,6 @@ Options:
 Control: erofs-blobctl [--socket PATH] stats   prints the daemon's counters.
 )";
 
-bool parse_level(std::string_view s, blobd::log::level& out) {
-    using blobd::log::level;
-    static const std::pair<std::string_view, level> names[] = {
-        {"err", level::err}, {"warning", level::warning}, {"notice", level::notice},
-        {"info", level::info}, {"debug", level::debug}};
-    for (auto [n, l] : names) {
-        if (n == s) {
-            out = l;
-            return true;
-        }
-    }
-    return false;
-}
-
 int run(const std::string& config_path, const std::string& level_override) {
     auto loaded = blobd::cfg::load_file(config_path);
     if (!loaded) {
@@ -71,9 +57,9 @@ int run(const std::string& config_path, const std::string& level_override) {
         return 1;
     }
     auto config = std::make_shared<const blobd::cfg::config>(std::move(*loaded));
-    blobd::log::level lvl{};
-    parse_level(level_override.empty() ? config->log_level : level_override, lvl);
-    blobd::log::set_max_level(lvl);
+    // Both were checked already (the config by its loader, the override by main).
+    const auto lvl = blobd::log::parse_level(level_override.empty() ? config->log_level : level_override);
+    blobd::log::set_max_level(lvl.value_or(blobd::log::level::info));
 
     // Signals arrive through a signalfd polled by the ring, so the handler is ordinary loop code.
     sigset_t mask;
@@ -179,9 +165,9 @@ int main(int argc, char** argv) {
             value(check_path);
         } else if (a == "--log-level") {
             value(level);
-            blobd::log::level l{};
-            if (!parse_level(level, l)) {
-                std::fprintf(stderr, "erofs-blobd: unknown log level '%s' (err, warning, notice, info, debug)\n", level.c_str());
+            if (!blobd::log::parse_level(level)) {
+                std::fprintf(stderr, "erofs-blobd: unknown log level '%s' (%.*s)\n", level.c_str(),
+                             static_cast<int>(blobd::log::level_names.size()), blobd::log::level_names.data());
                 return 1;
             }
         } else {
