@@ -86,7 +86,6 @@ public:
     cas_store(const cas_store&) = delete;
     cas_store& operator=(const cas_store&) = delete;
 
-    const options& opts() const noexcept { return opt_; }
     const stats_t& stats() const noexcept { return stats_; }
     /// Called (loop thread) after a blob failed its digest check, with the blob name as the
     /// cookie knows it, once the bad file is gone and its writers are refused for it.
@@ -155,8 +154,6 @@ public:
     /// Counters of the store (shared by all its views). This view's own stats() count what it
     /// served, from the store or upstream; the upstream's stats() count what crossed the network.
     const cas_store::stats_t& store_stats() const noexcept { return store_->stats(); }
-    const fetcher& upstream() const noexcept { return *upstream_; }
-    cas_store& store() noexcept { return *store_; }
 
 private:
     /// Where `name` lives in the store (see the layout above).

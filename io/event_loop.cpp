@@ -28,10 +28,6 @@ event_loop::event_loop(unsigned entries) {
         io_uring_params q = p;
         q.flags |= extra;
         ret = io_uring_queue_init_params(entries, &ring_, &q);
-        if (ret == 0) {
-            setup_flags_ = q.flags;
-            break;
-        }
         if (ret != -EINVAL) break;
     }
     if (ret < 0) throw std::system_error(-ret, std::generic_category(), "io_uring_queue_init");

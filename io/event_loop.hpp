@@ -59,8 +59,6 @@ public:
     unsigned run_once(std::chrono::milliseconds timeout);
     /// Operations submitted and not yet retired (timers and the internal wake-up poll excluded).
     std::size_t inflight() const noexcept { return inflight_io_; }
-    /// The setup flags the ring was created with (for logs).
-    unsigned setup_flags() const noexcept { return setup_flags_; }
 
 private:
     // One record per operation the kernel may still complete. Records live in slabs and are
@@ -96,7 +94,6 @@ private:
     void run_deferred();
 
     io_uring ring_{};
-    unsigned setup_flags_ = 0;
     std::size_t inflight_io_ = 0;
     std::vector<std::unique_ptr<op[]>> slabs_;
     op* free_ops_ = nullptr;
