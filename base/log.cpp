@@ -1,8 +1,11 @@
 #include "base/log.hpp"
 
+#include "base/assert.hpp"
+
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <utility>
 
 namespace blobd::log {
@@ -67,3 +70,17 @@ bool rate_limit::allow(unsigned& suppressed) noexcept {
 }
 
 }  // namespace blobd::log
+
+namespace blobd::detail {
+
+void assert_failed(std::string_view cond, std::string_view msg, std::string_view file, int line) noexcept {
+    // Formatting may fail (out of memory): the fallback line still names the place.
+    try {
+        log::write(log::level::err, "assert", fmt::format("assertion failed: {}: {} ({}:{})", cond, msg, file, line));
+    } catch (...) {
+        log::write(log::level::err, "assert", "assertion failed (and could not be formatted)");
+    }
+    std::abort();
+}
+
+}  // namespace blobd::detail

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace blobd::log {
@@ -48,6 +49,9 @@ public:
 private:
     std::string_view name_;
 };
+
+/// " (N similar suppressed)" when n > 0, else "": the tail of a rate-limited message.
+inline std::string suppressed_note(unsigned n) { return n ? fmt::format(" ({} similar suppressed)", n) : std::string(); }
 
 /// Allows at most `burst` messages per `period`; the next allowed message reports how many were
 /// suppressed. Cheap enough for per-request paths; any thread.
