@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "base/assert.hpp"
 #include "base/log.hpp"
 
 // GCC 12 reports -Wmaybe-uninitialized inside std::variant's move constructor when effects are
@@ -16,7 +17,18 @@ namespace blobd {
 
 namespace {
 const log::logger lg{"registry"};
+// READs and CLOSEs for objects we do not know come from the kernel: logged, but never a flood.
+log::rate_limit unknown_object_limit;
+
+// A lookup whose key our own bookkeeping guarantees, never one taken from a kernel message (those
+// are looked up with find() and answered when missing): a miss is a bug in the registry.
+template <class Map, class Key>
+auto& known(Map& m, const Key& k, const char* what) {
+    auto it = m.find(k);
+    BLOBD_ASSERT(it != m.end(), what);
+    return it->second;
 }
+}  // namespace
 
 registry::registry(std::uint64_t chunk_size) : chunk_size_(chunk_size) {
     spare_effects_.reserve(max_spare_effects);  // recycle() then never allocates
@@ -65,7 +77,7 @@ effects registry::open(std::uint32_t msg_id, std::uint32_t object_id, std::strin
     } else {
         id = it->second;
     }
-    blob_state& b = blobs_.at(id);
+    blob_state& b = known(blobs_, id, "a blob in blob_index_ is in blobs_");
     auto obj = std::make_shared<cache_object>();
     obj->object_id = object_id;
     obj->fd = std::move(fd);
@@ -125,11 +137,14 @@ effects registry::read(std::uint32_t msg_id, std::uint32_t object_id, std::uint6
         // No object to complete it on: the kernel flushes READs of objects it closed, so this is a
         // protocol violation; the frontend logs it and can do nothing more.
         ++stats_.reads_failed;
-        lg.warn("READ {} for unknown object {}", msg_id, object_id);
+        if (unsigned suppressed = 0; unknown_object_limit.allow(suppressed)) {
+            lg.warn("READ {} for unknown object {}{}", msg_id, object_id,
+                    log::suppressed_note(suppressed));
+        }
         return out;
     }
     object_state& os = oit->second;
-    blob_state& b = blobs_.at(os.object->blob);
+    blob_state& b = known(blobs_, os.object->blob, "an open object's blob stays until the object closes");
     if (len > max_read_len) {
         // The kernel reads at most a readahead window at a time; a giant range would make us
         // track (and fetch) a whole blob for one request. Serve the front; the reader retries or
@@ -228,7 +243,7 @@ effects registry::prefetch(std::uint32_t object_id,
     auto oit = objects_.find(object_id);
     if (oit == objects_.end()) return out;
     object_state& os = oit->second;
-    blob_state& b = blobs_.at(os.object->blob);
+    blob_state& b = known(blobs_, os.object->blob, "an open object's blob stays until the object closes");
     if (!b.sized) return out;
     for (std::uint64_t c = 0; c * chunk_size_ < b.size; ++c) {
         if (os.chunks.count(c)) continue;
@@ -353,7 +368,8 @@ effects registry::on_written(const object_ptr& object, std::uint64_t chunk, int 
                 return std::find(pr.waiting.begin(), pr.waiting.end(), chunk) != pr.waiting.end();
             });
             os.chunks[chunk] = chunk_state::fetching;
-            want_chunk(blobs_.at(object->blob), chunk, object->object_id, !wanted, out);
+            want_chunk(known(blobs_, object->blob, "an open object's blob stays until the object closes"), chunk,
+                       object->object_id, !wanted, out);
             return out;
         }
     }
@@ -398,7 +414,10 @@ effects registry::close(std::uint32_t object_id) {
     effects out = fresh_effects();
     auto oit = objects_.find(object_id);
     if (oit == objects_.end()) {
-        lg.warn("CLOSE for unknown object {}", object_id);
+        if (unsigned suppressed = 0; unknown_object_limit.allow(suppressed)) {
+            lg.warn("CLOSE for unknown object {}{}", object_id,
+                    log::suppressed_note(suppressed));
+        }
         return out;
     }
     ++stats_.closes;
