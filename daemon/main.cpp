@@ -1,6 +1,7 @@
 // erofs-blobd: entry point. Parses the command line, loads the config, opens and binds
 // /dev/cachefiles, and runs the loop until SIGTERM/SIGINT. Exit codes: 0 clean stop, 1 bad
-// config or usage, 2 startup failure (device, ring, control socket).
+// config or usage, 2 startup failure (device, ring, control socket) or an exception nothing else
+// caught.
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <poll.h>
@@ -10,6 +11,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <string_view>
 
@@ -140,9 +142,7 @@ int run(const std::string& config_path, const std::string& level_override) {
     return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int main_args(int argc, char** argv) {
     std::string config_path, check_path, level;
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
@@ -195,4 +195,19 @@ int main(int argc, char** argv) {
         return 1;
     }
     return run(config_path, level);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // What nothing below caught (the loop catches what its callbacks throw) is a bug or a failure
+    // outside every request: one line, and the startup-failure exit code, not std::terminate.
+    try {
+        return main_args(argc, argv);
+    } catch (const std::exception& e) {
+        lg.err("fatal: {}", e.what());
+    } catch (...) {
+        lg.err("fatal: an exception that is not a std::exception");
+    }
+    return 2;
 }
