@@ -106,8 +106,6 @@ public:
     cas_store& operator=(const cas_store&) = delete;
 
     const stats_t& stats() const noexcept { return stats_; }
-    /// True once the scan at start has been merged (tests; eviction waits for it).
-    bool scanned() const noexcept { return scanned_; }
     /// Called (loop thread) after a blob failed its digest check, with the blob name as the
     /// cookie knows it, once the bad file is gone and its writers are refused for it.
     std::function<void(const std::string& name)> on_integrity_failure;
@@ -207,8 +205,6 @@ public:
     /// Counters of the store (shared by all its views). This view's own stats() count what it
     /// served, from the store or upstream; the upstream's stats() count what crossed the network.
     const cas_store::stats_t& store_stats() const noexcept { return store_->stats(); }
-    /// The store itself (tests).
-    const cas_store& store() const noexcept { return *store_; }
 
 private:
     using range_key = std::tuple<std::string, std::uint64_t, std::uint64_t>;  // (store key, off, len)
