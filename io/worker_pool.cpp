@@ -2,6 +2,7 @@
 
 #include <exception>
 #include <new>
+#include <string>
 
 #include "base/log.hpp"
 #include "io/event_loop.hpp"
@@ -93,7 +94,8 @@ void worker_pool::run_worker() {
             queue_.pop_front();
         }
         int err = 0;
-        const char* what = nullptr;
+        // A copy: e.what() dies with the exception at the end of its catch block.
+        std::string what;
         try {
             t.job();
         } catch (const std::bad_alloc&) {
@@ -101,12 +103,16 @@ void worker_pool::run_worker() {
             what = "out of memory";
         } catch (const std::exception& e) {
             err = -EIO;
-            what = e.what();
+            try {
+                what = e.what();
+            } catch (...) {
+                what = "(message lost: out of memory)";
+            }
         } catch (...) {
             err = -EIO;
             what = "not a std::exception";
         }
-        if (what) {
+        if (err != 0) {
             // A job's failure is its done callback's to handle; the log says it happened at all.
             ++shared_->exceptions;
             if (unsigned suppressed = 0; job_error_limit.allow(suppressed)) {
