@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -58,6 +59,12 @@ using buffer_ptr = std::shared_ptr<const aligned_buffer>;
 /// mapped and faulted in. Returns to the pool when the last reference goes, from any thread.
 /// Throws std::bad_alloc like the constructor.
 std::shared_ptr<aligned_buffer> make_fetch_buffer(std::size_t size);
+/// make_fetch_buffer for fetchers: nullptr instead of std::bad_alloc, which they answer with
+/// -ENOMEM through their normal callback. A failure is counted (fetch_buffer_failures) and logged,
+/// rate-limited.
+std::shared_ptr<aligned_buffer> try_make_fetch_buffer(std::size_t size) noexcept;
+/// Fetch buffers try_make_fetch_buffer could not allocate, since start.
+std::uint64_t fetch_buffer_failures() noexcept;
 
 /// Idle buffers the pool keeps at most, in bytes (beyond it the oldest idle ones are freed).
 inline constexpr std::size_t fetch_buffer_pool_bytes = 64u << 20;

@@ -12,10 +12,12 @@
 // buffer going first. Buffers are taken on the loop thread or the network thread and released
 // wherever their last reference drops, so the pool takes a mutex (uncontended in practice: a few
 // tens of nanoseconds against the microseconds a fetch costs).
+#include <atomic>
 #include <mutex>
 #include <vector>
 
 #include "base/buffer.hpp"
+#include "base/log.hpp"
 
 namespace blobd {
 
@@ -82,6 +84,28 @@ std::shared_ptr<aligned_buffer> make_fetch_buffer(std::size_t size) {
     aligned_buffer* raw = pool().take(size).release();
     return std::shared_ptr<aligned_buffer>(raw, [](aligned_buffer* p) { pool().give_back(p); });
 }
+
+namespace {
+const log::logger lg{"buffers"};
+std::atomic<std::uint64_t> g_failures{0};
+log::rate_limit g_failure_limit;
+}  // namespace
+
+std::shared_ptr<aligned_buffer> try_make_fetch_buffer(std::size_t size) noexcept {
+    try {
+        return make_fetch_buffer(size);
+    } catch (const std::bad_alloc&) {
+        // One chunk-sized allocation failing is a fetch failing (-ENOMEM), not the daemon.
+        ++g_failures;
+        if (unsigned suppressed = 0; g_failure_limit.allow(suppressed)) {
+            lg.err("cannot allocate a {}-byte fetch buffer{}", size,
+                   log::suppressed_note(suppressed));
+        }
+        return nullptr;
+    }
+}
+
+std::uint64_t fetch_buffer_failures() noexcept { return g_failures.load(std::memory_order_relaxed); }
 
 std::size_t fetch_buffer_pool_idle_bytes() { return pool().idle_bytes(); }
 

@@ -1,13 +1,30 @@
 #include "base/log.hpp"
 
+#include "base/assert.hpp"
+
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <utility>
 
 namespace blobd::log {
 
 namespace {
 std::atomic<int> g_max{static_cast<int>(level::info)};
+}
+
+std::optional<level> parse_level(std::string_view name) noexcept {
+    // Kept in the order of level_names.
+    static constexpr std::pair<std::string_view, level> names[] = {{"err", level::err},
+                                                                   {"warning", level::warning},
+                                                                   {"notice", level::notice},
+                                                                   {"info", level::info},
+                                                                   {"debug", level::debug}};
+    for (auto [n, l] : names) {
+        if (n == name) return l;
+    }
+    return std::nullopt;
 }
 
 void set_max_level(level l) noexcept { g_max.store(static_cast<int>(l), std::memory_order_relaxed); }

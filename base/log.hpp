@@ -8,11 +8,19 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
+#include <string>
 #include <string_view>
 
 namespace blobd::log {
 
 enum class level : int { err = 3, warning = 4, notice = 5, info = 6, debug = 7 };
+
+/// The level called `name` ("err", "warning", "notice", "info", "debug": the names the config
+/// and --log-level accept), or nothing.
+std::optional<level> parse_level(std::string_view name) noexcept;
+/// "err, warning, notice, info, debug": the accepted names, for error messages.
+inline constexpr std::string_view level_names = "err, warning, notice, info, debug";
 
 /// Messages above this level are dropped. Set once at startup (main), read by every thread.
 void set_max_level(level l) noexcept;
@@ -41,6 +49,9 @@ public:
 private:
     std::string_view name_;
 };
+
+/// " (N similar suppressed)" when n > 0, else "": the tail of a rate-limited message.
+inline std::string suppressed_note(unsigned n) { return n ? fmt::format(" ({} similar suppressed)", n) : std::string(); }
 
 /// Allows at most `burst` messages per `period`; the next allowed message reports how many were
 /// suppressed. Cheap enough for per-request paths; any thread.

@@ -6,6 +6,8 @@
 // source type.
 #include "config/config.hpp"
 
+#include "base/log.hpp"
+
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -30,7 +32,6 @@ constexpr std::uint64_t max_chunk_size = std::uint64_t{64} << 20;
 constexpr std::size_t max_domain_name = 255;
 constexpr std::size_t max_socket_path = 107;  // sizeof(sockaddr_un::sun_path) minus the NUL
 constexpr std::size_t max_file_size = 1 << 20;  // a config is a few hundred bytes; bounds a mistake
-constexpr std::array<std::string_view, 5> log_levels{"err", "warning", "notice", "info", "debug"};
 
 // "known types: local, http, oci": the table given to parse, so a new kind is listed by itself.
 std::string known_types(source_kinds kinds) {
@@ -308,8 +309,8 @@ problem read_log_level(const json& v, const std::string& path, std::string& out)
     if (auto p = read_string(v, path, out)) {
         return p;
     }
-    if (std::find(log_levels.begin(), log_levels.end(), out) == log_levels.end()) {
-        return fail(path, "expected one of err, warning, notice, info, debug, got " + quote(out));
+    if (!log::parse_level(out)) {
+        return fail(path, "expected one of " + std::string(log::level_names) + ", got " + quote(out));
     }
     return {};
 }

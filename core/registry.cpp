@@ -17,6 +17,8 @@ namespace blobd {
 
 namespace {
 const log::logger lg{"registry"};
+// Requests for unknown objects come from the kernel: a misbehaving one must not flood the log.
+log::rate_limit unknown_object_limit;
 }
 
 registry::registry(std::uint64_t chunk_size) : chunk_size_(chunk_size) {
@@ -168,7 +170,10 @@ effects registry::read(request_token req, object_key key, std::uint64_t off, std
         // The kernel flushes READs of objects it closed, so this is a protocol violation; it is
         // answered all the same (with no object), since a frontend may have to answer each one.
         ++stats_.reads_failed;
-        lg.warn("read {} for unknown object {}", req.id, key);
+        unsigned suppressed = 0;
+        if (unknown_object_limit.allow(suppressed)) {
+            lg.warn("read {} for unknown object {}{}", req.id, key, log::suppressed_note(suppressed));
+        }
         out.push_back(complete_read{nullptr, req, -EBADF});
         return out;
     }
@@ -458,7 +463,10 @@ effects registry::close(object_key key) {
     effects out = fresh_effects();
     auto oit = objects_.find(key);
     if (oit == objects_.end()) {
-        lg.warn("close of unknown object {}", key);
+        unsigned suppressed = 0;
+        if (unknown_object_limit.allow(suppressed)) {
+            lg.warn("close of unknown object {}{}", key, log::suppressed_note(suppressed));
+        }
         return out;
     }
     ++stats_.closes;

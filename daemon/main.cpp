@@ -1,6 +1,7 @@
 // erofs-blobd: entry point. Parses the command line, loads the config, opens and binds
 // /dev/cachefiles, and runs the loop until SIGTERM/SIGINT. Exit codes: 0 clean stop, 1 bad
-// config or usage, 2 startup failure (device, ring, control socket).
+// config or usage, 2 startup failure (device, ring, control socket) or an exception nothing else
+// caught.
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <poll.h>
@@ -10,6 +11,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <string_view>
 
@@ -50,20 +52,6 @@ Options:
 Control: erofs-blobctl [--socket PATH] stats   prints the daemon's counters.
 )";
 
-bool parse_level(std::string_view s, blobd::log::level& out) {
-    using blobd::log::level;
-    static const std::pair<std::string_view, level> names[] = {
-        {"err", level::err}, {"warning", level::warning}, {"notice", level::notice},
-        {"info", level::info}, {"debug", level::debug}};
-    for (auto [n, l] : names) {
-        if (n == s) {
-            out = l;
-            return true;
-        }
-    }
-    return false;
-}
-
 int run(const std::string& config_path, const std::string& level_override) {
     auto loaded = blobd::sources::load_config(config_path);
     if (!loaded) {
@@ -71,9 +59,9 @@ int run(const std::string& config_path, const std::string& level_override) {
         return 1;
     }
     auto config = std::make_shared<const blobd::cfg::config>(std::move(*loaded));
-    blobd::log::level lvl{};
-    parse_level(level_override.empty() ? config->log_level : level_override, lvl);
-    blobd::log::set_max_level(lvl);
+    // Both were checked already (the config by its loader, the override by main).
+    const auto lvl = blobd::log::parse_level(level_override.empty() ? config->log_level : level_override);
+    blobd::log::set_max_level(lvl.value_or(blobd::log::level::info));
 
     // Signals arrive through a signalfd polled by the ring, so the handler is ordinary loop code.
     sigset_t mask;
@@ -129,18 +117,12 @@ int run(const std::string& config_path, const std::string& level_override) {
             lg.err("startup failed: {}", e.what());
         }
         return 2;
-    } catch (const std::exception& e) {
-        // Nothing is meant to get here (the loop's callbacks do not throw); say what did, once.
-        lg.err("stopped by an unexpected error: {}", e.what());
-        return 2;
     }
     // The device closes last, after every write retired and every READ was completed.
     return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int main_args(int argc, char** argv) {
     std::string config_path, check_path, level;
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
@@ -163,9 +145,9 @@ int main(int argc, char** argv) {
             value(check_path);
         } else if (a == "--log-level") {
             value(level);
-            blobd::log::level l{};
-            if (!parse_level(level, l)) {
-                std::fprintf(stderr, "erofs-blobd: unknown log level '%s' (err, warning, notice, info, debug)\n", level.c_str());
+            if (!blobd::log::parse_level(level)) {
+                std::fprintf(stderr, "erofs-blobd: unknown log level '%s' (%.*s)\n", level.c_str(),
+                             static_cast<int>(blobd::log::level_names.size()), blobd::log::level_names.data());
                 return 1;
             }
         } else {
@@ -193,4 +175,19 @@ int main(int argc, char** argv) {
         return 1;
     }
     return run(config_path, level);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // What nothing below caught (the loop catches what its callbacks throw) is a bug or a failure
+    // outside every request: one line, and the startup-failure exit code, not std::terminate.
+    try {
+        return main_args(argc, argv);
+    } catch (const std::exception& e) {
+        lg.err("fatal: {}", e.what());
+    } catch (...) {
+        lg.err("fatal: an exception that is not a std::exception");
+    }
+    return 2;
 }

@@ -9,24 +9,182 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <span>
 
 #include <openssl/evp.h>
 
+#include "base/assert.hpp"
+#include "base/hex.hpp"
 #include "base/log.hpp"
 
 namespace blobd {
 
 namespace {
 const log::logger lg{"cas"};
+
+// ---- worker side: plain functions of paths and fds, no store state ----
+
+bool complete_file(int fd, std::uint64_t size) {
+    if (size == 0) return false;
+    const off_t hole = ::lseek(fd, 0, SEEK_HOLE);
+    return hole >= 0 && static_cast<std::uint64_t>(hole) >= size;
+}
+
 }  // namespace
 
-std::string sha256_file(const std::string& path) {
+namespace cas_detail {
+struct file_facts {
+    int err = 0;
+    std::uint64_t disk_bytes = 0;  // allocated blocks
+    bool linked = true;            // a deleted file is not its key's any more
+    bool complete = false;
+};
+}  // namespace cas_detail
+using cas_detail::file_facts;
+
+namespace {
+
+file_facts facts_of(int fd, std::uint64_t size) {
+    file_facts f;
+    struct stat st {};
+    if (::fstat(fd, &st) < 0) {
+        f.err = -errno;
+        return f;
+    }
+    f.disk_bytes = static_cast<std::uint64_t>(st.st_blocks) * 512;
+    f.linked = st.st_nlink != 0;
+    f.complete = complete_file(fd, size);
+    return f;
+}
+
+// Data written by pwrite is allocated; a range is present when it starts with data and the next
+// hole is at or beyond its end. A chunk torn by a crash has a hole and is refetched.
+bool range_present(int fd, std::uint64_t off, std::uint64_t len, std::uint64_t size) {
+    const std::uint64_t end = std::min(off + len, size);
+    if (off >= end) return false;
+    const off_t d = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
+    if (d < 0 || static_cast<std::uint64_t>(d) != off) return false;
+    const off_t h = ::lseek(fd, static_cast<off_t>(off), SEEK_HOLE);
+    return h >= 0 && static_cast<std::uint64_t>(h) >= end;
+}
+
+struct found {
+    std::int64_t mtime_ns;
+    std::string key;
+    std::uint64_t bytes;
+};
+struct scan_result {
+    std::string create_error, list_error;
+    std::vector<found> files;  // least recently written first
+};
+
+scan_result scan_dir(const std::string& dir) {
+    namespace fs = std::filesystem;
+    scan_result out;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) {
+        out.create_error = ec.message();
+        return out;
+    }
+    const fs::path base(dir);
+    for (fs::recursive_directory_iterator it(base, fs::directory_options::skip_permission_denied, ec), end;
+         !ec && it != end; it.increment(ec)) {
+        struct stat st {};
+        if (::lstat(it->path().c_str(), &st) < 0 || !S_ISREG(st.st_mode)) continue;
+        out.files.push_back({static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+                             it->path().lexically_relative(base).string(),
+                             static_cast<std::uint64_t>(st.st_blocks) * 512});
+    }
+    if (ec) out.list_error = ec.message();
+    std::sort(out.files.begin(), out.files.end(),
+              [](const found& a, const found& b) { return a.mtime_ns < b.mtime_ns; });
+    return out;
+}
+
+}  // namespace
+
+// What a worker hands back after opening (or replacing) a store file.
+struct cas_detail::opened_file {
+    int err = 0;
+    unique_fd fd;
+    std::uint64_t size = 0;
+    std::uint64_t previous_size = 0;  // when resized: what the file had
+    bool resized = false;
+    file_facts facts;
+};
+
+namespace {
+
+cas_detail::opened_file open_store_file(const std::string& path, std::optional<std::uint64_t> size) {
+    cas_detail::opened_file r;
+    const int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | (size ? O_CREAT : 0);
+    r.fd.reset(::open(path.c_str(), flags, 0600));
+    if (!r.fd && size && errno == ENOENT) {
+        // The per-source or sha256 subdirectory (or the store itself, if the scan has not made it
+        // yet) is made on first use.
+        std::error_code ec;
+        std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+        r.fd.reset(::open(path.c_str(), flags, 0600));
+    }
+    if (!r.fd) {
+        r.err = -errno;
+        return r;
+    }
+    struct stat st {};
+    if (::fstat(r.fd.get(), &st) < 0) {
+        r.err = -errno;
+        return r;
+    }
+    r.size = static_cast<std::uint64_t>(st.st_size);
+    if (size && r.size != *size) {
+        // New, or the source's blob changed size: start over (a sparse file of the right size).
+        r.previous_size = r.size;
+        r.resized = true;
+        if (::ftruncate(r.fd.get(), 0) < 0 || ::ftruncate(r.fd.get(), static_cast<off_t>(*size)) < 0) {
+            r.err = -errno;
+            return r;
+        }
+        r.size = *size;
+    } else if (!size && r.size == 0) {
+        r.err = -ENODATA;  // never stat'ed in this process and nothing stored: no size to trust
+        return r;
+    }
+    r.facts = facts_of(r.fd.get(), r.size);
+    if (r.facts.err) r.err = r.facts.err;
+    return r;
+}
+
+// Opens (after deleting it first, with `unlink_first`) a store file on a worker, then calls
+// done(opened_file&, err) on the loop: err is the pool's own error (queue full, a throw) or the
+// job's. The file travels in a slot of its own rather than in a result<>: GCC 12 misreads a
+// variant holding a unique_fd as maybe uninitialised.
+template <class Done>
+void open_on_worker(worker_pool& pool, std::string path, std::optional<std::uint64_t> size, bool unlink_first,
+                    Done done) {
+    auto slot = std::make_shared<cas_detail::opened_file>();
+    pool.submit(
+        [slot, path = std::move(path), size, unlink_first] {
+            if (unlink_first) ::unlink(path.c_str());
+            if (size || !unlink_first) {
+                *slot = open_store_file(path, size);
+            } else {
+                slot->err = -ENOENT;  // deleted, and no size to make a fresh one of
+            }
+        },
+        [slot, done = std::move(done)](int err) mutable { done(*slot, err != 0 ? err : slot->err); });
+}
+
+}  // namespace
+
+std::string sha256_file(const std::string& path, const std::function<bool()>& stop) {
     unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return {};
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
     if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return {};
     std::vector<unsigned char> buf(1 << 20);
     for (;;) {
+        if (stop && stop()) return {};
         ssize_t n = ::read(fd.get(), buf.data(), buf.size());
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return {};
@@ -36,95 +194,128 @@ std::string sha256_file(const std::string& path) {
     std::array<unsigned char, 32> md{};
     unsigned int mdlen = 0;
     EVP_DigestFinal_ex(ctx.get(), md.data(), &mdlen);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < mdlen; ++i) {
-        out.push_back(hex[md[i] >> 4]);
-        out.push_back(hex[md[i] & 15]);
-    }
-    return out;
+    return to_hex(std::span(md.data(), mdlen));
 }
 
 // ---- cas_store ----
 
-cas_store::cas_store(event_loop& loop, options opt) : loop_(loop), opt_(std::move(opt)) {
+cas_store::cas_store(event_loop& loop, options opt)
+    : loop_(loop), opt_(std::move(opt)), pool_(loop, opt_.workers) {
     stats_.max_bytes = opt_.max_bytes;
-    std::error_code ec;
-    std::filesystem::create_directories(opt_.dir, ec);
-    if (ec) lg.err("cannot create the blob store {}: {}; fetching without it", opt_.dir, ec.message());
-    if (!opt_.dir.empty()) scan();
+    if (opt_.dir.empty()) {
+        scanned_ = true;
+        return;
+    }
+    scan();
 }
 
+cas_store::~cas_store() = default;  // pool_ goes first: queued work dropped, a running hash stopped
+
 void cas_store::scan() {
-    namespace fs = std::filesystem;
-    struct found {
-        std::int64_t mtime_ns;
-        std::string key;
-        std::uint64_t bytes;
-    };
-    std::vector<found> all;
-    const fs::path base(opt_.dir);
-    std::error_code ec;
-    for (fs::recursive_directory_iterator it(base, fs::directory_options::skip_permission_denied, ec), end;
-         !ec && it != end; it.increment(ec)) {
-        struct stat st {};
-        if (::lstat(it->path().c_str(), &st) < 0 || !S_ISREG(st.st_mode)) continue;
-        all.push_back({static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
-                       it->path().lexically_relative(base).string(), static_cast<std::uint64_t>(st.st_blocks) * 512});
-    }
-    if (ec) lg.warn("blob store {}: cannot list it all: {}", opt_.dir, ec.message());
-    // The least recently written first: the eviction order until this process uses them.
-    std::sort(all.begin(), all.end(), [](const found& a, const found& b) { return a.mtime_ns < b.mtime_ns; });
-    for (auto& f : all) {
-        stats_.disk_bytes += f.bytes;
-        files_[std::move(f.key)] = file_use{f.bytes, ++use_clock_};
-    }
-    if (!all.empty()) lg.info("blob store {}: {} files, {} bytes on disk", opt_.dir, all.size(), stats_.disk_bytes);
-    evict();  // the limit may have been lowered
+    // A store of many files takes a while to list: a worker does it, and nothing is evicted until
+    // it is merged (the files it finds are the oldest, the first to go).
+    pool_.submit([dir = opt_.dir] { return scan_dir(dir); }, [this](result<scan_result, int> r) {
+        scanned_ = true;
+        if (!r) {
+            lg.warn("blob store {}: cannot scan it: {}; its old files are not counted", opt_.dir,
+                    std::strerror(-r.error()));
+            return;
+        }
+        if (!r->create_error.empty()) {
+            lg.err("cannot create the blob store {}: {}; fetching without it", opt_.dir, r->create_error);
+            return;
+        }
+        if (!r->list_error.empty()) lg.warn("blob store {}: cannot list it all: {}", opt_.dir, r->list_error);
+        std::uint64_t rank = 0, bytes = 0;
+        for (auto& f : r->files) {
+            ++rank;
+            bytes += f.bytes;
+            // A file this process used before the scan finished is known better already.
+            if (files_.count(f.key)) continue;
+            stats_.disk_bytes += f.bytes;
+            files_.emplace(std::move(f.key), file_use{f.bytes, rank});
+        }
+        if (!r->files.empty()) lg.info("blob store {}: {} files, {} bytes on disk", opt_.dir, r->files.size(), bytes);
+        evict();  // the limit may have been lowered
+    });
 }
 
 void cas_store::touch(const std::string& key) {
     if (auto it = files_.find(key); it != files_.end()) it->second.last_use = ++use_clock_;
 }
 
-void cas_store::account(const std::string& key, int fd) {
-    struct stat st {};
-    // A file deleted meanwhile (evicted, or replaced after a failed check) is not the key's any more.
-    if (::fstat(fd, &st) < 0 || st.st_nlink == 0) return;
+void cas_store::set_space(const std::string& key, std::uint64_t bytes) {
     file_use& f = files_[key];
-    const auto bytes = static_cast<std::uint64_t>(st.st_blocks) * 512;
     stats_.disk_bytes = stats_.disk_bytes - f.bytes + bytes;
     f.bytes = bytes;
     f.last_use = ++use_clock_;
-    evict();
+}
+
+void cas_store::with_path(const std::string& key, std::function<void()> start) {
+    auto [it, idle] = path_ops_.try_emplace(key);
+    if (!idle) {
+        it->second.push_back(std::move(start));
+        return;
+    }
+    start();
+}
+
+void cas_store::path_done(const std::string& key) {
+    auto it = path_ops_.find(key);
+    BLOBD_ASSERT(it != path_ops_.end(), "path_done without a running path operation");
+    if (it->second.empty()) {
+        path_ops_.erase(it);
+        return;
+    }
+    auto next = std::move(it->second.front());
+    it->second.pop_front();
+    next();
+}
+
+bool cas_store::live(const std::string& key, const std::shared_ptr<unique_fd>& fd) const {
+    auto it = entries_.find(key);
+    return it != entries_.end() && it->second.fd == fd;
 }
 
 void cas_store::evict() {
-    if (opt_.max_bytes == 0 || stats_.disk_bytes <= opt_.max_bytes) return;
+    if (opt_.max_bytes == 0 || !scanned_ || stats_.disk_bytes <= opt_.max_bytes) return;
     // Down to 90 %, so that a full store does not delete a file for every chunk it stores.
     const std::uint64_t target = opt_.max_bytes - opt_.max_bytes / 10;
     std::vector<std::pair<std::uint64_t, std::string>> order;  // (last use, key)
     for (const auto& [key, f] : files_) {
-        // Open files serve blobs in use; a file being hashed must stay what the hash reads.
-        if (!entries_.count(key) && !users_.count(key) && !workers_.count(key)) order.emplace_back(f.last_use, key);
+        // Open files serve blobs in use; a file being hashed must stay what the hash reads; one
+        // being created or deleted is not this round's to judge.
+        if (!entries_.count(key) && !users_.count(key) && !hashing_.count(key) && !path_ops_.count(key)) {
+            order.emplace_back(f.last_use, key);
+        }
     }
     std::sort(order.begin(), order.end());
     for (const auto& [use, key] : order) {
         if (stats_.disk_bytes <= target) break;
-        if (::unlink(path_of(key).c_str()) < 0 && errno != ENOENT) {
-            ++stats_.store_errors;
-            lg.warn("{}: cannot evict {}: {}", opt_.dir, key, std::strerror(errno));
-            continue;
-        }
+        // Counted as gone now, so that the next evict() (before the unlink retired) does not pick
+        // more victims for the same excess; put back if the unlink fails.
         auto it = files_.find(key);
         const std::uint64_t bytes = it->second.bytes;
         files_.erase(it);
         stats_.disk_bytes -= bytes;
-        ++stats_.evicted_files;
-        stats_.evicted_bytes += bytes;
         verified_.erase(key);
         writers_.erase(key);
-        lg.info("{}: evicted from the blob store ({} bytes, least recently used)", key, bytes);
+        with_path(key, [this, key, bytes] {
+            pool_.submit([path = path_of(key)] { return ::unlink(path.c_str()) < 0 && errno != ENOENT ? -errno : 0; },
+                         [this, key, bytes](result<int, int> r) {
+                             const int err = r ? *r : r.error();
+                             if (err != 0) {
+                                 ++stats_.store_errors;
+                                 lg.warn("{}: cannot evict {}: {}", opt_.dir, key, std::strerror(-err));
+                                 if (files_.emplace(key, file_use{bytes, 0}).second) stats_.disk_bytes += bytes;
+                             } else {
+                                 ++stats_.evicted_files;
+                                 stats_.evicted_bytes += bytes;
+                                 lg.info("{}: evicted from the blob store ({} bytes, least recently used)", key, bytes);
+                             }
+                             path_done(key);
+                         });
+        });
     }
     if (stats_.disk_bytes > opt_.max_bytes) {
         if (!warned_full_) {
@@ -137,90 +328,109 @@ void cas_store::evict() {
     }
 }
 
-cas_store::~cas_store() {
-    *alive_ = false;
-    for (auto& [key, t] : workers_) t.join();
-}
-
-cas_store::entry* cas_store::open_entry(const std::string& key, std::optional<std::uint64_t> size) {
-    if (opt_.dir.empty()) {  // "/" + key would be a path at the root
-        errno = EINVAL;
-        return nullptr;
-    }
-    auto it = entries_.find(key);
-    if (it != entries_.end()) {
-        if (!size || it->second.size == *size) return &it->second;
-        entries_.erase(it);
-    }
-    const std::string path = path_of(key);
-    const int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | (size ? O_CREAT : 0);
-    unique_fd fd(::open(path.c_str(), flags, 0600));
-    if (!fd && size && errno == ENOENT) {
-        // The per-source or sha256 subdirectory is made on first use.
-        ::mkdir(path.substr(0, path.rfind('/')).c_str(), 0700);
-        fd = unique_fd(::open(path.c_str(), flags, 0600));
-    }
-    if (!fd) return nullptr;
-    struct stat st {};
-    if (::fstat(fd.get(), &st) < 0) return nullptr;
-    auto have = static_cast<std::uint64_t>(st.st_size);
-    if (size && have != *size) {
-        // New, or the source's blob changed size: start over (a sparse file of the right size).
-        if (have != 0) lg.notice("{}: stored size {} differs from the source's {}: discarding it", key, have, *size);
+cas_store::entry* cas_store::install(const std::string& key, opened&& r) {
+    if (r.resized) {
+        if (r.previous_size != 0) {
+            lg.notice("{}: stored size {} differs from the source's {}: discarding it", key, r.previous_size, r.size);
+        }
         verified_.erase(key);
         writers_.erase(key);
-        if (::ftruncate(fd.get(), 0) < 0 || ::ftruncate(fd.get(), static_cast<off_t>(*size)) < 0) return nullptr;
-        have = *size;
-    } else if (!size && have == 0) {
-        errno = ENODATA;
-        return nullptr;  // never stat'ed in this process and nothing stored: no size to trust
     }
     entry e;
-    e.fd = std::make_shared<unique_fd>(std::move(fd));
-    e.size = have;
+    e.fd = std::make_shared<unique_fd>(std::move(r.fd));
+    e.size = r.size;
+    e.complete = r.facts.complete;
     entry* out = &entries_.insert_or_assign(key, std::move(e)).first->second;
-    account(key, out->fd->get());  // open now, so never the one evicted
+    set_space(key, r.facts.disk_bytes);
+    evict();  // open now, so never the one evicted
     return out;
 }
 
-bool cas_store::present(const entry& e, std::uint64_t off, std::uint64_t len) const {
-    const std::uint64_t end = std::min(off + len, e.size);
-    if (off >= end) return false;
-    // Data written by pwrite is allocated; a range is present when it starts with data and the
-    // next hole is at or beyond its end. A chunk torn by a crash has a hole and is refetched.
-    off_t d = ::lseek(e.fd->get(), static_cast<off_t>(off), SEEK_DATA);
-    if (d < 0 || static_cast<std::uint64_t>(d) != off) return false;
-    off_t h = ::lseek(e.fd->get(), static_cast<off_t>(off), SEEK_HOLE);
-    return h >= 0 && static_cast<std::uint64_t>(h) >= end;
+void cas_store::open_entry(const std::string& key, std::optional<std::uint64_t> size,
+                           std::function<void(entry*, int)> done) {
+    if (opt_.dir.empty()) return done(nullptr, -EINVAL);  // "/" + key would be a path at the root
+    with_path(key, [this, key, size, done = std::move(done)]() mutable {
+        if (auto it = entries_.find(key); it != entries_.end()) {
+            if (!size || it->second.size == *size) {
+                done(&it->second, 0);
+                return path_done(key);
+            }
+            entries_.erase(it);  // the size changed: reopen, which truncates
+        }
+        open_on_worker(pool_, path_of(key), size, false,
+                       [this, key, done = std::move(done)](opened& r, int err) mutable {
+                           done(err == 0 ? install(key, std::move(r)) : nullptr, err);
+                           path_done(key);
+                       });
+    });
+}
+
+void cas_store::find_range(const std::string& key, std::uint64_t off, std::uint64_t len,
+                           std::function<void(std::shared_ptr<unique_fd>)> done) {
+    open_entry(key, std::nullopt, [this, key, off, len, done = std::move(done)](entry* e, int) mutable {
+        if (!e) return loop_.defer([done = std::move(done)] { done(nullptr); });
+        pool_.submit([fd = e->fd, off, len, size = e->size] { return range_present(fd->get(), off, len, size); },
+                     [this, key, fd = e->fd, done = std::move(done)](result<bool, int> r) {
+                         // A file replaced meanwhile (a failed check) is not the one to read.
+                         done(r && *r && live(key, fd) ? fd : nullptr);
+                     });
+    });
+}
+
+void cas_store::account(const std::string& key, std::shared_ptr<unique_fd> fd, std::string name) {
+    auto it = entries_.find(key);
+    const std::uint64_t size = it != entries_.end() ? it->second.size : 0;
+    pool_.submit([fd, size] { return facts_of(fd->get(), size); },
+                 [this, key, fd, name = std::move(name)](result<file_facts, int> r) {
+                     // A file deleted meanwhile (evicted, or replaced after a failed check) is not
+                     // the key's any more.
+                     if (!r || r->err != 0 || !r->linked) return;
+                     set_space(key, r->disk_bytes);
+                     evict();
+                     auto e = entries_.find(key);
+                     if (e != entries_.end() && e->second.fd != fd) return;  // replaced meanwhile
+                     if (e != entries_.end()) e->second.complete = r->complete;
+                     // Checked by path: also when its last domain closed it meanwhile (a file being
+                     // hashed is never evicted).
+                     if (r->complete) verify_later(key, name);
+                 });
 }
 
 void cas_store::maybe_verify(const std::string& key, const std::string& name) {
-    if (!opt_.verify) return;
-    const std::string want = sha256_of_name(name);
-    if (want.empty()) return;
-    auto it = entries_.find(key);
-    // One check at a time per file: a second worker under the same key would be a second thread
-    // object in one map slot.
-    if (it == entries_.end() || verified_.count(key) || workers_.count(key)) return;
-    entry& e = it->second;
-    off_t hole = ::lseek(e.fd->get(), 0, SEEK_HOLE);
-    if (e.size == 0 || hole < 0 || static_cast<std::uint64_t>(hole) < e.size) return;  // not complete yet
-    // Hashing a large blob takes seconds: never on the loop thread.
-    workers_.emplace(key, std::thread([this, alive = alive_, path = path_of(key), key, name, want] {
-        std::string got = sha256_file(path);
-        loop_.post([this, alive, key, name, ok = (got == want), got] {
-            if (*alive) on_verified(key, name, ok, got);
-        });
-    }));
+    if (auto it = entries_.find(key); it != entries_.end() && it->second.complete) verify_later(key, name);
+}
+
+void cas_store::verify_later(const std::string& key, const std::string& name) {
+    if (!opt_.verify || sha256_of_name(name).empty() || verified_.count(key) || hashing_.count(key)) return;
+    hashing_.insert(key);
+    hash_queue_.emplace_back(key, name);
+    start_hashes();
+}
+
+void cas_store::start_hashes() {
+    // Hashing a large blob takes seconds: leave a worker for the opens and checks of fetches.
+    const std::size_t limit = std::max(1u, pool_.threads() - 1);
+    while (hashes_running_ < limit && !hash_queue_.empty()) {
+        auto [key, name] = std::move(hash_queue_.front());
+        hash_queue_.pop_front();
+        ++hashes_running_;
+        pool_.submit([path = path_of(key), &pool = pool_] { return sha256_file(path, [&pool] { return pool.stopping(); }); },
+                     [this, key, name](result<std::string, int> r) {
+                         --hashes_running_;
+                         hashing_.erase(key);
+                         if (r) {
+                             on_verified(key, name, *r == sha256_of_name(name), *r);
+                         } else {
+                             // The pool could not run it (queue full, out of memory): no verdict;
+                             // the next write or stat of the blob asks again.
+                             lg.warn("{}: sha256 check not run: {}", name, std::strerror(-r.error()));
+                         }
+                         start_hashes();
+                     });
+    }
 }
 
 void cas_store::on_verified(const std::string& key, const std::string& name, bool ok, const std::string& got) {
-    // The worker posted this as its last act: joining it now takes no time.
-    if (auto w = workers_.find(key); w != workers_.end()) {
-        w->second.join();
-        workers_.erase(w);
-    }
-    auto it = entries_.find(key);
     if (ok) {
         ++stats_.verified;
         verified_.insert(key);
@@ -228,10 +438,9 @@ void cas_store::on_verified(const std::string& key, const std::string& name, boo
         lg.info("{}: sha256 verified", name);
         return;
     }
-    ++stats_.integrity_failures;
     std::string who;
     std::uint64_t size = 0;
-    if (it != entries_.end()) size = it->second.size;
+    if (auto it = entries_.find(key); it != entries_.end()) size = it->second.size;
     for (int v : writers_[key]) {
         poisoned_.emplace(v, key);
         who += (who.empty() ? "" : ", ") + view_names_[v];
@@ -241,15 +450,27 @@ void cas_store::on_verified(const std::string& key, const std::string& name, boo
            who.empty() ? "written before this process started, it is fetched again"
                        : "not fetched from " + who + " again");
     entries_.erase(key);
-    ::unlink(path_of(key).c_str());
     if (auto f = files_.find(key); f != files_.end()) {
         stats_.disk_bytes -= f->second.bytes;
         files_.erase(f);
     }
-    // A fresh sparse file of the known size, so that the next source's bytes are stored (a fetch
-    // alone creates no file: it has no size to trust).
-    if (size) open_entry(key, size);
-    if (on_integrity_failure) on_integrity_failure(name);
+    // Replaced by a fresh sparse file of the known size, so that the next source's bytes are stored
+    // (a fetch alone creates no file: it has no size to trust). Delete and create are one job, so
+    // that no open in between finds the bad file or none.
+    with_path(key, [this, key, name, size] {
+        open_on_worker(pool_, path_of(key), size ? std::optional(size) : std::nullopt, true,
+                       [this, key, name, size](opened& r, int err) {
+                           if (err == 0) {
+                               install(key, std::move(r));
+                           } else if (size) {
+                               ++stats_.store_errors;
+                               lg.warn("{}: cannot make a fresh store file: {}", key, std::strerror(-err));
+                           }
+                           ++stats_.integrity_failures;
+                           path_done(key);
+                           if (on_integrity_failure) on_integrity_failure(name);
+                       });
+    });
 }
 
 // ---- cas_fetcher ----
@@ -260,12 +481,7 @@ cas_fetcher::cas_fetcher(event_loop& loop, std::shared_ptr<fetcher> upstream, st
     std::array<unsigned char, 32> md{};
     unsigned int mdlen = 0;
     EVP_Digest(d.data(), d.size(), md.data(), &mdlen, EVP_sha256(), nullptr);
-    static const char* hex = "0123456789abcdef";
-    source_dir_ = "src-";
-    for (unsigned i = 0; i < 8; ++i) {
-        source_dir_.push_back(hex[md[i] >> 4]);
-        source_dir_.push_back(hex[md[i] & 15]);
-    }
+    source_dir_ = "src-" + to_hex(std::span(md.data(), 8));
     store_->view_names_[id_] = d;
 }
 
@@ -288,20 +504,27 @@ void cas_fetcher::stat(const blob_ref& blob, stat_done done) {
         loop_.defer([done = std::move(done)] { done(unexpected{-EIO}); });
         return;
     }
-    upstream_->stat(blob, [this, alive = alive_, blob, key, done = std::move(done)](result<std::uint64_t, int> r) {
-        if (*alive && r) {
-            ++stats_.stats;
-            if (!store_->open_entry(key, *r)) {
-                ++store_->stats_.store_errors;
-                lg.warn("{}: cannot open {}: {}", blob.name, store_->path_of(key), std::strerror(errno));
-            } else {
-                store_->users_[key].insert(blob.domain);
-                store_->maybe_verify(key, blob.name);  // complete from an earlier run: check it once
-            }
-        } else if (*alive) {
+    // The store's callbacks capture it by pointer: its pool runs none after it is gone.
+    upstream_->stat(blob, [this, alive = alive_, store = store_.get(), blob, key,
+                           done = std::move(done)](result<std::uint64_t, int> r) mutable {
+        if (!*alive) return done(r);
+        if (!r) {
             ++stats_.stat_misses;
+            return done(r);
         }
-        done(r);
+        ++stats_.stats;
+        // Answered once the file is open: the blob's READs then find it, and its users are known
+        // before any release.
+        store->open_entry(key, *r, [store, blob, key, r, done = std::move(done)](cas_store::entry* e, int err) {
+            if (!e) {
+                ++store->stats_.store_errors;
+                lg.warn("{}: cannot open {}: {}", blob.name, store->path_of(key), std::strerror(-err));
+            } else {
+                store->users_[key].insert(blob.domain);
+                store->maybe_verify(key, blob.name);  // complete from an earlier run: check it once
+            }
+            done(r);
+        });
     });
 }
 
@@ -313,82 +536,97 @@ void cas_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t l
         loop_.defer([done = std::move(done)] { done(unexpected{-EIO}); });
         return;
     }
-    auto* e = store_->open_entry(key, std::nullopt);
-    if (e && store_->present(*e, off, len)) {
-        auto buf = make_fetch_buffer(len);
-        auto fd = e->fd;
-        loop_.read_all(fd->get(), buf->data(), static_cast<unsigned>(len), off,
-                       [this, alive = alive_, store = store_, buf, fd, off, len, blob, key,
-                        done = std::move(done)](int res) mutable {
-                           if (!*alive) return done(unexpected{-ECANCELED});
-                           if (res >= 0 && static_cast<std::uint64_t>(res) == len) {
-                               store->touch(key);
-                               ++store->stats_.hits;
-                               store->stats_.bytes_saved += len;
-                               stats_.bytes += len;
-                               buf->filled = len;
-                               return done(buffer_ptr(buf));
-                           }
+    range_key k{std::move(key), off, len};
+    auto& w = inflight_[k];
+    w.push_back(std::move(done));
+    if (w.size() > 1) return;  // that range is on its way already
+    store_->find_range(std::get<0>(k), off, len, [this, alive = alive_, blob, k](std::shared_ptr<unique_fd> fd) {
+        if (!*alive) return;
+        if (fd) return read_stored(blob, k, std::move(fd));
+        from_upstream(blob, k);
+    });
+}
+
+void cas_fetcher::read_stored(const blob_ref& blob, const range_key& k, std::shared_ptr<unique_fd> fd) {
+    auto buf = try_make_fetch_buffer(std::get<2>(k));
+    if (!buf) {
+        ++stats_.fetch_errors;
+        return finish(k, unexpected{-ENOMEM});
+    }
+    loop_.read_all(fd->get(), buf->data(), static_cast<unsigned>(std::get<2>(k)), std::get<1>(k),
+                   [this, alive = alive_, store = store_, buf, fd, blob, k](int res) mutable {
+                       if (!*alive) return;
+                       const auto& [key, off, len] = k;
+                       if (res >= 0 && static_cast<std::uint64_t>(res) == len && store->live(key, fd)) {
+                           const auto served = inflight_[k].size();
+                           store->touch(key);
+                           store->stats_.hits += served;
+                           store->stats_.bytes_saved += len * served;
+                           stats_.bytes += len * served;
+                           buf->filled = len;
+                           return finish(k, buffer_ptr(buf));
+                       }
+                       if (res < 0 || static_cast<std::uint64_t>(res) != len) {
                            lg.warn("{}: stored range at {} unreadable: {}; fetching it again", blob.name, off,
                                    res < 0 ? std::strerror(-res) : "short read");
                            ++store->stats_.store_errors;
-                           auto& w = inflight_[{key, off, len}];
-                           w.push_back(std::move(done));
-                           if (w.size() == 1) from_upstream(blob, key, off, len);
-                       });
-        return;
-    }
-    auto& w = inflight_[{key, off, len}];
-    w.push_back(std::move(done));
-    if (w.size() == 1) from_upstream(blob, key, off, len);
+                       }
+                       from_upstream(blob, k);
+                   });
 }
 
-void cas_fetcher::from_upstream(const blob_ref& blob, const std::string& key, std::uint64_t off, std::uint64_t len) {
-    upstream_->fetch(blob, off, len, [this, alive = alive_, blob, key, off, len](result<buffer_ptr, int> r) {
+void cas_fetcher::finish(const range_key& k, const result<buffer_ptr, int>& r) {
+    auto it = inflight_.find(k);
+    if (it == inflight_.end()) return;
+    auto waiters = std::move(it->second);
+    inflight_.erase(it);
+    for (auto& w : waiters) w(r);
+}
+
+void cas_fetcher::from_upstream(const blob_ref& blob, const range_key& k) {
+    upstream_->fetch(blob, std::get<1>(k), std::get<2>(k), [this, alive = alive_, store = store_.get(), blob, k](result<buffer_ptr, int> r) {
         if (!*alive) return;
-        auto finish = [this, alive, k = std::make_tuple(key, off, len)](const result<buffer_ptr, int>& res) {
-            if (!*alive) return;
-            auto it = inflight_.find(k);
-            if (it == inflight_.end()) return;
-            auto waiters = std::move(it->second);
-            inflight_.erase(it);
-            for (auto& w : waiters) w(res);
-        };
         if (!r) {
             ++stats_.fetch_errors;
-            return finish(r);
+            return finish(k, r);
         }
-        stats_.bytes += len;
-        auto* e = store_->open_entry(key, std::nullopt);
-        if (!e) {
-            // No file and no size (never stat'ed, or its stat already counted the failure).
-        if (errno != ENODATA && errno != ENOENT) ++store_->stats_.store_errors;
-            return finish(r);
-        }
-        auto data = *r;
-        auto fd = e->fd;
-        // Store first, then answer: a second domain asking right after finds the range present.
-        loop_.write_all(fd->get(), data->data(), static_cast<unsigned>(len), off,
-                        [this, store = store_, fd, data, blob, key, len, finish, r](int res) {
-                            if (res < 0 || static_cast<std::uint64_t>(res) != len) {
-                                // A full disk only costs the dedup, never the READ.
-                                ++store->stats_.store_errors;
-                                lg.warn("{}: storing {} bytes failed: {}", blob.name, len,
-                                        res < 0 ? std::strerror(-res) : "short write");
-                                return finish(r);
-                            }
-                            store->stats_.stored_bytes += len;
-                            store->account(key, fd->get());
-                            // Only bytes written into the live file count towards its writers (a
-                            // file replaced meanwhile has another entry, or none).
-                            auto it = store->entries_.find(key);
-                            if (it == store->entries_.end() || it->second.fd == fd) {
-                                store->writers_[key].insert(id_);
-                            }
-                            finish(r);
-                            store->maybe_verify(key, blob.name);
-                        });
+        stats_.bytes += std::get<2>(k);
+        store->open_entry(std::get<0>(k), std::nullopt,
+                          [this, alive, store, blob, k, r](cas_store::entry* e, int err) {
+                              if (!*alive) return;
+                              if (!e) {
+                                  // No file and no size (never stat'ed, or its stat already counted
+                                  // the failure).
+                                  if (err != -ENODATA && err != -ENOENT) ++store->stats_.store_errors;
+                                  return finish(k, r);
+                              }
+                              store_and_finish(blob, k, r, e->fd);
+                          });
     });
+}
+
+void cas_fetcher::store_and_finish(const blob_ref& blob, const range_key& k, const result<buffer_ptr, int>& r,
+                                   std::shared_ptr<unique_fd> fd) {
+    auto data = *r;
+    // Store first, then answer: a second domain asking right after finds the range present.
+    loop_.write_all(fd->get(), data->data(), static_cast<unsigned>(std::get<2>(k)), std::get<1>(k),
+                    [this, alive = alive_, store = store_, id = id_, fd, data, blob, k, r](int res) {
+                        const auto& [key, off, len] = k;
+                        if (res < 0 || static_cast<std::uint64_t>(res) != len) {
+                            // A full disk only costs the dedup, never the READ.
+                            ++store->stats_.store_errors;
+                            lg.warn("{}: storing {} bytes failed: {}", blob.name, len,
+                                    res < 0 ? std::strerror(-res) : "short write");
+                            if (*alive) finish(k, r);
+                            return;
+                        }
+                        store->stats_.stored_bytes += len;
+                        // Only bytes written into the live file count towards its writers (a file
+                        // replaced meanwhile has another entry, or none).
+                        if (store->live(key, fd) || !store->entries_.count(key)) store->writers_[key].insert(id);
+                        if (*alive) finish(k, r);
+                        store->account(key, fd, blob.name);
+                    });
 }
 
 void cas_fetcher::release(const blob_ref& blob) {

@@ -21,46 +21,63 @@
 // restarts without any index.
 //
 // Size: the disk space of every file (allocated blocks) is tracked, from a scan of the directory
-// at start and an fstat after each write. With max_bytes set, once the store exceeds it the least
+// at start (until it is done nothing is evicted) and an fstat after each write. With max_bytes set, once the store exceeds it the least
 // recently used files (a write, a hit or an OPEN counts as use; at start, the order of their
 // mtimes) are deleted until it is under 90 % of it, sparing files that are open (from a blob's
-// stat in any domain until the last of those domains released it) or being verified. A deleted blob is fetched from its source again when next
-// wanted, and stored again from its next OPEN on.
+// stat in any domain until the last of those domains released it) or being verified. A deleted
+// blob is fetched from its source again when next wanted, and stored again from its next OPEN on.
 //
 // Integrity: when a digest-named blob is complete in the store (after a fetch, or at its first stat
-// in this process), its sha256 is checked on a worker thread. On a mismatch the file is deleted, the
-// failure is counted and logged, every source that wrote into that file answers -EIO for that blob
-// from then on, and on_integrity_failure tells the owner (the daemon refetches what it already
-// wrote into cache files). Bytes already handed to the kernel cannot be recalled.
+// in this process), its sha256 is checked on a worker. On a mismatch the writers are refused at
+// once, the file is replaced by an empty sparse one, and then the failure is counted and logged and
+// on_integrity_failure tells the owner (the daemon refetches what it already wrote into cache
+// files). Every source that wrote into that file answers -EIO for that blob from then on. Bytes
+// already handed to the kernel cannot be recalled.
 //
-// Failures of the store itself (unwritable directory, full disk, read errors) never fail a fetch:
-// the view then fetches from upstream as if there were no store, and counts store_errors.
+// Failures of the store itself (unwritable directory, full disk, read errors, a full worker queue)
+// never fail a fetch: the view then fetches from upstream as if there were no store, and counts
+// store_errors.
 //
-// Threading: loop thread only; digest checks run on short-lived worker threads that post back.
-// A cas_store must outlive its views (they hold a shared_ptr to it).
+// Blocking work: every filesystem call of the store that may wait on the disk (opening and creating
+// files, ftruncate, unlink, fstat, SEEK_DATA/SEEK_HOLE, the scan at start) and the hashing run on
+// the store's worker_pool (io/worker_pool.hpp), never on the loop thread; reads and writes of the
+// files go through the ring. Calls that create, truncate or delete one file's path run one at a
+// time per file, in the order asked, so an open never sees a file half replaced or being deleted.
+// At most one hash runs at a time (threads - 1 with more threads), so hashing never holds every
+// worker. A view answers each range once per fetch however many domains asked for it meanwhile
+// (one read from the store or one upstream fetch per range at a time).
+//
+// Threading: loop thread only. A cas_store must outlive its views (they hold a shared_ptr to it);
+// destroying it drops its queued work, stops a running hash early and joins the workers: no
+// callback of the store runs after that, so fetches still waiting on it are never answered.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <vector>
 
+#include "base/digest.hpp"
 #include "base/unique_fd.hpp"
 #include "io/event_loop.hpp"
+#include "io/worker_pool.hpp"
 #include "fetchers/fetcher.hpp"
-#include "protocol/oci/oci_util.hpp"  // sha256_of_name
 
 namespace blobd {
 
-/// SHA-256 of a whole file as 64 lowercase hex digits, or empty on a read error. Blocking.
-std::string sha256_file(const std::string& path);
+/// SHA-256 of a whole file as 64 lowercase hex digits, or empty on a read error or when `stop`
+/// (asked between 1 MiB reads) says so. Blocking: for workers and tests.
+std::string sha256_file(const std::string& path, const std::function<bool()>& stop = {});
 
 class cas_fetcher;
+namespace cas_detail {
+struct opened_file;  // what a worker hands back after opening a store file (cas_fetcher.cpp)
+}
 
 class cas_store {
 public:
@@ -68,6 +85,7 @@ public:
         std::string dir;      ///< created if missing
         bool verify = true;   ///< check sha256-named blobs once complete
         std::uint64_t max_bytes = 0;  ///< disk space the files may take; 0 = no limit
+        unsigned workers = 2;         ///< threads for the store's blocking calls and hashing
     };
     struct stats_t {
         std::uint64_t hits = 0;            ///< fetches served from the store
@@ -82,12 +100,12 @@ public:
         std::uint64_t max_bytes = 0;       ///< options::max_bytes (0: no limit), beside disk_bytes
     };
 
+    /// Starts the workers and the scan of `opt.dir` (created there if missing).
     cas_store(event_loop& loop, options opt);
     ~cas_store();
     cas_store(const cas_store&) = delete;
     cas_store& operator=(const cas_store&) = delete;
 
-    const options& opts() const noexcept { return opt_; }
     const stats_t& stats() const noexcept { return stats_; }
     /// Called (loop thread) after a blob failed its digest check, with the blob name as the
     /// cookie knows it, once the bad file is gone and its writers are refused for it.
@@ -98,21 +116,46 @@ private:
     struct entry {
         std::shared_ptr<unique_fd> fd;
         std::uint64_t size = 0;
+        bool complete = false;  // no hole below size, when a worker last looked
     };
-    entry* open_entry(const std::string& key, std::optional<std::uint64_t> size);
-    bool present(const entry& e, std::uint64_t off, std::uint64_t len) const;
+    using opened = cas_detail::opened_file;
+    /// done(entry, 0) with `key`'s open file, or done(nullptr, -errno). With `size`, the file is
+    /// created (or truncated to a fresh sparse file when its size differs); without, only an
+    /// existing non-empty file is opened (-ENODATA: none worth trusting). done runs inline when
+    /// no I/O is needed, else on the loop after a worker opened the file.
+    void open_entry(const std::string& key, std::optional<std::uint64_t> size,
+                    std::function<void(entry*, int)> done);
+    /// done(fd) when [off, off+len) of `key`'s file is all there (fd: the file to read it from),
+    /// else done(nullptr). Never inline.
+    void find_range(const std::string& key, std::uint64_t off, std::uint64_t len,
+                    std::function<void(std::shared_ptr<unique_fd>)> done);
+    /// Makes `r` the key's entry: accounting, and forgetting checks of a file it replaced.
+    entry* install(const std::string& key, opened&& r);
+    /// True when `fd` is still the file of `key` (not closed, replaced or deleted since).
+    bool live(const std::string& key, const std::shared_ptr<unique_fd>& fd) const;
+    /// After a write into `fd`: re-reads its disk space and whether it is complete (a worker),
+    /// then keeps to max_bytes and verifies it if it is a complete digest-named blob.
+    void account(const std::string& key, std::shared_ptr<unique_fd> fd, std::string name);
+    /// Queues a digest check of `key`'s file when it is open and complete (verify_later).
     void maybe_verify(const std::string& key, const std::string& name);
+    /// Queues a digest check of `key`'s (complete) file unless verified, being checked, or not a
+    /// digest name; start_hashes() runs them, as many at a time as leaves a worker free.
+    void verify_later(const std::string& key, const std::string& name);
+    void start_hashes();
     void on_verified(const std::string& key, const std::string& name, bool ok, const std::string& got);
     std::string path_of(const std::string& key) const { return opt_.dir + "/" + key; }
-    /// Learns what is on disk (files, their space, their mtime order); then keeps to max_bytes.
+    /// Learns what is on disk (files, their space, their mtime order), on a worker; then keeps to max_bytes.
     void scan();
     /// Marks `key` as just used (the eviction order).
     void touch(const std::string& key);
-    /// Re-reads the disk space of `key`'s file through `fd` (not counted if the file was deleted
-    /// meanwhile), marks it used, and evicts if the store is now over max_bytes.
-    void account(const std::string& key, int fd);
+    /// `key`'s file takes `bytes` of disk now; marks it used.
+    void set_space(const std::string& key, std::uint64_t bytes);
     /// Deletes least recently used files not in use until under 90 % of max_bytes.
     void evict();
+    /// Runs `start` once no other path operation (create, truncate, delete) of `key` is running;
+    /// `start` calls path_done(key) when its operation finished.
+    void with_path(const std::string& key, std::function<void()> start);
+    void path_done(const std::string& key);
     bool poisoned(int view, const std::string& key) const { return poisoned_.count({view, key}) != 0; }
 
     event_loop& loop_;
@@ -125,18 +168,25 @@ private:
     std::map<std::string, std::set<int>> writers_; // views that wrote into a file not yet verified
     std::set<std::string> verified_;               // keys whose current file passed its check
     std::set<std::pair<int, std::string>> poisoned_;   // (view, key): that source is not trusted for it
-    std::map<std::string, std::thread> workers_;   // digest checks in progress, by key
+    std::set<std::string> hashing_;                // keys queued for a digest check or being checked
+    std::deque<std::pair<std::string, std::string>> hash_queue_;  // (key, name) waiting for a worker
+    std::size_t hashes_running_ = 0;
+    // Path operations of a key waiting for the running one (present: one is running).
+    std::map<std::string, std::deque<std::function<void()>>> path_ops_;
     std::map<int, std::string> view_names_;        // for logs
     struct file_use {
         std::uint64_t bytes = 0;     // allocated
         std::uint64_t last_use = 0;  // use_clock_ at its last use
     };
     std::map<std::string, file_use> files_;        // every file in the store, by key
-    std::uint64_t use_clock_ = 0;
+    // Uses in this process count from here; files found by the scan get their mtime rank below it,
+    // so they are older than anything used since start whenever the scan finishes.
+    std::uint64_t use_clock_ = std::uint64_t{1} << 40;
+    bool scanned_ = false;
     bool warned_full_ = false;                     // "over max_bytes, all in use" logged
     int next_view_ = 1;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     stats_t stats_;
+    worker_pool pool_;  // last: destroyed first, so no job outlives what its done callback touches
 };
 
 /// cas_store::stats_t as metrics: keys of the stats JSON's "store" object (where the daemon also
@@ -178,21 +228,25 @@ public:
     /// Counters of the store (shared by all its views). This view's own stats() count what it
     /// served, from the store or upstream; the upstream's stats() count what crossed the network.
     const cas_store::stats_t& store_stats() const noexcept { return store_->stats(); }
-    const fetcher& upstream() const noexcept { return *upstream_; }
-    cas_store& store() noexcept { return *store_; }
 
 private:
+    using range_key = std::tuple<std::string, std::uint64_t, std::uint64_t>;  // (store key, off, len)
     /// Where `name` lives in the store (see the layout above).
     std::string key_of(const std::string& name) const;
-    void from_upstream(const blob_ref& blob, const std::string& key, std::uint64_t off, std::uint64_t len);
+    void read_stored(const blob_ref& blob, const range_key& k, std::shared_ptr<unique_fd> fd);
+    void from_upstream(const blob_ref& blob, const range_key& k);
+    void store_and_finish(const blob_ref& blob, const range_key& k, const result<buffer_ptr, int>& r,
+                          std::shared_ptr<unique_fd> fd);
+    /// Answers every fetch waiting on `k`.
+    void finish(const range_key& k, const result<buffer_ptr, int>& r);
 
     event_loop& loop_;
     std::shared_ptr<fetcher> upstream_;
     std::shared_ptr<cas_store> store_;
     int id_;
     std::string source_dir_;   // "src-<16 hex>"
-    // One upstream fetch per range, however many domains want it at once.
-    std::map<std::tuple<std::string, std::uint64_t, std::uint64_t>, std::vector<fetch_done>> inflight_;
+    // One read of the store or one upstream fetch per range, however many domains want it at once.
+    std::map<range_key, std::vector<fetch_done>> inflight_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

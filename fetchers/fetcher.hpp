@@ -1,5 +1,6 @@
-// fetcher: where blob bytes come from. One asynchronous interface for every source type (local
-// directory today; HTTP and OCI registries behind the same calls).
+// fetcher: where blob bytes come from. One asynchronous interface for every source type: a local
+// directory (local_fetcher), an HTTP server (http_fetcher), an OCI registry (oci_fetcher), and the
+// blob store in front of any of them (cas_fetcher).
 //
 // Contract:
 //   - stat() reports a blob's size or a negative errno (-ENOENT: this source does not have it).

@@ -64,7 +64,12 @@ void local_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t
         loop_.defer([done = std::move(done), err]() { done(unexpected{err}); });
         return;
     }
-    auto buf = make_fetch_buffer(len);
+    auto buf = try_make_fetch_buffer(len);
+    if (!buf) {
+        ++stats_.fetch_errors;
+        loop_.defer([done = std::move(done)]() { done(unexpected{-ENOMEM}); });
+        return;
+    }
     auto fd = f->fd;
     loop_.read_all(fd->get(), buf->data(), static_cast<unsigned>(len), off,
                    [this, buf, fd, len, off, name = blob.name, done = std::move(done)](int res) {

@@ -12,6 +12,20 @@ namespace blobd {
 
 namespace {
 const log::logger lg{"loop"};
+log::rate_limit callback_error_limit;
+}
+
+void event_loop::caught(const char* what) noexcept {
+    // Where a callback threw, it gave up on whatever it was doing (an answer may be missing);
+    // ending the loop would lose every other request as well.
+    ++callback_exceptions_;
+    if (unsigned suppressed = 0; callback_error_limit.allow(suppressed)) {
+        try {
+            lg.err("a loop callback threw: {}{}", what,
+                   log::suppressed_note(suppressed));
+        } catch (...) {
+        }
+    }
 }
 
 event_loop::event_loop(unsigned entries) {
@@ -28,10 +42,6 @@ event_loop::event_loop(unsigned entries) {
         io_uring_params q = p;
         q.flags |= extra;
         ret = io_uring_queue_init_params(entries, &ring_, &q);
-        if (ret == 0) {
-            setup_flags_ = q.flags;
-            break;
-        }
         if (ret != -EINVAL) break;
     }
     if (ret < 0) throw std::system_error(-ret, std::generic_category(), "io_uring_queue_init");
@@ -229,7 +239,7 @@ void event_loop::arm_wakeup() {
             std::lock_guard lk(posted_mu_);
             batch.swap(posted_);
         }
-        for (auto& fn : batch) fn();
+        for (auto& fn : batch) invoke(fn);
         arm_wakeup();
     });
 }
@@ -241,7 +251,7 @@ void event_loop::run_deferred() {
         std::vector<std::function<void()>> batch;
         batch.swap(deferred_spare_);
         batch.swap(deferred_);
-        for (auto& fn : batch) fn();
+        for (auto& fn : batch) invoke(fn);
         batch.clear();
         if (deferred_spare_.capacity() < batch.capacity()) deferred_spare_.swap(batch);
     }
@@ -275,7 +285,7 @@ unsigned event_loop::run_once(std::chrono::milliseconds timeout) {
         if (o->counted) --inflight_io_;
         auto done = std::move(o->done);
         free_op(o);
-        done(res);
+        invoke(done, res);
     }
     ready.clear();
     if (ready_.capacity() < ready.capacity()) ready_.swap(ready);

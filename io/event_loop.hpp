@@ -8,12 +8,18 @@
 // it captured (buffers, shared_ptr<cache_object>): it keeps them alive until the operation retires,
 // so a buffer or an fd is never released while the kernel may still use it.
 //
+// Errors: a callback (completion, timer, deferred or posted function) that throws does not end the
+// loop: the exception is caught where the loop called it, counted (callback_exceptions()) and
+// logged, rate-limited, and the loop goes on with the next one. That is a safety net for bugs,
+// not an error channel: callbacks report failures through their results.
+//
 // Threading: everything is loop-thread only except post(), which any thread may call.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -59,8 +65,8 @@ public:
     unsigned run_once(std::chrono::milliseconds timeout);
     /// Operations submitted and not yet retired (timers and the internal wake-up poll excluded).
     std::size_t inflight() const noexcept { return inflight_io_; }
-    /// The setup flags the ring was created with (for logs).
-    unsigned setup_flags() const noexcept { return setup_flags_; }
+    /// Callbacks that threw (and were caught) since the loop started.
+    std::uint64_t callback_exceptions() const noexcept { return callback_exceptions_; }
 
 private:
     // One record per operation the kernel may still complete. Records live in slabs and are
@@ -93,11 +99,15 @@ private:
     /// becomes the result for the caller's callback.
     bool continue_transfer(op* o, int& res);
     void arm_wakeup();
+    /// Calls `fn(args...)`; an exception from it is counted and logged, never passed on.
+    template <class F, class... A>
+    void invoke(F& fn, A... args) noexcept;
+    void caught(const char* what) noexcept;
     void run_deferred();
 
     io_uring ring_{};
-    unsigned setup_flags_ = 0;
     std::size_t inflight_io_ = 0;
+    std::uint64_t callback_exceptions_ = 0;
     std::vector<std::unique_ptr<op[]>> slabs_;
     op* free_ops_ = nullptr;
     std::size_t live_ops_ = 0;                           // every op the kernel may still complete
@@ -108,5 +118,16 @@ private:
     std::mutex posted_mu_;
     std::vector<std::function<void()>> posted_;
 };
+
+template <class F, class... A>
+void event_loop::invoke(F& fn, A... args) noexcept {
+    try {
+        fn(args...);
+    } catch (const std::exception& e) {
+        caught(e.what());
+    } catch (...) {
+        caught("not a std::exception");
+    }
+}
 
 }  // namespace blobd

@@ -1,5 +1,5 @@
 // net_thread: one Asio io_context running on its own std::thread, where the network fetchers
-// (HTTP today, OCI later) do their work. Work reaches it with boost::asio::post(context(), ...);
+// (HTTP and OCI) do their work. Work reaches it with boost::asio::post(context(), ...);
 // results go back to the loop thread with event_loop::post, never by touching loop state here.
 //
 // Lifetime: created (and started) by the app only when some source needs it. Objects bound to the

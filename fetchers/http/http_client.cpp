@@ -256,11 +256,8 @@ public:
 
     void start() {
         if (kind_ == kind::fetch) {
-            try {
-                out_ = make_fetch_buffer(len_);
-            } catch (const std::bad_alloc&) {
-                return deliver(error_outcome(-ENOMEM));
-            }
+            out_ = try_make_fetch_buffer(len_);
+            if (!out_) return deliver(error_outcome(-ENOMEM));
         }
         method_ = kind_ == kind::stat ? method::head : kind_ == kind::fetch ? method::range_get : method::get;
         next_hop();
@@ -790,7 +787,7 @@ private:
         unsigned suppressed = 0;
         if (warn_limit.allow(suppressed)) {
             lg.warn("{}: {}; retry {}/{} in {} ms{}", what_request(), f.what, attempt_, client_->opts.retries,
-                    delay.count(), suppressed ? fmt::format(" ({} similar suppressed)", suppressed) : "");
+                    delay.count(), log::suppressed_note(suppressed));
         }
         timer_.expires_after(delay);
         timer_.async_wait([self = shared_from_this()](error_code ec) {
@@ -809,7 +806,7 @@ private:
             unsigned suppressed = 0;
             if (warn_limit.allow(suppressed)) {
                 lg.err("{}: {}{}", what_request(), f.what,
-                       suppressed ? fmt::format(" ({} similar suppressed)", suppressed) : "");
+                       log::suppressed_note(suppressed));
             }
         } else {
             lg.debug("{}: not found", what_request());

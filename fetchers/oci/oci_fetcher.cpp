@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include "base/digest.hpp"
 #include "base/log.hpp"
 
 namespace blobd {
@@ -375,7 +376,7 @@ void oci_fetcher::endpoint_failed(std::uint64_t id, int err, std::string_view wh
         if (warn_limit.allow(suppressed)) {
             lg.warn("{}: {}: access denied to sha256:{}{}{}", describe_, e.base.origin(), o.hex,
                     why.empty() ? "" : fmt::format(" ({})", why),
-                    suppressed ? fmt::format(" ({} similar suppressed)", suppressed) : "");
+                    log::suppressed_note(suppressed));
         }
     } else {
         lg.debug("{}: {}: sha256:{}: {}{}", describe_, e.base.origin(), o.hex, std::strerror(-err),

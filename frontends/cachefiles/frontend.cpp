@@ -76,7 +76,7 @@ void cachefiles_frontend::handle_bad(const proto::parse_error& err) {
     if (bad_msg_limit.allow(suppressed)) {
         lg.err("malformed kernel message (msg_id {}, opcode {}): {}{}", err.msg_id ? std::to_string(*err.msg_id) : "?",
                err.opcode ? std::to_string(*err.opcode) : "?", err.ec.message(),
-               suppressed ? fmt::format(" ({} similar suppressed)", suppressed) : "");
+               log::suppressed_note(suppressed));
     }
     unique_fd stray(err.stray_fd);
     // An OPEN must be answered even when unparseable, or the mount waits forever. A READ we

@@ -7,23 +7,6 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-namespace blobd {
-
-namespace {
-bool is_hex64(std::string_view s) {
-    if (s.size() != 64) return false;
-    return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-}  // namespace
-
-std::string sha256_of_name(std::string_view name) {
-    constexpr std::string_view prefix = "sha256:";
-    if (name.substr(0, prefix.size()) == prefix) name.remove_prefix(prefix.size());
-    return is_hex64(name) ? std::string(name) : std::string();
-}
-
-}  // namespace blobd
-
 namespace blobd::oci {
 
 namespace {

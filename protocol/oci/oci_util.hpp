@@ -19,15 +19,6 @@
 #include "base/result.hpp"
 #include "protocol/http/http_util.hpp"
 
-namespace blobd {
-
-/// "sha256:<64 hex>" or "<64 hex>" (lowercase) -> the 64 lowercase hex digits; otherwise empty.
-/// Shared by the content-addressed store (which checks digests) and the OCI fetcher (which maps
-/// such names to registry blobs).
-std::string sha256_of_name(std::string_view name);
-
-}  // namespace blobd
-
 namespace blobd::oci {
 
 /// Why a repository name is not valid, or nothing when it is. The OCI distribution spec's rule:

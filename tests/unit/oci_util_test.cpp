@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "base/digest.hpp"
 #include "config/config.hpp"
 #include "sources/kinds.hpp"
 
@@ -45,7 +46,9 @@ void require_error(const json& doc, const std::string& path, const std::string& 
 
 }  // namespace
 
-TEST_CASE("oci: digest names", "[oci]") {
+// Description: digest names (base/digest.hpp, used by the OCI fetcher and the blob store) are
+// recognised only in their exact forms.
+TEST_CASE("digest names", "[oci][cas]") {
     CHECK(sha256_of_name(hex64) == hex64);
     CHECK(sha256_of_name("sha256:" + hex64) == hex64);
     CHECK(sha256_of_name("sha256:" + hex64.substr(1)).empty());
