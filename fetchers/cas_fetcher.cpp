@@ -340,6 +340,9 @@ cas_store::entry* cas_store::install(const std::string& key, opened&& r) {
     e.fd = std::make_shared<unique_fd>(std::move(r.fd));
     e.size = r.size;
     e.complete = r.facts.complete;
+    // A file with data in no block (inline data) only looks empty: its ranges are fetched again,
+    // which costs bandwidth, never correctness.
+    e.empty = r.facts.disk_bytes == 0;
     entry* out = &entries_.insert_or_assign(key, std::move(e)).first->second;
     set_space(key, r.facts.disk_bytes);
     evict();  // open now, so never the one evicted
@@ -368,7 +371,7 @@ void cas_store::open_entry(const std::string& key, std::optional<std::uint64_t> 
 void cas_store::find_range(const std::string& key, std::uint64_t off, std::uint64_t len,
                            std::function<void(std::shared_ptr<unique_fd>)> done) {
     open_entry(key, std::nullopt, [this, key, off, len, done = std::move(done)](entry* e, int) mutable {
-        if (!e) return loop_.defer([done = std::move(done)] { done(nullptr); });
+        if (!e || e->empty) return loop_.defer([done = std::move(done)] { done(nullptr); });
         pool_.submit([fd = e->fd, off, len, size = e->size] { return range_present(fd->get(), off, len, size); },
                      [this, key, fd = e->fd, done = std::move(done)](result<bool, int> r) {
                          // A file replaced meanwhile (a failed check) is not the one to read.
@@ -608,6 +611,9 @@ void cas_fetcher::from_upstream(const blob_ref& blob, const range_key& k) {
 void cas_fetcher::store_and_finish(const blob_ref& blob, const range_key& k, const result<buffer_ptr, int>& r,
                                    std::shared_ptr<unique_fd> fd) {
     auto data = *r;
+    if (auto it = store_->entries_.find(std::get<0>(k)); it != store_->entries_.end() && it->second.fd == fd) {
+        it->second.empty = false;  // from now on a worker must look
+    }
     // Store first, then answer: a second domain asking right after finds the range present.
     loop_.write_all(fd->get(), data->data(), static_cast<unsigned>(std::get<2>(k)), std::get<1>(k),
                     [this, alive = alive_, store = store_, id = id_, fd, data, blob, k, r](int res) {

@@ -117,6 +117,9 @@ private:
         std::shared_ptr<unique_fd> fd;
         std::uint64_t size = 0;
         bool complete = false;  // no hole below size, when a worker last looked
+        // No block allocated when opened and nothing written since: every range is absent, and
+        // find_range says so without a worker (a fresh file's first fetches skip a thread hop).
+        bool empty = false;
     };
     using opened = cas_detail::opened_file;
     /// done(entry, 0) with `key`'s open file, or done(nullptr, -errno). With `size`, the file is
