@@ -54,6 +54,9 @@ struct config {
     /// "prefetch": after OPEN, fetch the rest of each blob in the background, behind on-demand READs.
     bool prefetch = false;
     std::uint32_t prefetch_concurrency = 2;   ///< "prefetch_concurrency": background fetches at once, 1..64
+    /// "failure_ttl_ms": after a chunk's fetch failed, reads of that chunk fail at once (EIO) for
+    /// this long instead of fetching it again for every page the kernel retries; 0 = off, ..60000.
+    std::uint32_t failure_ttl_ms = 2000;
     store_config store;                       ///< "store"
 
     /// The blob store's directory.

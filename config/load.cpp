@@ -322,7 +322,7 @@ problem read_config(const json& root, config& c, source_kinds kinds) {
     }
     if (auto p = check_keys(root, path,
                             {"cache", "device", "chunk_size", "sources", "domains", "control_socket", "log_level",
-                             "prefetch", "prefetch_concurrency", "store"})) {
+                             "prefetch", "prefetch_concurrency", "failure_ttl_ms", "store"})) {
         return p;
     }
     const json* cache = find(root, "cache");
@@ -354,6 +354,10 @@ problem read_config(const json& root, config& c, source_kinds kinds) {
         return p;
     }
     if (auto p = read_optional(root, path, "prefetch", c.prefetch, read_bool)) {
+        return p;
+    }
+    // A minute at most: it only has to outlast the kernel's retries of one failed read.
+    if (auto p = read_optional(root, path, "failure_ttl_ms", c.failure_ttl_ms, read_uint_between(0, 60'000))) {
         return p;
     }
     if (auto p = read_optional(root, path, "prefetch_concurrency", c.prefetch_concurrency, read_uint_between(1, 64))) {
@@ -518,6 +522,7 @@ json to_json(const config& c) {
         {"log_level", c.log_level},
         {"prefetch", c.prefetch},
         {"prefetch_concurrency", c.prefetch_concurrency},
+        {"failure_ttl_ms", c.failure_ttl_ms},
         {"store",
          {{"enabled", store_use_json(c.store.use)},
           {"dir", c.store.dir},

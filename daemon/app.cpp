@@ -17,6 +17,7 @@ engine_options engine_options_from(const std::shared_ptr<const cfg::config>& c) 
     o.prefetch_concurrency = c->prefetch_concurrency;
     o.prefetch_for = [c](std::string_view domain) { return c->prefetch_for(domain); };
     o.writes = cachefiles_write_policy;
+    o.failure_ttl = std::chrono::milliseconds(c->failure_ttl_ms);
     return o;
 }
 }  // namespace

@@ -46,6 +46,7 @@ json full() {
         {"log_level", "debug"},
         {"prefetch", false},
         {"prefetch_concurrency", 3},
+        {"failure_ttl_ms", 500},
         {"store", {{"enabled", true}, {"dir", "/srv/store"}, {"verify", false}, {"max_bytes", 10737418240}}},
     };
 }
@@ -222,7 +223,7 @@ TEST_CASE("unknown keys are rejected at every level", "[config]") {
                             {"/log-level", "info", "$.log-level", "did you mean \"log_level\"?"},
                             {"/verbose", true, "$.verbose",
                              "unknown key (known keys: cache, device, chunk_size, sources, domains, "
-                             "control_socket, log_level, prefetch, prefetch_concurrency, store)"},
+                             "control_socket, log_level, prefetch, prefetch_concurrency, failure_ttl_ms, store)"},
                             {"/cache/dri", "/x", "$.cache.dri", "did you mean \"dir\"?"},
                             {"/cache/size", 1, "$.cache.size", "known keys: dir, tag"},
                             {"/sources/0/pth", "/x", "$.sources[0].pth", "did you mean \"path\"?"},
@@ -413,6 +414,7 @@ TEST_CASE("to_json round trip", "[config]") {
                              {"log_level", "info"},
                              {"prefetch", false},
                              {"prefetch_concurrency", 2},
+                             {"failure_ttl_ms", 2000},
                              {"store",
                               {{"enabled", "remote"}, {"dir", "/var/cache/blobd/blobd-store"}, {"verify", true},
                                {"max_bytes", 0}}},
@@ -558,17 +560,22 @@ TEST_CASE("http sources: to_json round trip", "[config]") {
 }
 
 TEST_CASE("prefetch settings", "[config]") {
-    // Description: prefetch is off by default, on globally or per domain, and its concurrency is bounded.
+    // Description: prefetch is off by default, on globally or per domain, and its concurrency is
+    // bounded; so is failure_ttl_ms (the negative cache, 2 s by default).
     CHECK_FALSE(parse_ok(minimal().dump()).prefetch_for("any"));
     auto j = full();
     const config c = parse_ok(j.dump());
     CHECK(c.prefetch_for("d1"));
     CHECK_FALSE(c.prefetch_for("fs.example"));
     CHECK(c.prefetch_concurrency == 3);
+    CHECK(c.failure_ttl_ms == 500);
+    CHECK(parse_ok(minimal().dump()).failure_ttl_ms == 2000);
     check_cases(full(), {
                             {"/prefetch", "yes", "$.prefetch", "expected a boolean"},
                             {"/prefetch_concurrency", 0, "$.prefetch_concurrency", "from 1 to 64"},
                             {"/prefetch_concurrency", 65, "$.prefetch_concurrency", "from 1 to 64"},
+                            {"/failure_ttl_ms", 60001, "$.failure_ttl_ms", "from 0 to 60000"},
+                            {"/failure_ttl_ms", "2s", "$.failure_ttl_ms", "expected an integer"},
                             {"/domains/d1/prefetch", 1, "$.domains.d1.prefetch", "expected a boolean"},
                         });
 }

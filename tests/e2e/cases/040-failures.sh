@@ -1,8 +1,9 @@
 #!/bin/bash
 # Description: failures reach the reader as errors, never hangs, and the daemon keeps serving:
 # a missing blob fails the mount; a hostile fsid ("../x") is refused; a blob that shrinks under the
-# daemon gives the reader EIO; once the blob is back, the same file reads correctly; later correct
-# mounts work.
+# daemon gives the reader EIO; a read right after fails at once without a fetch (the negative
+# cache, failure_ttl_ms); once the blob is back and that time is over, the same file reads
+# correctly; later correct mounts work.
 # Sabotage (BLOBD_E2E_SABOTAGE=NAME; tests/e2e/selftest-checks.sh runs each and wants the FAIL):
 #   hang-mount      daemon stopped before the img9 mount          -> mount of img9 hung
 #   serve-missing   blob9 put into the source                     -> reading data of a missing blob succeeded
@@ -11,6 +12,8 @@
 #   keep-blob5      blob5 not truncated                           -> reading a truncated blob succeeded
 #   hang-truncated  daemon stopped before the truncated read      -> reading a truncated blob hung
 . "$(dirname "$0")/../lib.sh"
+# A short negative cache, so that the recovery below need not wait the default 2 s.
+EXTRA_CONFIG='"failure_ttl_ms": 1000'
 start_daemon
 
 step "img9 needs blob9, which no source has: reading its data fails, without hanging"
@@ -52,8 +55,15 @@ expect_fails_in "$HANG_S" "reading a truncated blob" -- cat /run/mnt/v/victim
 grep -q 'Input/output error' "$CMD_ERR" || fail "expected EIO, got: $(cat "$CMD_ERR")"
 [ "$(stat fetch_errors)" -ge 1 ] || fail "fetch_errors not counted"
 
-step "blob5 restored: the same file now reads correctly"
+step "blob5 restored: within failure_ttl_ms a read still fails at once, without a fetch"
 cp /run/blob5.good "$BLOBS/blob5"
+fetches=$(stat chunks_fetched); fast=$(stat failed_fast)
+expect_fails_in 5 "reading the file again at once" -- cat /run/mnt/v/victim
+[ "$(stat failed_fast)" -gt "$fast" ] || fail "the retry was not answered by the negative cache"
+[ "$(stat chunks_fetched)" = "$fetches" ] || fail "the retry fetched again within failure_ttl_ms"
+
+step "failure_ttl_ms over: the same file now reads correctly"
+sleep 1.5
 same_tree "$E2E_DATA/src/tree5" /run/mnt/v
 umount /run/mnt/v
 
