@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 namespace blobd::cfg {
 namespace {
 
@@ -119,8 +121,12 @@ problem read_absolute_path(const json& v, const std::string& path, std::string& 
     if (out.empty() || out.front() != '/') {
         return fail(path, "expected an absolute path, got " + quote(out));
     }
-    if (out.find('\0') != std::string::npos) {
-        return fail(path, "must not contain a NUL character");
+    if (auto c = std::find_if(out.begin(), out.end(), [](char ch) { return std::iscntrl(static_cast<unsigned char>(ch)); });
+        c != out.end()) {
+        // A NUL cuts the path at the syscall; a newline would end the "dir" command to the kernel
+        // early and start another, and splits log lines.
+        return fail(path, fmt::format("must not contain control characters (found 0x{:02x} at byte {})",
+                                      static_cast<unsigned char>(*c), c - out.begin()));
     }
     return {};
 }

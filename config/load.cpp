@@ -118,8 +118,8 @@ problem check_domain_name(const std::string& path, const std::string& name) {
     if (name.find('/') != std::string::npos) {
         return fail(path, "invalid domain name: must not contain '/'");
     }
-    if (name.find('\0') != std::string::npos) {
-        return fail(path, "invalid domain name: must not contain a NUL character");
+    if (std::any_of(name.begin(), name.end(), [](char ch) { return std::iscntrl(static_cast<unsigned char>(ch)); })) {
+        return fail(path, "invalid domain name: must not contain control characters");
     }
     return {};
 }

@@ -9,6 +9,7 @@
 #include "base/assert.hpp"
 #include "base/buffer.hpp"
 #include "base/log.hpp"
+#include "base/text.hpp"
 
 namespace blobd {
 
@@ -59,10 +60,10 @@ void engine::execute(effects&& effs) {
                     .stat(blob_ref{eff.domain, eff.name},
                           [this, id = eff.blob, d = eff.domain, n = eff.name](result<std::uint64_t, int> r) {
                               if (!r) {
-                                  lg.err("blob {}/{}: not available from any source: {}", d, n,
+                                  lg.err("blob {}/{}: not available from any source: {}", printable(d), printable(n),
                                          std::strerror(-r.error()));
                               } else {
-                                  lg.info("blob {}/{}: {} bytes", d, n, *r);
+                                  lg.info("blob {}/{}: {} bytes", printable(d), printable(n), *r);
                               }
                               execute(registry_.on_stat(id, r));
                           });

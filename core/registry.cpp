@@ -5,6 +5,7 @@
 
 #include "base/assert.hpp"
 #include "base/log.hpp"
+#include "base/text.hpp"
 
 // GCC 12 reports -Wmaybe-uninitialized inside std::variant's move constructor when effects are
 // pushed into the vector in fail_all (a known false positive with variants of non-trivial types;
@@ -105,7 +106,8 @@ effects registry::open_sized(request_token req, object_key key, std::string doma
     blob_state& b = blob_for(std::move(domain), std::move(name));
     if (b.sized && b.size != size) {
         // Two cache files of one blob must agree on its bytes; one of them is from another blob.
-        lg.err("blob {}/{}: opened as {} bytes, but it is {} bytes", b.domain, b.name, size, b.size);
+        lg.err("blob {}/{}: opened as {} bytes, but it is {} bytes", printable(b.domain), printable(b.name), size,
+               b.size);
         ++stats_.opens;
         ++stats_.open_failures;
         out.push_back(reply_open{req, -ESTALE, std::move(fd), {}, {}});
@@ -373,7 +375,7 @@ effects registry::on_fetched(blob_id blob, std::uint64_t chunk, result<buffer_pt
     b.fetching.erase(fit);
     const auto [coff, clen] = chunk_range(b, chunk);
     if (data && (*data)->filled != clen) {
-        lg.err("blob {}/{}: fetcher returned {} bytes for chunk {} of {} bytes", b.domain, b.name,
+        lg.err("blob {}/{}: fetcher returned {} bytes for chunk {} of {} bytes", printable(b.domain), printable(b.name),
                (*data)->filled, chunk, clen);
         data = unexpected{-EIO};
     }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "base/text.hpp"
 #include "protocol/uapi/cachefiles.h"
 
 namespace blobd::proto {
@@ -84,8 +85,8 @@ result<message, parse_error> parse(std::span<const std::byte> bytes);
 /// "copen <msg_id>,<size>" where size >= 0 is the blob size and < 0 a negative errno.
 std::string copen(std::uint32_t msg_id, std::int64_t size_or_neg_errno);
 
-/// Human-readable cookie key for logs: printable ASCII kept, other bytes as \xNN, capped length.
-std::string printable(std::string_view key);
+/// Human-readable cookie key for logs (base/text.hpp): printable ASCII kept, other bytes as \xNN.
+using ::blobd::printable;
 
 /// A cookie key that is safe to use as one path component or URL segment: 1..255 bytes, not "."
 /// or "..", no '/', no NUL, no control characters. Returns an explanation when it is not.

@@ -287,7 +287,8 @@ cfg::source make_config_source(const kind& k, T s) {
 json local_settings::to_json() const { return {{"path", path}}; }
 
 json http_settings::to_json() const {
-    json j = {{"url", url}};
+    // What --check-config prints: a signed URL's query is its secret.
+    json j = {{"url", http::masked_url(url)}};
     write_transport(net, j);
     return j;
 }

@@ -387,4 +387,10 @@ std::uint64_t backoff_ms(std::uint64_t base_ms, unsigned attempt, std::uint64_t 
     return std::min(v, cap_ms);
 }
 
+std::string masked_url(std::string_view text) {
+    const auto q = text.find('?');
+    if (q == std::string_view::npos) return std::string(text);
+    return std::string(text.substr(0, q)) + "?***";
+}
+
 }  // namespace blobd::http

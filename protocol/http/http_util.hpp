@@ -56,6 +56,10 @@ result<url, std::string> parse_url(std::string_view text);
 /// A fragment is dropped.
 result<url, std::string> resolve_location(const url& base, std::string_view location);
 
+/// A URL as configs and logs may show it: a query string (signed URLs carry their secret there)
+/// replaced by "***", the rest as given. Userinfo never gets this far (parse_url refuses it).
+std::string masked_url(std::string_view text);
+
 /// Percent-encodes every byte outside RFC 3986's unreserved set (ALPHA DIGIT - . _ ~).
 std::string percent_encode(std::string_view s);
 

@@ -49,6 +49,19 @@ else
     echo "ok: bad auth_file: no secret in the error"; passes=$((passes + 1))
 fi
 
+# A newline in cache.dir would cut the "dir" command to the kernel and start a second one.
+printf '{"cache": {"dir": "/var/cache/x\\nbind ondemand"}, "sources": [{"type": "local", "path": "/srv"}]}' >"$tmp/nl.json"
+check "newline in cache.dir" 1 'cache\.dir: must not contain control characters' -- "$daemon" --check-config "$tmp/nl.json"
+mkfifo "$tmp/fifo.json"
+check "a FIFO as config: no hang" 1 'not a regular file' -- timeout 10 "$daemon" --check-config "$tmp/fifo.json"
+printf '{"cache": {"dir": "/c"}, "sources": [{"type": "http", "url": "https://h/b?sig=SECRETSIG"}]}' >"$tmp/signed.json"
+check "signed URL: query masked" 0 'https://h/b\?\*\*\*' -- "$daemon" --check-config "$tmp/signed.json"
+if "$daemon" --check-config "$tmp/signed.json" 2>&1 | grep -q SECRETSIG; then
+    echo "FAIL: --check-config shows a URL's query string"; failures=$((failures + 1))
+else
+    echo "ok: --check-config hides a URL's query string"; passes=$((passes + 1))
+fi
+
 mk_config() {  # mk_config DEVICE
     printf '{"cache": {"dir": "%s/cache"}, "device": "%s", "control_socket": "%s/ctl.sock", "sources": [{"type": "local", "path": "%s"}]}' \
         "$tmp" "$1" "$tmp" "$tmp" >"$tmp/run.json"

@@ -258,12 +258,21 @@ TEST_CASE("chunk_size must be a power of two from 4 KiB to 64 MiB", "[config]") 
 }
 
 TEST_CASE("bad values of the right type", "[config]") {
-    // Description: relative or empty paths, NUL bytes, bad tags, unknown log levels and source types,
+    // Description: relative or empty paths, control characters in paths, bad tags, unknown log levels and source types,
     // and over-long socket paths are rejected with a message saying what is expected.
     check_cases(minimal(), {
                                {"/cache/dir", "var/cache", "$.cache.dir", "expected an absolute path, got \"var/cache\""},
                                {"/cache/dir", "", "$.cache.dir", "expected an absolute path, got \"\""},
-                               {"/cache/dir", std::string("/a\0b", 4), "$.cache.dir", "NUL"},
+                               {"/cache/dir", std::string("/a\0b", 4), "$.cache.dir",
+                                "must not contain control characters (found 0x00 at byte 2)"},
+                               // The kernel would bind "/var/cache/x" and then read "bind ondemand"
+                               // as a second command.
+                               {"/cache/dir", "/var/cache/x\nbind ondemand", "$.cache.dir",
+                                "must not contain control characters (found 0x0a at byte 12)"},
+                               {"/device", "/dev/cachefiles\r", "$.device", "control characters (found 0x0d"},
+                               {"/control_socket", "/run/s\x7f.sock", "$.control_socket", "found 0x7f"},
+                               {"/sources/0/path", "/srv/\tblobs", "$.sources[0].path", "found 0x09"},
+                               {"/store/dir", "/srv/store\n", "$.store.dir", "control characters"},
                                {"/cache/tag", "", "$.cache.tag", "non-empty name"},
                                {"/cache/tag", "my tag", "$.cache.tag", "without spaces"},
                                {"/device", "cachefiles", "$.device", "expected an absolute path"},
@@ -293,7 +302,7 @@ TEST_CASE("required keys", "[config]") {
 }
 
 TEST_CASE("bad domain names", "[config]") {
-    // Description: empty names, names with '/' or NUL and names over 255 bytes are rejected; the
+    // Description: empty names, names with '/' or control characters and names over 255 bytes are rejected; the
     // path quotes names that are not plain identifiers.
     const json d = {{"sources", one_source("/x")}};
     require_error(with(minimal(), "/domains", {{"", d}}).dump(), "$.domains[\"\"]", "must not be empty");
@@ -301,7 +310,9 @@ TEST_CASE("bad domain names", "[config]") {
     require_error(with(minimal(), "/domains", {{std::string(256, 'a'), d}}).dump(),
                   "$.domains." + std::string(256, 'a'), "256 bytes long, at most 255");
     require_error(with(minimal(), "/domains", {{std::string("a\0b", 3), d}}).dump(), "$.domains[\"a\\u0000b\"]",
-                  "must not contain a NUL");
+                  "must not contain control characters");
+    require_error(with(minimal(), "/domains", {{"a\nb", d}}).dump(), "$.domains[\"a\\nb\"]",
+                  "must not contain control characters");
 }
 
 TEST_CASE("empty source lists", "[config]") {
@@ -557,6 +568,17 @@ TEST_CASE("http sources: to_json round trip", "[config]") {
         CHECK(same(first, second));
     }
     CHECK(blobd::cfg::to_json(parse_ok(with_http(http_full()).dump()))["sources"][0] == http_full());
+}
+
+TEST_CASE("http sources: to_json masks the query string", "[config]") {
+    // Description: a signed URL carries its secret in the query: --check-config prints "?***"
+    // instead, while the loaded config keeps the whole URL for the fetcher.
+    const config c = parse_ok(with_http({{"type", "http"}, {"url", "https://h/b?X-Amz-Signature=s3cr3t&e=1"}}).dump());
+    const std::string printed = blobd::cfg::to_json(c).dump();
+    CHECK(printed.find("s3cr3t") == std::string::npos);
+    CHECK(blobd::cfg::to_json(c)["sources"][0]["url"] == "https://h/b?***");
+    REQUIRE(c.sources[0].as<blobd::sources::http_settings>());
+    CHECK(c.sources[0].as<blobd::sources::http_settings>()->url == "https://h/b?X-Amz-Signature=s3cr3t&e=1");
 }
 
 TEST_CASE("prefetch settings", "[config]") {
