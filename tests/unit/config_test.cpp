@@ -472,6 +472,14 @@ json http_full() {
             {"max_connections", 64}};
 }
 
+// http_full() without its query string: --check-config masks a query ("?***"), so only such a URL
+// prints back as it was given.
+json http_full_unsigned() {
+    json j = http_full();
+    j["url"] = "https://blobs.example:8443/v1/blobs";
+    return j;
+}
+
 }  // namespace
 
 TEST_CASE("http sources: defaults and every key", "[config]") {
@@ -562,12 +570,12 @@ TEST_CASE("http sources: to_json round trip", "[config]") {
                                                              {"timeout_ms", 30000},
                                                              {"retries", 3},
                                                              {"max_connections", 4}}}));
-    for (const json& doc : {with_http(http_full()), with_http({{"type", "http"}, {"url", "http://h/b"}})}) {
+    for (const json& doc : {with_http(http_full_unsigned()), with_http({{"type", "http"}, {"url", "http://h/b"}})}) {
         const config first = parse_ok(doc.dump());
         const config second = parse_ok(blobd::cfg::to_json(first).dump(2));
         CHECK(same(first, second));
     }
-    CHECK(blobd::cfg::to_json(parse_ok(with_http(http_full()).dump()))["sources"][0] == http_full());
+    CHECK(blobd::cfg::to_json(parse_ok(with_http(http_full_unsigned()).dump()))["sources"][0] == http_full_unsigned());
 }
 
 TEST_CASE("http sources: to_json masks the query string", "[config]") {
@@ -746,7 +754,7 @@ TEST_CASE("every kind round-trips through to_json", "[config]") {
     const std::vector<json> docs{
         {{"type", "local"}, {"path", "/srv/blobs"}},
         {{"type", "http"}, {"url", "http://h/b"}},
-        http_full(),
+        http_full_unsigned(),
         {{"type", "oci"}, {"registry", "https://reg.example"}, {"repository", "app"}},
         {{"type", "oci"},
          {"registry", "https://reg.example"},
