@@ -18,8 +18,9 @@ std::string format_double(double v) {
     return fmt::format("{}", v);
 }
 
-// HELP text escapes backslash and newline only (a quote is literal there).
-std::string escape_help(std::string_view v) {
+// Backslash and newline are escaped in HELP text and label values alike; a quote only in label
+// values (it is literal in HELP text).
+std::string escape_text(std::string_view v, bool quote) {
     std::string out;
     out.reserve(v.size());
     for (char c : v) {
@@ -27,6 +28,8 @@ std::string escape_help(std::string_view v) {
             out += "\\\\";
         } else if (c == '\n') {
             out += "\\n";
+        } else if (quote && c == '"') {
+            out += "\\\"";
         } else {
             out += c;
         }
@@ -125,22 +128,7 @@ std::string json_key(const declaration& d) {
     return std::string(d.name) + std::string(suffix(d.unit));
 }
 
-std::string escape_label_value(std::string_view v) {
-    std::string out;
-    out.reserve(v.size());
-    for (char c : v) {
-        if (c == '\\') {
-            out += "\\\\";
-        } else if (c == '"') {
-            out += "\\\"";
-        } else if (c == '\n') {
-            out += "\\n";
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
+std::string escape_label_value(std::string_view v) { return escape_text(v, true); }
 
 nlohmann::ordered_json to_json(const snapshot& s) {
     auto out = nlohmann::ordered_json::object();
@@ -176,7 +164,7 @@ std::string to_prometheus(const snapshot& s, std::string_view prefix) {
     std::string out;
     for (const auto& [name, list] : families) {
         const declaration& d = *list.front()->decl;
-        out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, escape_help(d.help), name, type_name(d.kind));
+        out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, escape_text(d.help, false), name, type_name(d.kind));
         for (const sample* smp : list) {
             if (d.kind != kind::histogram) {
                 out += fmt::format("{}{} {}\n", name, label_text(*smp), smp->value);
