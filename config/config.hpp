@@ -57,6 +57,16 @@ struct config {
     /// "failure_ttl_ms": after a chunk's fetch failed, reads of that chunk fail at once (EIO) for
     /// this long instead of fetching it again for every page the kernel retries; 0 = off, ..60000.
     std::uint32_t failure_ttl_ms = 2000;
+    /// "read_deadline_ms": every read (its fetch through every source, all retries) and every
+    /// blob size lookup is answered within this; 0 = no deadline, ..600000.
+    std::uint32_t read_deadline_ms = 8000;
+    /// "breaker": each source's circuit breaker.
+    struct breaker_config {
+        std::uint32_t failures = 3;          ///< "failures": outages in a row that open it; 0 = never
+        std::uint32_t backoff_ms = 1000;     ///< "backoff_ms": first open period, 10..600000
+        std::uint32_t max_backoff_ms = 10000;  ///< "max_backoff_ms": doubling stops here, >= backoff_ms
+        bool operator==(const breaker_config&) const = default;
+    } breaker;
     store_config store;                       ///< "store"
 
     /// The blob store's directory.

@@ -315,6 +315,28 @@ problem read_log_level(const json& v, const std::string& path, std::string& out)
     return {};
 }
 
+problem read_breaker(const json& v, const std::string& path, config::breaker_config& out) {
+    if (!v.is_object()) {
+        return wrong_type(path, "an object", v);
+    }
+    if (auto p = check_keys(v, path, {"failures", "backoff_ms", "max_backoff_ms"})) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "failures", out.failures, read_uint_between(0, 1000))) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "backoff_ms", out.backoff_ms, read_uint_between(10, 600'000))) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "max_backoff_ms", out.max_backoff_ms, read_uint_between(10, 3'600'000))) {
+        return p;
+    }
+    if (out.max_backoff_ms < out.backoff_ms) {
+        return fail(member(path, "max_backoff_ms"), "must not be below backoff_ms (" + std::to_string(out.backoff_ms) + ")");
+    }
+    return {};
+}
+
 problem read_config(const json& root, config& c, source_kinds kinds) {
     const std::string path = "$";
     if (!root.is_object()) {
@@ -322,7 +344,8 @@ problem read_config(const json& root, config& c, source_kinds kinds) {
     }
     if (auto p = check_keys(root, path,
                             {"cache", "device", "chunk_size", "sources", "domains", "control_socket", "log_level",
-                             "prefetch", "prefetch_concurrency", "failure_ttl_ms", "store"})) {
+                             "prefetch", "prefetch_concurrency", "failure_ttl_ms", "read_deadline_ms", "breaker",
+                             "store"})) {
         return p;
     }
     const json* cache = find(root, "cache");
@@ -358,6 +381,13 @@ problem read_config(const json& root, config& c, source_kinds kinds) {
     }
     // A minute at most: it only has to outlast the kernel's retries of one failed read.
     if (auto p = read_optional(root, path, "failure_ttl_ms", c.failure_ttl_ms, read_uint_between(0, 60'000))) {
+        return p;
+    }
+    // Ten minutes at most: past that a reader is better served by an error than by waiting.
+    if (auto p = read_optional(root, path, "read_deadline_ms", c.read_deadline_ms, read_uint_between(0, 600'000))) {
+        return p;
+    }
+    if (auto p = read_optional(root, path, "breaker", c.breaker, read_breaker)) {
         return p;
     }
     if (auto p = read_optional(root, path, "prefetch_concurrency", c.prefetch_concurrency, read_uint_between(1, 64))) {
@@ -523,6 +553,11 @@ json to_json(const config& c) {
         {"prefetch", c.prefetch},
         {"prefetch_concurrency", c.prefetch_concurrency},
         {"failure_ttl_ms", c.failure_ttl_ms},
+        {"read_deadline_ms", c.read_deadline_ms},
+        {"breaker",
+         {{"failures", c.breaker.failures},
+          {"backoff_ms", c.breaker.backoff_ms},
+          {"max_backoff_ms", c.breaker.max_backoff_ms}}},
         {"store",
          {{"enabled", store_use_json(c.store.use)},
           {"dir", c.store.dir},

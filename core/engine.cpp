@@ -56,19 +56,37 @@ void engine::execute(effects&& effs) {
                     start_prefetch(eff.opened);
                 }
             } else if constexpr (std::is_same_v<T, stat_blob>) {
+                const std::uint64_t id = next_call_++;
+                const deadline due = due_from_now();
+                calls_.emplace(id, call{false, fetch_chunk{eff.blob, eff.domain, eff.name, 0, 0, 0, false}, due});
+                if (due != no_deadline) ++calls_with_deadline_, arm_sweep();
                 sources_.for_domain(eff.domain)
-                    .stat(blob_ref{eff.domain, eff.name},
-                          [this, id = eff.blob, d = eff.domain, n = eff.name](result<std::uint64_t, int> r) {
+                    .stat(blob_ref{eff.domain, eff.name}, due,
+                          [this, id, blob = eff.blob, d = eff.domain, n = eff.name](result<std::uint64_t, int> r) {
+                              auto it = calls_.find(id);
+                              if (it == calls_.end()) {  // answered at its deadline already
+                                  ++stats_.late_results;
+                                  return;
+                              }
+                              if (it->second.due != no_deadline) --calls_with_deadline_;
+                              calls_.erase(it);
                               if (!r) {
                                   lg.err("blob {}/{}: not available from any source: {}", printable(d), printable(n),
                                          std::strerror(-r.error()));
                               } else {
                                   lg.info("blob {}/{}: {} bytes", printable(d), printable(n), *r);
                               }
-                              execute(registry_.on_stat(id, r));
+                              execute(registry_.on_stat(blob, r));
                           });
             } else if constexpr (std::is_same_v<T, fetch_chunk>) {
-                (eff.background ? prefetch_queue_ : fetch_queue_).push_back(std::move(eff));
+                // A reader waits for an on-demand fetch: its deadline runs from now, queued or not.
+                if (eff.background) {
+                    prefetch_queue_.push_back({std::move(eff), no_deadline});
+                } else {
+                    const deadline due = due_from_now();
+                    fetch_queue_.push_back({std::move(eff), due});
+                    if (due != no_deadline) arm_sweep();
+                }
                 pump_fetches();
             } else if constexpr (std::is_same_v<T, promote_fetch>) {
                 promote(eff);
@@ -135,23 +153,98 @@ void engine::submit_write(write_chunk w) {
     });
 }
 
-void engine::start_fetch(fetch_chunk f) {
+deadline engine::due_from_now() const {
+    if (opts_.read_deadline.count() <= 0) return no_deadline;
+    return std::chrono::steady_clock::now() + opts_.read_deadline;
+}
+
+void engine::start_fetch(fetch_chunk f, deadline due) {
     ++fetches_inflight_;
     if (f.background) ++prefetches_inflight_;
-    sources_.for_domain(f.domain)
-        .fetch(blob_ref{f.domain, f.name}, f.off, f.len,
-               [this, id = f.blob, chunk = f.chunk, bg = f.background](result<buffer_ptr, int> r) {
-                   --fetches_inflight_;
-                   if (bg) --prefetches_inflight_;
-                   if (!r && opts_.failure_ttl.count() > 0) {
-                       registry_.note_failure(id, chunk);
-                       loop_.after(opts_.failure_ttl, [this, alive = std::weak_ptr<int>(alive_), id, chunk] {
-                           if (!alive.expired()) registry_.forget_failure(id, chunk);
-                       });
-                   }
-                   execute(registry_.on_fetched(id, chunk, std::move(r)));
-                   pump_fetches();
-               });
+    const std::uint64_t id = next_call_++;
+    blob_ref blob{f.domain, f.name};
+    const std::uint64_t off = f.off, len = f.len;
+    const bool bg = f.background;
+    calls_.emplace(id, call{true, std::move(f), due});
+    if (due != no_deadline) ++calls_with_deadline_, arm_sweep();
+    sources_.for_domain(blob.domain).fetch(blob, off, len, due, [this, id, bg](result<buffer_ptr, int> r) {
+        // The slot is held until the source answers, also when the engine answered the reader at
+        // the deadline: that keeps the bound on buffers held true.
+        --fetches_inflight_;
+        if (bg) --prefetches_inflight_;
+        auto it = calls_.find(id);
+        if (it == calls_.end()) {
+            ++stats_.late_results;
+        } else {
+            call c = std::move(it->second);
+            if (c.due != no_deadline) --calls_with_deadline_;
+            calls_.erase(it);
+            fetched(c.f, std::move(r));
+        }
+        pump_fetches();
+    });
+}
+
+void engine::fetched(const fetch_chunk& f, result<buffer_ptr, int> r) {
+    if (!r && opts_.failure_ttl.count() > 0) {
+        registry_.note_failure(f.blob, f.chunk);
+        loop_.after(opts_.failure_ttl, [this, alive = std::weak_ptr<int>(alive_), id = f.blob, chunk = f.chunk] {
+            if (!alive.expired()) registry_.forget_failure(id, chunk);
+        });
+    }
+    execute(registry_.on_fetched(f.blob, f.chunk, std::move(r)));
+}
+
+void engine::arm_sweep() {
+    if (sweep_armed_) return;
+    sweep_armed_ = true;
+    // A quarter of a second of lateness at most, for a source that ignored its deadline; one
+    // timer for everything outstanding rather than one per request.
+    loop_.after(std::chrono::milliseconds(250), [this, alive = std::weak_ptr<int>(alive_)] {
+        if (alive.expired()) return;
+        sweep_armed_ = false;
+        sweep();
+    });
+}
+
+void engine::sweep() {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<call> expired;
+    for (auto it = calls_.begin(); it != calls_.end();) {
+        if (it->second.due <= now) {
+            expired.push_back(std::move(it->second));
+            --calls_with_deadline_;
+            it = calls_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    // Queued behind other fetches past their deadline (every slot held by a stuck source).
+    bool queued_left = false;
+    for (auto it = fetch_queue_.begin(); it != fetch_queue_.end();) {
+        if (it->due <= now) {
+            expired.push_back(call{true, std::move(it->f), it->due});
+            it = fetch_queue_.erase(it);
+        } else {
+            queued_left |= it->due != no_deadline;
+            ++it;
+        }
+    }
+    for (auto& c : expired) {
+        ++stats_.deadline_misses;
+        unsigned suppressed = 0;
+        if (deadline_warn_.allow(suppressed)) {
+            lg.warn("blob {}/{}: {} not answered within {} ms: failing it{}", printable(c.f.domain),
+                    printable(c.f.name), c.is_fetch ? fmt::format("chunk at {}", c.f.off) : std::string("size lookup"),
+                    opts_.read_deadline.count(), log::suppressed_note(suppressed));
+        }
+        if (c.is_fetch) {
+            fetched(c.f, unexpected{-ETIMEDOUT});
+        } else {
+            execute(registry_.on_stat(c.f.blob, unexpected{-ETIMEDOUT}));
+        }
+    }
+    if (calls_with_deadline_ > 0 || queued_left) arm_sweep();
 }
 
 void engine::start_prefetch(const object_ptr& obj) {
@@ -177,13 +270,13 @@ void engine::pump_fetches() {
     while (room() && !fetch_queue_.empty()) {
         auto next = std::move(fetch_queue_.front());
         fetch_queue_.pop_front();
-        start_fetch(std::move(next));
+        start_fetch(std::move(next.f), next.due);
     }
     while (fetch_queue_.empty() && room() && prefetches_inflight_ < opts_.prefetch_concurrency &&
            !prefetch_queue_.empty()) {
         auto next = std::move(prefetch_queue_.front());
         prefetch_queue_.pop_front();
-        start_fetch(std::move(next));
+        start_fetch(std::move(next.f), due_from_now());  // nobody waits yet: its time starts now
     }
 }
 
@@ -191,12 +284,14 @@ void engine::promote(const promote_fetch& p) {
     // Still queued: move it to the on-demand queue. Already running: nothing to do, the READ
     // joined it and it holds no on-demand slot hostage beyond the prefetch limit.
     auto it = std::find_if(prefetch_queue_.begin(), prefetch_queue_.end(),
-                           [&](const fetch_chunk& f) { return f.blob == p.blob && f.chunk == p.chunk; });
+                           [&](const queued_fetch& q) { return q.f.blob == p.blob && q.f.chunk == p.chunk; });
     if (it == prefetch_queue_.end()) return;
-    fetch_chunk f = std::move(*it);
+    queued_fetch q = std::move(*it);
     prefetch_queue_.erase(it);
-    f.background = false;
-    fetch_queue_.push_front(std::move(f));
+    q.f.background = false;
+    q.due = due_from_now();  // a reader waits for it from now on
+    if (q.due != no_deadline) arm_sweep();
+    fetch_queue_.push_front(std::move(q));
     pump_fetches();
 }
 
@@ -207,7 +302,7 @@ void engine::request_stop(std::chrono::milliseconds grace) {
     // waits for work a reader needs.
     auto queued = std::move(prefetch_queue_);
     prefetch_queue_.clear();
-    for (const auto& f : queued) execute(registry_.abandon_fetch(f.blob, f.chunk));
+    for (const auto& q : queued) execute(registry_.abandon_fetch(q.f.blob, q.f.chunk));
     loop_.after(grace, [this, alive = std::weak_ptr<int>(alive_)] {
         if (alive.expired() || !registry_.busy()) return;
         lg.warn("in-flight work did not finish in time: failing what is left");

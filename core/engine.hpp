@@ -20,6 +20,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "base/log.hpp"
 #include "base/metrics.hpp"
 #include "core/registry.hpp"
 #include "fetchers/fetcher.hpp"
@@ -61,12 +62,20 @@ struct engine_options {
     /// Negative cache: after a chunk's fetch failed, reads of it fail at once (-EIO) for this long
     /// instead of fetching again for every page the kernel retries. 0: off.
     std::chrono::milliseconds failure_ttl{0};
+    /// End-to-end deadline of a read: an on-demand fetch (every attempt at every source, and the
+    /// time it queued) is answered within this of the READ that started it, a blob's size lookup
+    /// within this of its OPEN; a background fetch has it from when it starts. The sources are
+    /// told (fetcher deadlines) and give up in time; the engine answers itself (-ETIMEDOUT) for
+    /// one that did not, shortly after, and drops its late result. 0: no deadline.
+    std::chrono::milliseconds read_deadline{0};
 };
 
 /// Counters of the engine's scheduling (the registry counts requests, fetches and writes).
 struct engine_stats {
     std::uint64_t write_waits = 0;           ///< writes that queued behind their file's lane
     std::uint64_t writes_per_file_peak = 0;  ///< most writes in flight into one file at once
+    std::uint64_t deadline_misses = 0;       ///< fetches and size lookups the engine answered at their deadline
+    std::uint64_t late_results = 0;          ///< results that came after that answer, dropped
 };
 
 /// engine_stats as metrics: top-level keys of the stats JSON, erofs_blobd_<name> in Prometheus.
@@ -77,7 +86,10 @@ inline constexpr auto engine_metrics = [] {
         metrics::group{"", {}, ""},
         counter(&s::write_waits, "write_waits",
                 "Cache-file writes that queued behind the 4 MiB of writes in flight into their file."),
-        gauge(&s::writes_per_file_peak, "writes_per_file_peak", "Most writes seen in flight into one cache file at once."));
+        gauge(&s::writes_per_file_peak, "writes_per_file_peak", "Most writes seen in flight into one cache file at once."),
+        counter(&s::deadline_misses, "deadline_misses",
+                "Fetches and size lookups whose source did not answer by the deadline: the engine answered them (ETIMEDOUT)."),
+        counter(&s::late_results, "late_results", "Source answers that came after the engine had answered at the deadline (dropped)."));
 }();
 
 class engine {
@@ -134,7 +146,7 @@ public:
 
 private:
     void execute(effects&& effs);
-    void start_fetch(fetch_chunk f);
+    void start_fetch(fetch_chunk f, deadline due);
     /// Writes a fetched chunk into its object's cache file, at most max_write_bytes_per_file in
     /// flight per file; the rest wait in that file's lane in arrival order.
     void queue_write(write_chunk w);
@@ -144,14 +156,38 @@ private:
     void pump_fetches();
     void promote(const promote_fetch& p);
     void start_prefetch(const object_ptr& obj);
+    /// The deadline of work starting now (no_deadline without one).
+    deadline due_from_now() const;
+    /// A fetch's result (or the engine's own -ETIMEDOUT at its deadline): negative cache, registry.
+    void fetched(const fetch_chunk& f, result<buffer_ptr, int> r);
+    /// Answers what is past its deadline (calls in flight, on-demand fetches still queued); runs
+    /// from a timer while anything with a deadline is outstanding.
+    void sweep();
+    void arm_sweep();
 
     event_loop& loop_;
     fetcher_directory& sources_;
     engine_options opts_;
     frontend_port* port_ = nullptr;
     registry registry_;
-    std::deque<fetch_chunk> fetch_queue_;      // on-demand
-    std::deque<fetch_chunk> prefetch_queue_;   // background
+    struct queued_fetch {
+        fetch_chunk f;
+        deadline due = no_deadline;  // on-demand: from the READ that asked; background: none yet
+    };
+    std::deque<queued_fetch> fetch_queue_;     // on-demand
+    std::deque<queued_fetch> prefetch_queue_;  // background
+    /// Calls to the sources not answered yet, by call number: a fetch (its chunk) or a size
+    /// lookup (chunk unused). Erased when answered, by the source or by sweep().
+    struct call {
+        bool is_fetch = true;
+        fetch_chunk f;  // a size lookup: only blob, domain and name
+        deadline due = no_deadline;
+    };
+    std::unordered_map<std::uint64_t, call> calls_;
+    std::uint64_t next_call_ = 1;
+    std::size_t calls_with_deadline_ = 0;
+    bool sweep_armed_ = false;
+    log::rate_limit deadline_warn_;
     std::size_t fetches_inflight_ = 0, prefetches_inflight_ = 0;
     struct write_lane {
         unsigned inflight = 0;     // writes

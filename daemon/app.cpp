@@ -18,6 +18,7 @@ engine_options engine_options_from(const std::shared_ptr<const cfg::config>& c) 
     o.prefetch_for = [c](std::string_view domain) { return c->prefetch_for(domain); };
     o.writes = cachefiles_write_policy;
     o.failure_ttl = std::chrono::milliseconds(c->failure_ttl_ms);
+    o.read_deadline = std::chrono::milliseconds(c->read_deadline_ms);
     return o;
 }
 }  // namespace
@@ -101,7 +102,7 @@ metrics::snapshot app::snapshot() const {
     for (std::size_t i = 0; i < entries.size(); ++i) {
         std::string label = entries[i].upstream->describe();
         if (std::find(labels.begin(), labels.end(), label) != labels.end()) label += fmt::format(" #{}", i + 1);
-        entries[i].upstream->collect(snap, label);
+        entries[i].guard->collect(snap, label);  // the source's own metrics and its breaker's
         labels.push_back(std::move(label));
     }
     const cas_store* store = sources_->store();

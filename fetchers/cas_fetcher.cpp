@@ -500,7 +500,7 @@ std::string cas_fetcher::key_of(const std::string& name) const {
     return hex.empty() ? source_dir_ + "/" + name : "sha256/" + hex;
 }
 
-void cas_fetcher::stat(const blob_ref& blob, stat_done done) {
+void cas_fetcher::stat(const blob_ref& blob, deadline due, stat_done done) {
     const std::string key = key_of(blob.name);
     if (store_->poisoned(id_, key)) {
         ++stats_.stat_misses;
@@ -508,7 +508,7 @@ void cas_fetcher::stat(const blob_ref& blob, stat_done done) {
         return;
     }
     // The store's callbacks capture it by pointer: its pool runs none after it is gone.
-    upstream_->stat(blob, [this, alive = alive_, store = store_.get(), blob, key,
+    upstream_->stat(blob, due, [this, alive = alive_, store = store_.get(), blob, key,
                            done = std::move(done)](result<std::uint64_t, int> r) mutable {
         if (!*alive) return done(r);
         if (!r) {
@@ -531,7 +531,7 @@ void cas_fetcher::stat(const blob_ref& blob, stat_done done) {
     });
 }
 
-void cas_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) {
+void cas_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, deadline due, fetch_done done) {
     ++stats_.fetches;
     std::string key = key_of(blob.name);
     if (store_->poisoned(id_, key)) {
@@ -542,22 +542,24 @@ void cas_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t l
     range_key k{std::move(key), off, len};
     auto& w = inflight_[k];
     w.push_back(std::move(done));
-    if (w.size() > 1) return;  // that range is on its way already
-    store_->find_range(std::get<0>(k), off, len, [this, alive = alive_, blob, k](std::shared_ptr<unique_fd> fd) {
+    // That range is on its way already: the first caller's deadline governs it (every caller's
+    // own deadline is enforced above, by the engine).
+    if (w.size() > 1) return;
+    store_->find_range(std::get<0>(k), off, len, [this, alive = alive_, blob, k, due](std::shared_ptr<unique_fd> fd) {
         if (!*alive) return;
-        if (fd) return read_stored(blob, k, std::move(fd));
-        from_upstream(blob, k);
+        if (fd) return read_stored(blob, k, std::move(fd), due);
+        from_upstream(blob, k, due);
     });
 }
 
-void cas_fetcher::read_stored(const blob_ref& blob, const range_key& k, std::shared_ptr<unique_fd> fd) {
+void cas_fetcher::read_stored(const blob_ref& blob, const range_key& k, std::shared_ptr<unique_fd> fd, deadline due) {
     auto buf = try_make_fetch_buffer(std::get<2>(k));
     if (!buf) {
         ++stats_.fetch_errors;
         return finish(k, unexpected{-ENOMEM});
     }
     loop_.read_all(fd->get(), buf->data(), static_cast<unsigned>(std::get<2>(k)), std::get<1>(k),
-                   [this, alive = alive_, store = store_, buf, fd, blob, k](int res) mutable {
+                   [this, alive = alive_, store = store_, buf, fd, blob, k, due](int res) mutable {
                        if (!*alive) return;
                        const auto& [key, off, len] = k;
                        if (res >= 0 && static_cast<std::uint64_t>(res) == len && store->live(key, fd)) {
@@ -574,7 +576,7 @@ void cas_fetcher::read_stored(const blob_ref& blob, const range_key& k, std::sha
                                    res < 0 ? std::strerror(-res) : "short read");
                            ++store->stats_.store_errors;
                        }
-                       from_upstream(blob, k);
+                       from_upstream(blob, k, due);
                    });
 }
 
@@ -586,8 +588,8 @@ void cas_fetcher::finish(const range_key& k, const result<buffer_ptr, int>& r) {
     for (auto& w : waiters) w(r);
 }
 
-void cas_fetcher::from_upstream(const blob_ref& blob, const range_key& k) {
-    upstream_->fetch(blob, std::get<1>(k), std::get<2>(k), [this, alive = alive_, store = store_.get(), blob, k](result<buffer_ptr, int> r) {
+void cas_fetcher::from_upstream(const blob_ref& blob, const range_key& k, deadline due) {
+    upstream_->fetch(blob, std::get<1>(k), std::get<2>(k), due, [this, alive = alive_, store = store_.get(), blob, k](result<buffer_ptr, int> r) {
         if (!*alive) return;
         if (!r) {
             ++stats_.fetch_errors;

@@ -223,8 +223,8 @@ public:
     cas_fetcher(event_loop& loop, std::shared_ptr<fetcher> upstream, options opt);
     ~cas_fetcher() override;
 
-    void stat(const blob_ref& blob, stat_done done) override;
-    void fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) override;
+    void stat(const blob_ref& blob, deadline due, stat_done done) override;
+    void fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, deadline due, fetch_done done) override;
     void release(const blob_ref& blob) override;
     std::string describe() const override;
 
@@ -236,8 +236,8 @@ private:
     using range_key = std::tuple<std::string, std::uint64_t, std::uint64_t>;  // (store key, off, len)
     /// Where `name` lives in the store (see the layout above).
     std::string key_of(const std::string& name) const;
-    void read_stored(const blob_ref& blob, const range_key& k, std::shared_ptr<unique_fd> fd);
-    void from_upstream(const blob_ref& blob, const range_key& k);
+    void read_stored(const blob_ref& blob, const range_key& k, std::shared_ptr<unique_fd> fd, deadline due);
+    void from_upstream(const blob_ref& blob, const range_key& k, deadline due);
     void store_and_finish(const blob_ref& blob, const range_key& k, const result<buffer_ptr, int>& r,
                           std::shared_ptr<unique_fd> fd);
     /// Answers every fetch waiting on `k`.

@@ -42,7 +42,7 @@ result<local_fetcher::open_file, int> local_fetcher::get(const std::string& name
     return f;
 }
 
-void local_fetcher::stat(const blob_ref& blob, stat_done done) {
+void local_fetcher::stat(const blob_ref& blob, deadline /*due: answered at once*/, stat_done done) {
     ++stats_.stats;
     auto f = get(blob.name);
     if (!f) {
@@ -55,7 +55,9 @@ void local_fetcher::stat(const blob_ref& blob, stat_done done) {
     loop_.defer([done = std::move(done), r]() { done(r); });
 }
 
-void local_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) {
+// A read from a local file cannot be interrupted: the deadline is the engine's to enforce.
+void local_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, deadline /*due*/,
+                          fetch_done done) {
     ++stats_.fetches;
     auto f = get(blob.name);
     if (!f || len > UINT_MAX / 2) {

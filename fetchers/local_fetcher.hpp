@@ -16,8 +16,8 @@ namespace blobd {
 class local_fetcher final : public fetcher {
 public:
     local_fetcher(event_loop& loop, std::string dir, std::size_t max_open_files = 256);
-    void stat(const blob_ref& blob, stat_done done) override;
-    void fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) override;
+    void stat(const blob_ref& blob, deadline due, stat_done done) override;
+    void fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, deadline due, fetch_done done) override;
     void release(const blob_ref& blob) override;
     std::string describe() const override { return "local:" + dir_; }
 

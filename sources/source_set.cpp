@@ -43,18 +43,23 @@ std::shared_ptr<fetcher> source_set::chain(const cfg::config& config, const std:
         // fetcher (and its open-file cache and counters).
         auto it = std::find_if(sources_.begin(), sources_.end(), [&](const auto& e) { return e.config == s; });
         if (it == sources_.end()) {
-            sources_.push_back({s, make_source(loop_, net_, s), nullptr});
+            auto upstream = make_source(loop_, net_, s);
+            auto guard = std::make_shared<guarded_fetcher>(
+                loop_, upstream,
+                breaker_options{config.breaker.failures, std::chrono::milliseconds(config.breaker.backoff_ms),
+                                std::chrono::milliseconds(config.breaker.max_backoff_ms)});
+            sources_.push_back({s, std::move(upstream), std::move(guard), nullptr});
             it = sources_.end() - 1;
         }
         if (!config.store_for(domain, s)) {
-            parts.push_back(it->upstream);
+            parts.push_back(it->guard);
             continue;
         }
         if (!store_) {
             store_ = std::make_shared<cas_store>(
                 loop_, cas_store::options{config.store_dir(), config.store.verify, config.store.max_bytes});
         }
-        if (!it->view) it->view = std::make_shared<cas_fetcher>(loop_, it->upstream, store_);
+        if (!it->view) it->view = std::make_shared<cas_fetcher>(loop_, it->guard, store_);
         parts.push_back(it->view);
     }
     return std::make_shared<source_chain>(std::move(parts));

@@ -1,9 +1,12 @@
 // source_set: every configured source, built once, and the source chain of each domain, with the
 // one blob store in front of the sources it is enabled for. The daemon's fetcher_directory.
 //
-//  domain d1: source_chain -> [store view -> http A] -> [store view -> http B]
-//  domain d2: source_chain -> [store view -> http B]      (views of one source are one object)
+//  domain d1: source_chain -> [store view -> breaker -> http A] -> [store view -> breaker -> http B]
+//  domain d2: source_chain -> [store view -> breaker -> http B]   (views of one source are one object)
 //                                 \------ one cas_store shared by every domain
+//
+// Every source has one circuit breaker (fetchers/breaker.hpp), below the store: what the store
+// already holds is served however the source is doing, and the breaker sees only real requests.
 //
 // The store wraps each source on its own rather than a whole chain: chains differ per domain but
 // the store must be one for all of them (that is the cross-domain dedup), and after an integrity
@@ -23,6 +26,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "fetchers/breaker.hpp"
 #include "fetchers/cas_fetcher.hpp"
 #include "fetchers/fetcher.hpp"
 #include "io/event_loop.hpp"
@@ -52,7 +56,8 @@ public:
     struct entry {
         cfg::source config;
         std::shared_ptr<fetcher> upstream;   ///< what crosses the network (or reads local files)
-        std::shared_ptr<cas_fetcher> view;   ///< the store in front of it, once a chain wants that
+        std::shared_ptr<guarded_fetcher> guard;  ///< the source's circuit breaker, in front of upstream
+        std::shared_ptr<cas_fetcher> view;   ///< the store in front of the breaker, once a chain wants that
     };
     const std::vector<entry>& entries() const noexcept { return sources_; }
     /// The blob store, or null when no chain uses it.

@@ -252,9 +252,22 @@ public:
         : client_(std::move(c)), kind_(req.what), first_url_(req.target), url_(req.target), off_(req.off),
           len_(req.len), known_size_(req.known_size), body_limit_(req.body_limit),
           authorization_(std::move(req.authorization)), report_unauthorized_(req.report_unauthorized),
-          done_(std::move(done)), timer_(client_->ioc), resolver_(client_->ioc) {}
+          done_(std::move(done)), deadline_(req.deadline), timer_(client_->ioc), deadline_timer_(client_->ioc),
+          resolver_(client_->ioc) {}
 
     void start() {
+        if (deadline_ != std::chrono::steady_clock::time_point::max()) {
+            if (deadline_ <= std::chrono::steady_clock::now()) return deliver(error_outcome(-ETIMEDOUT));
+            // One timer for the whole request, whatever step it is in: waiting for a pooled
+            // connection, resolving, connecting, a slow body or a backoff. Closing the connection
+            // ends the step's operation; its handler then finds the exchange gone.
+            deadline_timer_.expires_at(deadline_);
+            deadline_timer_.async_wait([self = shared_from_this()](error_code ec) {
+                if (ec || self->gone()) return;
+                self->resolver_.cancel();
+                self->fail({-ETIMEDOUT, fmt::format("deadline reached after {} attempt(s)", self->attempt_ + 1)});
+            });
+        }
         if (kind_ == kind::fetch) {
             out_ = try_make_fetch_buffer(len_);
             if (!out_) return deliver(error_outcome(-ENOMEM));
@@ -268,6 +281,7 @@ public:
         aborted_ = true;
         body_then_ = nullptr;  // it holds a reference to us
         timer_.cancel();
+        deadline_timer_.cancel();
         resolver_.cancel();
         if (conn_) conn_->close();
     }
@@ -781,9 +795,14 @@ private:
             if (retryable && attempt_ > 0) f.what += fmt::format(" (after {} attempts)", attempt_ + 1);
             return fail(std::move(f));
         }
-        ++attempt_;
         const auto delay = std::chrono::milliseconds(
-            http::backoff_ms(static_cast<std::uint64_t>(client_->opts.backoff.count()), attempt_));
+            http::backoff_ms(static_cast<std::uint64_t>(client_->opts.backoff.count()), attempt_ + 1));
+        if (std::chrono::steady_clock::now() + delay >= deadline_) {
+            // A retry that cannot finish in time only adds load to a server in trouble.
+            f.what += fmt::format(" (no retry: the deadline comes first, after {} attempt(s))", attempt_ + 1);
+            return fail(std::move(f));
+        }
+        ++attempt_;
         unsigned suppressed = 0;
         if (warn_limit.allow(suppressed)) {
             lg.warn("{}: {}; retry {}/{} in {} ms{}", what_request(), f.what, attempt_, client_->opts.retries,
@@ -832,6 +851,8 @@ private:
         if (delivered_) return;
         if (o.err == 0 && redirects_ > 0) o.redirected_to = url_;
         delivered_ = true;
+        timer_.cancel();
+        deadline_timer_.cancel();
         body_then_ = nullptr;  // a continuation left by a failed body read holds a reference to us
         client_->live.erase(this);
         if (client_->closed || aborted_) return;
@@ -850,7 +871,9 @@ private:
     std::string authorization_;
     bool report_unauthorized_;
     done_fn done_;
-    asio::steady_timer timer_;
+    std::chrono::steady_clock::time_point deadline_;
+    asio::steady_timer timer_;           // resolve timeout, retry backoff
+    asio::steady_timer deadline_timer_;  // the request's deadline, if it has one
     tcp::resolver resolver_;
     std::shared_ptr<connection> conn_;
     bhttp::request<bhttp::empty_body> req_;

@@ -1,7 +1,7 @@
 // http_client: the network side of the HTTP(S) fetchers (http_fetcher, oci_fetcher). One request
 // at a time per `exchange` walks through connection pool, resolve, connect, TLS handshake, request,
 // response header and body, with timeouts, retries (5xx, resets, timeouts; exponential backoff) and
-// redirects; keep-alive connections are pooled per origin (at most max_connections each; more
+// redirects, all within the request's deadline; keep-alive connections are pooled per origin (at most max_connections each; more
 // requests queue). TLS is verified against the system store (plus ca_file) with host name checks
 // unless `insecure`.
 //
@@ -67,6 +67,9 @@ struct request {
     std::string authorization;
     /// A 401 answer is delivered as status 401 with its challenges (err -EACCES all the same).
     bool report_unauthorized = false;
+    /// The whole request (every attempt, redirect and backoff) ends by then: a step still running
+    /// is cut off and the request fails with -ETIMEDOUT; no retry starts that could not finish.
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 /// A request's result.

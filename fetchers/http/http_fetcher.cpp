@@ -52,17 +52,18 @@ void http_fetcher::submit(http::request req, void (http_fetcher::*finish)(std::u
     });
 }
 
-void http_fetcher::stat(const blob_ref& blob, stat_done done) {
+void http_fetcher::stat(const blob_ref& blob, deadline due, stat_done done) {
     ++stats_.stats;
     const std::uint64_t id = next_id_++;
     stat_waiting_.emplace(id, stat_waiter{std::move(done), blob.name});
     http::request req;
     req.what = http::request::kind::stat;
     req.target = http::blob_url(base_, blob.name);
+    req.deadline = due;
     submit(std::move(req), &http_fetcher::finish_stat, id);
 }
 
-void http_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) {
+void http_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, deadline due, fetch_done done) {
     ++stats_.fetches;
     if (len == 0 || len > (std::uint64_t{1} << 30) || off > UINT64_MAX - len) {
         ++stats_.fetch_errors;
@@ -76,6 +77,7 @@ void http_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t 
     req.target = http::blob_url(base_, blob.name);
     req.off = off;
     req.len = len;
+    req.deadline = due;
     if (auto it = sizes_.find(blob.name); it != sizes_.end()) req.known_size = it->second;
     submit(std::move(req), &http_fetcher::finish_fetch, id);
 }

@@ -41,8 +41,8 @@ public:
     http_fetcher(const http_fetcher&) = delete;
     http_fetcher& operator=(const http_fetcher&) = delete;
 
-    void stat(const blob_ref& blob, stat_done done) override;
-    void fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) override;
+    void stat(const blob_ref& blob, deadline due, stat_done done) override;
+    void fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, deadline due, fetch_done done) override;
     void release(const blob_ref& blob) override;
     /// The base URL without its query string: "https://host/path".
     std::string describe() const override { return base_.redacted(); }

@@ -41,6 +41,7 @@ struct oci_fetcher::op {
     bool is_fetch = false;
     std::string hex;
     std::uint64_t off = 0, len = 0;
+    deadline due = no_deadline;  // for every request of this operation (tokens too)
     stat_done stat_cb;
     fetch_done fetch_cb;
     std::vector<std::size_t> order;  // endpoint indexes, in the order to try them
@@ -96,7 +97,7 @@ std::string oci_fetcher::default_auth(std::size_t ep) const {
     return {};
 }
 
-void oci_fetcher::stat(const blob_ref& blob, stat_done done) {
+void oci_fetcher::stat(const blob_ref& blob, deadline due, stat_done done) {
     ++stats_.stats;
     auto o = std::make_unique<op>();
     o->hex = sha256_of_name(blob.name);
@@ -105,11 +106,12 @@ void oci_fetcher::stat(const blob_ref& blob, stat_done done) {
         loop_.defer([done = std::move(done)] { done(unexpected{-ENOENT}); });
         return;
     }
+    o->due = due;
     o->stat_cb = std::move(done);
     start(std::move(o));
 }
 
-void oci_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) {
+void oci_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, deadline due, fetch_done done) {
     ++stats_.fetches;
     auto o = std::make_unique<op>();
     o->hex = sha256_of_name(blob.name);
@@ -121,6 +123,7 @@ void oci_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t l
     o->is_fetch = true;
     o->off = off;
     o->len = len;
+    o->due = due;
     o->fetch_cb = std::move(done);
     start(std::move(o));
 }
@@ -181,7 +184,7 @@ void oci_fetcher::try_endpoint(std::uint64_t id) {
     if (o.auth.empty() && e.bearer) {
         // The endpoint wanted a token before and ours has expired: get the next one first rather
         // than collect a 401 for it.
-        return get_token(o.ep(), *e.bearer, "", [this, id](result<std::string, int> t) { with_token(id, std::move(t)); });
+        return get_token(o.ep(), *e.bearer, "", o.due, [this, id](result<std::string, int> t) { with_token(id, std::move(t)); });
     }
     send(id, endpoint_request(o));
 }
@@ -209,6 +212,13 @@ http::request oci_fetcher::endpoint_request(const op& o) const {
 }
 
 void oci_fetcher::send(std::uint64_t id, http::request req) {
+    // Endpoints share the operation's deadline as the sources of a chain do: a stalling mirror
+    // leaves the registry behind it time to answer.
+    if (auto it = ops_.find(id); it != ops_.end()) {
+        const op& o = *it->second;
+        const std::size_t left = o.pos < o.order.size() ? o.order.size() - o.pos : 1;
+        req.deadline = source_chain::share(o.due, left, std::chrono::steady_clock::now());
+    }
     auto back = [loop = &loop_, alive = alive_, self = this, id](http::response r) {
         loop->post([alive, self, id, r = std::move(r)]() mutable {
             if (*alive) self->on_response(id, std::move(r));
@@ -266,7 +276,7 @@ void oci_fetcher::answer_challenge(std::uint64_t id, const std::vector<std::stri
         // A cached token the registry refused is not offered again.
         const std::string refused = o.auth.starts_with("Bearer ") ? o.auth.substr(7) : std::string();
         e.bearer = *bearer;
-        return get_token(o.ep(), *bearer, refused, [this, id](result<std::string, int> t) { with_token(id, std::move(t)); });
+        return get_token(o.ep(), *bearer, refused, o.due, [this, id](result<std::string, int> t) { with_token(id, std::move(t)); });
     }
     if (find("basic")) {
         if (!e.creds) return endpoint_failed(id, -EACCES, "Basic authentication required, no credentials configured");
@@ -280,7 +290,8 @@ void oci_fetcher::answer_challenge(std::uint64_t id, const std::vector<std::stri
                                 : fmt::format("unsupported authentication scheme \"{}\"", all.front().scheme));
 }
 
-void oci_fetcher::get_token(std::size_t ep, const oci::challenge& c, const std::string& refused, token_done done) {
+void oci_fetcher::get_token(std::size_t ep, const oci::challenge& c, const std::string& refused, deadline due,
+                            token_done done) {
     const std::string key = token_key(ep);
     if (auto it = tokens_.find(key); it != tokens_.end()) {
         if (it->second.value != refused && it->second.until > std::chrono::steady_clock::now()) {
@@ -317,6 +328,9 @@ void oci_fetcher::get_token(std::size_t ep, const oci::challenge& c, const std::
     req.what = http::request::kind::body;
     req.target = std::move(*u);
     req.body_limit = token_body_limit;
+    // The operation that asked first sets the token request's deadline; a later waiter with less
+    // time left is still bounded by its own deadline in the engine.
+    req.deadline = due;
     if (e.creds) req.authorization = oci::basic_authorization(*e.creds);
     auto back = [loop = &loop_, alive = alive_, self = this, key](http::response r) {
         loop->post([alive, self, key, r = std::move(r)]() mutable {
@@ -382,7 +396,7 @@ void oci_fetcher::endpoint_failed(std::uint64_t id, int err, std::string_view wh
         lg.debug("{}: {}: sha256:{}: {}{}", describe_, e.base.origin(), o.hex, std::strerror(-err),
                  why.empty() ? "" : fmt::format(" ({})", why));
     }
-    if (++o.pos < o.order.size()) return try_endpoint(id);
+    if (++o.pos < o.order.size() && std::chrono::steady_clock::now() < o.due) return try_endpoint(id);
     // Every endpoint failed: the registry's answer is the one reported, wherever it came in the
     // order (a mirror in its cooldown may have come after it).
     http::response r;

@@ -88,8 +88,8 @@ public:
     oci_fetcher(const oci_fetcher&) = delete;
     oci_fetcher& operator=(const oci_fetcher&) = delete;
 
-    void stat(const blob_ref& blob, stat_done done) override;
-    void fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) override;
+    void stat(const blob_ref& blob, deadline due, stat_done done) override;
+    void fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, deadline due, fetch_done done) override;
     void release(const blob_ref& blob) override;
     /// "oci:https://host:port/library/app".
     std::string describe() const override { return describe_; }
@@ -136,7 +136,8 @@ private:
     void answer_challenge(std::uint64_t id, const std::vector<std::string>& challenges);
     void endpoint_failed(std::uint64_t id, int err, std::string_view why);
     void finish(std::uint64_t id, http::response r);
-    void get_token(std::size_t ep, const oci::challenge& c, const std::string& refused, token_done done);
+    void get_token(std::size_t ep, const oci::challenge& c, const std::string& refused, deadline due,
+                   token_done done);
     void on_token(const std::string& key, http::response r);
     std::string token_key(std::size_t ep) const;
     std::string default_auth(std::size_t ep) const;

@@ -55,14 +55,14 @@ struct cas_env {
     }
     std::uint64_t stat(fetcher& f, const std::string& domain, const std::string& name) {
         std::optional<result<std::uint64_t, int>> r;
-        f.stat(blob_ref{domain, name}, [&](result<std::uint64_t, int> v) { r = v; });
+        f.stat(blob_ref{domain, name}, no_deadline, [&](result<std::uint64_t, int> v) { r = v; });
         run_until([&] { return r.has_value(); });
         return *r ? **r : 0;
     }
     result<buffer_ptr, int> fetch(fetcher& f, const std::string& domain, const std::string& name, std::uint64_t off,
                                   std::uint64_t len) {
         std::optional<result<buffer_ptr, int>> r;
-        f.fetch(blob_ref{domain, name}, off, len, [&](result<buffer_ptr, int> v) { r = std::move(v); });
+        f.fetch(blob_ref{domain, name}, off, len, no_deadline, [&](result<buffer_ptr, int> v) { r = std::move(v); });
         run_until([&] { return r.has_value(); });
         return *r;
     }
@@ -83,8 +83,8 @@ TEST_CASE("store serves every domain from one download", "[integration][cas]") {
     REQUIRE(env.stat(*s, "d1", "shared") == 3 * MiB);
     REQUIRE(env.stat(*s, "d2", "shared") == 3 * MiB);
     std::optional<result<buffer_ptr, int>> a, b;
-    s->fetch(blob_ref{"d1", "shared"}, MiB, MiB, [&](auto r) { a = r; });
-    s->fetch(blob_ref{"d2", "shared"}, MiB, MiB, [&](auto r) { b = r; });
+    s->fetch(blob_ref{"d1", "shared"}, MiB, MiB, no_deadline, [&](auto r) { a = r; });
+    s->fetch(blob_ref{"d2", "shared"}, MiB, MiB, no_deadline, [&](auto r) { b = r; });
     env.run_until([&] { return a && b; });
     CHECK(env.same(*a, MiB, MiB));
     CHECK(env.same(*b, MiB, MiB));

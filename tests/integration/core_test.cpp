@@ -34,14 +34,14 @@ public:
     int fetch_calls = 0, stat_calls = 0;
     bool fail_fetches = false;
 
-    void stat(const blob_ref& blob, stat_done done) override {
+    void stat(const blob_ref& blob, deadline, stat_done done) override {
         ++stat_calls;
         auto it = blobs.find(blob.name);
         result<std::uint64_t, int> r = it == blobs.end() ? result<std::uint64_t, int>(unexpected{-ENOENT})
                                                          : result<std::uint64_t, int>(it->second.size());
         loop_.defer([done = std::move(done), r]() mutable { done(r); });
     }
-    void fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, fetch_done done) override {
+    void fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t len, deadline, fetch_done done) override {
         ++fetch_calls;
         held_.push_back([this, name = blob.name, off, len, done = std::move(done)]() mutable {
             if (fail_fetches) return done(unexpected{-EIO});
@@ -235,5 +235,93 @@ TEST_CASE("a failed chunk fails its retries fast, then is fetched again", "[inte
     CHECK(f.fetch_calls == 2);
     CHECK(k.cache_bytes(obj, 0, 64 * KiB) == f.blobs["b"].substr(0, 64 * KiB));
     k.close(obj);
+    REQUIRE(run_until(loop, [&] { return core.object_count() == 0 && loop.inflight() == 0; }));
+}
+
+// Description: the engine's deadline: a fetch whose source never answers fails its READ with
+// -ETIMEDOUT shortly after read_deadline (all READs that joined it, once each), and so does a
+// READ queued behind it; the source's late answer is dropped (counted), its slot held until then,
+// and the next READ of that chunk fetches again and succeeds.
+TEST_CASE("a source that does not answer fails its reads at the deadline", "[integration][core]") {
+    blobd::test::temp_dir dir("deadline");
+    event_loop loop;
+    fake_fetcher f(loop);
+    const std::string blob = pattern(64 * KiB, 11);
+    f.blobs["b"] = blob;
+    engine_options opts{32 * KiB, 2, {}, write_policy{0}};
+    opts.read_deadline = std::chrono::milliseconds(300);
+    engine core(loop, f, opts);
+    recording_port port;
+    core.attach(port);
+    const std::string path = (dir.path / "b.cache").string();
+    unique_fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    REQUIRE(fd);
+    core.open_sized(1, 5, "dom", "b", std::move(fd), blob.size());
+    REQUIRE(port.opens.count(1));
+
+    const auto t0 = std::chrono::steady_clock::now();
+    core.read(2, 5, 0, 4096);
+    core.read(3, 5, 8192, 4096);  // joins the same chunk's fetch
+    REQUIRE(run_until(loop, [&] { return f.held() >= 1; }));
+    REQUIRE(run_until(loop, [&] { return port.reads.size() == 2; }));
+    const auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(took >= std::chrono::milliseconds(300));
+    CHECK(took < std::chrono::milliseconds(900));  // the sweep runs every 250 ms
+    CHECK(port.reads[2] == -ETIMEDOUT);
+    CHECK(port.reads[3] == -ETIMEDOUT);
+    CHECK(core.scheduling().deadline_misses >= 1);
+    CHECK(f.held() == 1);  // the source still has it (and it holds its slot)
+
+    // The source answers at last: dropped, not written, nothing answered twice.
+    f.release_all();
+    REQUIRE(run_until(loop, [&] { return core.scheduling().late_results >= 1; }));
+    CHECK(port.read_answers == 2);
+
+    // No negative cache here (failure_ttl 0): the next read fetches again and is served.
+    core.read(4, 5, 0, 4096);
+    REQUIRE(run_until(loop, [&] {
+        f.release_all();
+        return port.reads.count(4) == 1;
+    }));
+    CHECK(port.reads[4] == 0);
+    core.close(5);
+    REQUIRE(run_until(loop, [&] {
+        f.release_all();
+        return !core.busy() && loop.inflight() == 0;
+    }));
+}
+
+// Description: a size lookup (OPEN) whose source never answers is failed at the deadline too.
+TEST_CASE("a size lookup that does not come back fails the open at the deadline", "[integration][core]") {
+    fake_kernel k;
+    event_loop loop;
+    // A directory whose fetcher never answers a stat.
+    struct silent final : fetcher, fetcher_directory {
+        std::vector<stat_done> held;
+        void stat(const blob_ref&, deadline due, stat_done done) override {
+            CHECK(due != no_deadline);
+            held.push_back(std::move(done));
+        }
+        void fetch(const blob_ref&, std::uint64_t, std::uint64_t, deadline, fetch_done done) override {
+            held_fetches.push_back(std::move(done));
+        }
+        void release(const blob_ref&) override {}
+        std::string describe() const override { return "silent"; }
+        fetcher& for_domain(std::string_view) override { return *this; }
+        std::vector<fetch_done> held_fetches;
+    } s;
+    engine_options opts{64 * KiB, 2, {}, cachefiles_write_policy};
+    opts.read_deadline = std::chrono::milliseconds(200);
+    engine core(loop, s, opts);
+    cachefiles_frontend front(loop, k.dev(), core);
+    front.start();
+    const auto obj = k.open("erofs,d", "never");
+    REQUIRE(run_until(loop, [&] { return k.copen_result(obj).has_value(); }));
+    CHECK(*k.copen_result(obj) == -ETIMEDOUT);
+    CHECK(core.scheduling().deadline_misses == 1);
+    // The late answer is dropped.
+    REQUIRE(s.held.size() == 1);
+    s.held[0](std::uint64_t{4096});
+    CHECK(core.scheduling().late_results == 1);
     REQUIRE(run_until(loop, [&] { return core.object_count() == 0 && loop.inflight() == 0; }));
 }

@@ -354,6 +354,58 @@ TEST_CASE("stall past the timeout", "[http]") {
     CHECK(cl.stat("headers").error() == -ETIMEDOUT);
 }
 
+// Description: the request's deadline bounds every attempt together, whatever the timeout and
+// retries say: a stalling server fails the fetch with ETIMEDOUT at the deadline after one request;
+// a server answering 500 gets retries only while one can still finish in time (then EIO); a
+// request waiting for a pooled connection ends at its deadline too; a size lookup likewise.
+TEST_CASE("the deadline bounds all attempts", "[http]") {
+    http_server s([&](const http_request& r, http_conn& c) {
+        if (name_of(r) == "down") return void(c.send(response_head(500, {{"Content-Length", "0"}})));
+        c.stall(10s);
+        c.close();
+    });
+    auto opts = quick(s.url(""));
+    opts.timeout = 30s;
+    opts.retries = 3;
+    opts.backoff = 200ms;
+    opts.max_connections = 1;
+    client cl(opts);
+    {
+        const int before = s.requests();
+        const auto t0 = std::chrono::steady_clock::now();
+        CHECK(cl.fetch("stall", 0, 4096, t0 + 300ms).error() == -ETIMEDOUT);
+        const auto took = std::chrono::steady_clock::now() - t0;
+        CHECK(took >= 300ms);
+        CHECK(took < 1500ms);
+        CHECK(s.requests() - before == 1);
+    }
+    {
+        const int before = s.requests();
+        const auto t0 = std::chrono::steady_clock::now();
+        // Attempt 1 at once, attempt 2 after 200 ms; the next backoff (400 ms) would end past 500 ms.
+        CHECK(cl.fetch("down", 0, 4096, t0 + 500ms).error() == -EIO);
+        const auto took = std::chrono::steady_clock::now() - t0;
+        CHECK(took >= 200ms);
+        CHECK(took < 500ms);
+        CHECK(s.requests() - before == 2);
+    }
+    {
+        // One connection only: the second fetch waits in the pool behind the stalled first one.
+        std::optional<result<buffer_ptr, int>> a, b;
+        const auto t0 = std::chrono::steady_clock::now();
+        cl.f->fetch(blob_ref{"d", "stall"}, 0, 4096, t0 + 400ms, [&](result<buffer_ptr, int> r) { a = std::move(r); });
+        cl.f->fetch(blob_ref{"d", "stall2"}, 0, 4096, t0 + 200ms, [&](result<buffer_ptr, int> r) { b = std::move(r); });
+        REQUIRE(cl.run_until([&] { return b.has_value(); }));
+        CHECK(std::chrono::steady_clock::now() - t0 < 390ms);
+        CHECK(b->error() == -ETIMEDOUT);
+        REQUIRE(cl.run_until([&] { return a.has_value(); }));
+        CHECK(a->error() == -ETIMEDOUT);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(cl.stat("stall", t0 + 300ms).error() == -ETIMEDOUT);
+    CHECK(std::chrono::steady_clock::now() - t0 < 1500ms);
+}
+
 // Description: a connection reset in the middle of the body is retried on a new connection and
 // the second attempt's bytes are used; resets on every attempt end in EIO.
 TEST_CASE("connection reset mid-body", "[http]") {
@@ -450,7 +502,7 @@ TEST_CASE("keep-alive reuse and the connection limit", "[http]") {
     // 24 concurrent fetches: at most 3 connections and at most 3 requests in flight at once.
     std::map<int, std::string> got;
     for (int i = 0; i < 24; ++i) {
-        cl.f->fetch(blob_ref{"d", "b"}, static_cast<std::uint64_t>(i) * 32 * KiB, 32 * KiB,
+        cl.f->fetch(blob_ref{"d", "b"}, static_cast<std::uint64_t>(i) * 32 * KiB, 32 * KiB, no_deadline,
                     [&, i](result<buffer_ptr, int> r) {
                         REQUIRE(r);
                         got[i] = std::string(reinterpret_cast<const char*>((*r)->data()), (*r)->filled);
@@ -587,9 +639,9 @@ TEST_CASE("destroying the fetcher cancels in-flight requests", "[http]") {
     {
         http_fetcher f(loop, net, quick(s.url("")));
         for (int i = 0; i < 6; ++i) {
-            f.fetch(blob_ref{"d", "b"}, 0, 4096, [&](result<buffer_ptr, int>) { ++called; });
+            f.fetch(blob_ref{"d", "b"}, 0, 4096, no_deadline, [&](result<buffer_ptr, int>) { ++called; });
         }
-        f.stat(blob_ref{"d", "b"}, [&](result<std::uint64_t, int>) { ++called; });
+        f.stat(blob_ref{"d", "b"}, no_deadline, [&](result<std::uint64_t, int>) { ++called; });
         const auto end = std::chrono::steady_clock::now() + 5s;
         while (s.requests() < 4 && std::chrono::steady_clock::now() < end) loop.run_once(10ms);
         CHECK(s.requests() == 4);  // max_connections; the rest wait in the pool's queue

@@ -246,7 +246,7 @@ TEST_CASE("oci: one token request for concurrent fetches", "[oci]") {
     driver d(quick(reg.url()));
     int done = 0, good = 0;
     for (int i = 0; i < 8; ++i) {
-        d.f->fetch(blob_ref{"d", hex_of('d')}, i * 64 * KiB, 64 * KiB, [&, i](result<buffer_ptr, int> r) {
+        d.f->fetch(blob_ref{"d", hex_of('d')}, i * 64 * KiB, 64 * KiB, no_deadline, [&, i](result<buffer_ptr, int> r) {
             ++done;
             if (r && std::string(reinterpret_cast<const char*>((*r)->data()), 64 * KiB) == data.substr(i * 64 * KiB, 64 * KiB)) {
                 ++good;

@@ -43,17 +43,18 @@ struct basic_fetch_driver {
         return true;
     }
 
-    result<std::uint64_t, int> stat(const std::string& name) {
+    result<std::uint64_t, int> stat(const std::string& name, deadline due = no_deadline) {
         std::optional<result<std::uint64_t, int>> r;
-        f->stat(blob_ref{"d", name}, [&](result<std::uint64_t, int> x) { r = std::move(x); });
+        f->stat(blob_ref{"d", name}, due, [&](result<std::uint64_t, int> x) { r = std::move(x); });
         CHECK_FALSE(r.has_value());  // never inline
         REQUIRE(run_until([&] { return r.has_value(); }));
         return *r;
     }
 
-    result<std::string, int> fetch(const std::string& name, std::uint64_t off, std::uint64_t len) {
+    result<std::string, int> fetch(const std::string& name, std::uint64_t off, std::uint64_t len,
+                                   deadline due = no_deadline) {
         std::optional<result<buffer_ptr, int>> r;
-        f->fetch(blob_ref{"d", name}, off, len, [&](result<buffer_ptr, int> x) { r = std::move(x); });
+        f->fetch(blob_ref{"d", name}, off, len, due, [&](result<buffer_ptr, int> x) { r = std::move(x); });
         CHECK_FALSE(r.has_value());  // never inline
         REQUIRE(run_until([&] { return r.has_value(); }));
         if (!*r) return unexpected{r->error()};

@@ -47,6 +47,8 @@ json full() {
         {"prefetch", false},
         {"prefetch_concurrency", 3},
         {"failure_ttl_ms", 500},
+        {"read_deadline_ms", 5000},
+        {"breaker", {{"failures", 5}, {"backoff_ms", 500}, {"max_backoff_ms", 4000}}},
         {"store", {{"enabled", true}, {"dir", "/srv/store"}, {"verify", false}, {"max_bytes", 10737418240}}},
     };
 }
@@ -102,7 +104,8 @@ bool same(const config& a, const config& b) {
     return a.cache_dir == b.cache_dir && a.cache_tag == b.cache_tag && a.device == b.device &&
            a.chunk_size == b.chunk_size && a.sources == b.sources && a.control_socket == b.control_socket &&
            a.log_level == b.log_level && a.store.use == b.store.use && a.store.dir == b.store.dir &&
-           a.store.verify == b.store.verify && a.store.max_bytes == b.store.max_bytes;
+           a.store.verify == b.store.verify && a.store.max_bytes == b.store.max_bytes &&
+           a.failure_ttl_ms == b.failure_ttl_ms && a.read_deadline_ms == b.read_deadline_ms && a.breaker == b.breaker;
 }
 
 // The checkout root, derived from this file's path so the shipped configs can be loaded wherever
@@ -223,7 +226,8 @@ TEST_CASE("unknown keys are rejected at every level", "[config]") {
                             {"/log-level", "info", "$.log-level", "did you mean \"log_level\"?"},
                             {"/verbose", true, "$.verbose",
                              "unknown key (known keys: cache, device, chunk_size, sources, domains, "
-                             "control_socket, log_level, prefetch, prefetch_concurrency, failure_ttl_ms, store)"},
+                             "control_socket, log_level, prefetch, prefetch_concurrency, failure_ttl_ms, read_deadline_ms, "
+                             "breaker, store)"},
                             {"/cache/dri", "/x", "$.cache.dri", "did you mean \"dir\"?"},
                             {"/cache/size", 1, "$.cache.size", "known keys: dir, tag"},
                             {"/sources/0/pth", "/x", "$.sources[0].pth", "did you mean \"path\"?"},
@@ -426,6 +430,8 @@ TEST_CASE("to_json round trip", "[config]") {
                              {"prefetch", false},
                              {"prefetch_concurrency", 2},
                              {"failure_ttl_ms", 2000},
+                             {"read_deadline_ms", 8000},
+                             {"breaker", {{"failures", 3}, {"backoff_ms", 1000}, {"max_backoff_ms", 10000}}},
                              {"store",
                               {{"enabled", "remote"}, {"dir", "/var/cache/blobd/blobd-store"}, {"verify", true},
                                {"max_bytes", 0}}},
@@ -607,6 +613,31 @@ TEST_CASE("prefetch settings", "[config]") {
                             {"/failure_ttl_ms", 60001, "$.failure_ttl_ms", "from 0 to 60000"},
                             {"/failure_ttl_ms", "2s", "$.failure_ttl_ms", "expected an integer"},
                             {"/domains/d1/prefetch", 1, "$.domains.d1.prefetch", "expected a boolean"},
+                        });
+}
+
+TEST_CASE("fail-fast settings: read deadline and circuit breaker", "[config]") {
+    // Description: read_deadline_ms (8 s by default, 0 = none) and the breaker's failures, backoff
+    // and its cap are read and bounded; the cap may not be below the first backoff.
+    const config d = parse_ok(minimal().dump());
+    CHECK(d.read_deadline_ms == 8000);
+    CHECK(d.breaker.failures == 3);
+    CHECK(d.breaker.backoff_ms == 1000);
+    CHECK(d.breaker.max_backoff_ms == 10000);
+    const config c = parse_ok(full().dump());
+    CHECK(c.read_deadline_ms == 5000);
+    CHECK(c.breaker == config::breaker_config{5, 500, 4000});
+    CHECK(parse_ok(with(minimal(), "/read_deadline_ms", 0).dump()).read_deadline_ms == 0);
+    CHECK(parse_ok(with(minimal(), "/breaker", {{"failures", 0}}).dump()).breaker.failures == 0);
+    check_cases(full(), {
+                            {"/read_deadline_ms", 600001, "$.read_deadline_ms", "from 0 to 600000"},
+                            {"/read_deadline_ms", -1, "$.read_deadline_ms", "from 0 to 600000"},
+                            {"/breaker", 3, "$.breaker", "expected an object"},
+                            {"/breaker/failure", 3, "$.breaker.failure", "did you mean \"failures\"?"},
+                            {"/breaker/failures", 1001, "$.breaker.failures", "from 0 to 1000"},
+                            {"/breaker/backoff_ms", 5, "$.breaker.backoff_ms", "from 10 to 600000"},
+                            {"/breaker/max_backoff_ms", 100, "$.breaker.max_backoff_ms",
+                             "must not be below backoff_ms (500)"},
                         });
 }
 

@@ -14,6 +14,7 @@
 #include "base/metrics.hpp"
 #include "core/registry.hpp"
 #include "daemon/app.hpp"
+#include "fetchers/breaker.hpp"
 #include "fetchers/cas_fetcher.hpp"
 #include "fetchers/fetcher.hpp"
 #include "fetchers/http/http_client.hpp"
@@ -73,9 +74,11 @@ m::snapshot daemon_snapshot() {
     s.add(engine_metrics, engine_stats{});
     s.add(cachefiles_metrics, cachefiles_stats{});
     s.add(source_metrics, source_stats{}, {"local:/srv/blobs"});
+    s.add(breaker_metrics, breaker_stats{}, {"local:/srv/blobs"});
     s.add(source_metrics, source_stats{}, {"oci:https://registry.example/library/app"});
     s.add(http_client_metrics, http_client_stats{}, {"oci:https://registry.example/library/app"});
     s.add(oci_metrics, oci_stats{}, {"oci:https://registry.example/library/app"});
+    s.add(breaker_metrics, breaker_stats{}, {"oci:https://registry.example/library/app"});
     s.add(store_metrics, cas_store::stats_t{});
     return s;
 }
