@@ -59,7 +59,7 @@ struct config {
     std::uint32_t failure_ttl_ms = 2000;
     /// "read_deadline_ms": every read (its fetch through every source, all retries) and every
     /// blob size lookup is answered within this; 0 = no deadline, ..600000.
-    std::uint32_t read_deadline_ms = 8000;
+    std::uint32_t read_deadline_ms = 6000;
     /// "breaker": each source's circuit breaker.
     struct breaker_config {
         std::uint32_t failures = 3;          ///< "failures": outages in a row that open it; 0 = never

@@ -47,6 +47,8 @@ rnd "$t1/lib/libbig.so" $((5 * 1024 * 1024 + 333))
 rnd "$t1/lib/x/data" 65536
 printf 'shared config\n' >"$t1/share/config"
 for i in $(seq 1 40); do rnd "$t1/share/f$i" $((i * 997)); done
+rnd "$t1/share/odd-a" 123457   # 123 KB files: the outage case's "cat of a 123 KB file"
+rnd "$t1/share/odd-b" 123457
 cp -a "$t1" "$out/src/tree2"
 t2=$out/src/tree2
 mkdir -p "$t2/only-in-2/nested"

@@ -6,6 +6,11 @@
 While STATE_DIR/stall exists, a GET waits (after writing STATE_DIR/stalled) until the file is
 removed: a test can catch the daemon with a fetch in flight. Every GET is appended to
 STATE_DIR/requests as "path first-last".
+
+STATE_DIR/mode, if present, makes GETs misbehave (HEADs still answer, so mounts work):
+    500         answer 500 Internal Server Error
+    stall-body  send the 206 header and the first 1000 bytes of the body, then nothing while the
+                mode stays (at most 120 s), then close the connection
 """
 import http.server
 import os
@@ -28,6 +33,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return None
         path = os.path.join(root, name)
         return path if os.path.isfile(path) else None
+
+    def _mode(self):
+        try:
+            with open(os.path.join(state, "mode")) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return ""
 
     def do_HEAD(self):
         path = self._file()
@@ -57,6 +69,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self._empty(416)
         with open(os.path.join(state, "requests"), "a") as f:
             f.write(f"{self.path} {first}-{last}\n")
+        mode = self._mode()
+        if mode == "500":
+            return self._empty(500)
+        if mode == "stall-body":
+            with open(path, "rb") as f:
+                f.seek(first)
+                body = f.read(last - first + 1)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                self.wfile.write(body[:1000])
+                self.wfile.flush()
+                end = time.monotonic() + 120
+                while self._mode() == "stall-body" and time.monotonic() < end:
+                    time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.close_connection = True
+            return
         stall = os.path.join(state, "stall")
         if os.path.exists(stall):
             open(os.path.join(state, "stalled"), "w").close()

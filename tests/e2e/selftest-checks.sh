@@ -18,7 +18,8 @@ table='040-failures:hang-mount|FAIL: mount of img9 hung
 040-failures:hang-reader|FAIL: reading data of a missing blob hung
 040-failures:hang-hostile|FAIL: mount with fsid=../x hung
 040-failures:keep-blob5|FAIL: reading a truncated blob succeeded
-040-failures:hang-truncated|FAIL: reading a truncated blob hung'
+040-failures:hang-truncated|FAIL: reading a truncated blob hung
+090-outage:no-breaker|FAIL: the stalled source was asked again with its breaker open'
 logs=$(mktemp -d /tmp/e2e-selftest.XXXXXX)
 failures=0 runs=0
 while IFS='|' read -r what want; do

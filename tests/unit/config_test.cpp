@@ -430,7 +430,7 @@ TEST_CASE("to_json round trip", "[config]") {
                              {"prefetch", false},
                              {"prefetch_concurrency", 2},
                              {"failure_ttl_ms", 2000},
-                             {"read_deadline_ms", 8000},
+                             {"read_deadline_ms", 6000},
                              {"breaker", {{"failures", 3}, {"backoff_ms", 1000}, {"max_backoff_ms", 10000}}},
                              {"store",
                               {{"enabled", "remote"}, {"dir", "/var/cache/blobd/blobd-store"}, {"verify", true},
@@ -617,10 +617,10 @@ TEST_CASE("prefetch settings", "[config]") {
 }
 
 TEST_CASE("fail-fast settings: read deadline and circuit breaker", "[config]") {
-    // Description: read_deadline_ms (8 s by default, 0 = none) and the breaker's failures, backoff
+    // Description: read_deadline_ms (6 s by default, 0 = none) and the breaker's failures, backoff
     // and its cap are read and bounded; the cap may not be below the first backoff.
     const config d = parse_ok(minimal().dump());
-    CHECK(d.read_deadline_ms == 8000);
+    CHECK(d.read_deadline_ms == 6000);
     CHECK(d.breaker.failures == 3);
     CHECK(d.breaker.backoff_ms == 1000);
     CHECK(d.breaker.max_backoff_ms == 10000);
