@@ -84,23 +84,29 @@ recover() {
 
 # The no-breaker sabotage is about the last scenario only: skip the others to save time.
 if [ "$SABOTAGE" != no-breaker ]; then
+# two_failed_reads MODE PER_CHUNK: breaks the source (MODE), then a 4 KiB read must get EIO within
+# 10 s and a 123 KB file within 15 s; a read spans one chunk or two, each failed chunk may cost at
+# most PER_CHUNK requests, and the kernel's page-by-page retries none (the negative cache).
+two_failed_reads() {
+    local mode=$1 per=$2 r0 e0 t0 n chunks
+    echo "$mode" >"$WEB1/mode"
+    r0=$(requests "$WEB1") e0=$(stat fetch_errors)
+    t0=$(now)
+    expect_fails_in 30 "a 4 KiB read ($mode)" -- dd if=$M/lib/libbig.so of=/dev/null bs=4096 count=1
+    grep -q 'Input/output error' "$CMD_ERR" || fail "expected EIO, got: $(cat "$CMD_ERR")"
+    within "$t0" 10 "EIO for a 4 KiB read ($mode)"
+    t0=$(now)
+    expect_fails_in 30 "a 123 KB read ($mode)" -- cat $M/share/odd-a
+    within "$t0" 15 "EIO for a 123 KB file ($mode)"
+    n=$(( $(requests "$WEB1") - r0 )) chunks=$(( $(stat fetch_errors) - e0 ))
+    [ "$chunks" -ge 1 ] && [ "$chunks" -le 4 ] || fail "$mode: $chunks failed chunk fetches for two reads"
+    [ "$n" -le $((per * chunks)) ] || fail "$mode: $n requests for $chunks failed chunks (at most $per each)"
+    echo "ok: $mode: two failed reads cost $n requests ($chunks chunks)"
+}
+
 step "500: the source answers every GET with 500"
 fresh_daemon
-echo 500 >"$WEB1/mode"
-r0=$(requests "$WEB1") e0=$(stat fetch_errors)
-t0=$(now)
-expect_fails_in 30 "a 4 KiB read (500)" -- dd if=$M/lib/libbig.so of=/dev/null bs=4096 count=1
-grep -q 'Input/output error' "$CMD_ERR" || fail "expected EIO, got: $(cat "$CMD_ERR")"
-within "$t0" 10 "EIO for a 4 KiB read (500)"
-t0=$(now)
-expect_fails_in 30 "a 123 KB read (500)" -- cat $M/share/odd-a
-within "$t0" 15 "EIO for a 123 KB file (500)"
-n=$(( $(requests "$WEB1") - r0 )) chunks=$(( $(stat fetch_errors) - e0 ))
-# A read spans one chunk or two; each failed chunk costs 1 + retries (3) requests, and the kernel's
-# page-by-page retries none (the negative cache).
-[ "$chunks" -ge 1 ] && [ "$chunks" -le 4 ] || fail "500: $chunks failed chunk fetches for two reads"
-[ "$n" -le $((4 * chunks)) ] || fail "500: $n requests for $chunks failed chunks (at most 4 each)"
-echo "ok: 500: two failed reads cost $n requests ($chunks chunks)"
+two_failed_reads 500 4   # 1 + retries (3) requests per failed chunk
 step "500: more failing chunks open the breaker; then reads fail without a request"
 for mib in 1 2 3; do
     run_limited 30 dd if=$M/lib/libbig.so of=/dev/null bs=4096 count=1 skip=$((mib * 256)) 2>/dev/null && \
@@ -124,24 +130,13 @@ fi
 [ "$(src_stat 0 breaker_state)" != 0 ] || fail "the breaker is closed although the source still fails"
 recover "500"
 grep -q 'source http://127.0.0.1:8765[^ ]*: answering again' "$DAEMON_LOG" || fail "no log line says the breaker closed"
-echo "ok: 500: $(( $(requests "$WEB1") - r0 )) requests in all"
+echo "ok: 500: $(requests "$WEB1") requests in all"
 done_daemon
 
 step "stall-body: the source sends a header and 1000 bytes, then stalls"
 fresh_daemon
-echo stall-body >"$WEB1/mode"
-r0=$(requests "$WEB1") e0=$(stat fetch_errors)
-t0=$(now)
-expect_fails_in 30 "a 4 KiB read (stall)" -- dd if=$M/lib/libbig.so of=/dev/null bs=4096 count=1
-within "$t0" 10 "EIO for a 4 KiB read (stall)"
-t0=$(now)
-expect_fails_in 30 "a 123 KB read (stall)" -- cat $M/share/odd-a
-within "$t0" 15 "EIO for a 123 KB file (stall)"
-n=$(( $(requests "$WEB1") - r0 )) chunks=$(( $(stat fetch_errors) - e0 ))
-[ "$chunks" -ge 1 ] && [ "$chunks" -le 4 ] || fail "stall: $chunks failed chunk fetches for two reads"
 # One request per chunk: the deadline cuts the stalled body and leaves no time for a retry.
-[ "$n" -le "$chunks" ] || fail "stall: $n requests for $chunks failed chunks (one each)"
-echo "ok: stall: two failed reads cost $n requests ($chunks chunks)"
+two_failed_reads stall-body 1
 recover "stall"
 done_daemon
 fi
