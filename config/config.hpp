@@ -17,6 +17,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "protocol/message.hpp"
+
 #include "base/result.hpp"
 #include "config/source.hpp"
 
@@ -44,6 +46,9 @@ struct config {
     std::string cache_dir;                    ///< "cache.dir": cachefiles' cache directory (required)
     std::string cache_tag = "erofs-blobd";    ///< "cache.tag": the cachefiles tag (cache name)
     std::string device = "/dev/cachefiles";   ///< "device": the cachefiles misc device
+    /// "cache.brun", "cache.bcull", "cache.bstop": free-space limits (percent of blocks) sent to the
+    /// kernel at bind; "cache.frun", "cache.fcull", "cache.fstop": the same for files (inodes).
+    proto::cull_limits cache_blocks, cache_files;
     std::uint64_t chunk_size = 1 << 20;       ///< "chunk_size": fetch unit; power of two, 4 KiB..64 MiB
     std::vector<source> sources;              ///< "sources": default source list
     /// "domains": keyed by what follows "erofs," in the volume key, i.e. the mount's domain_id,

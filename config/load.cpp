@@ -15,8 +15,10 @@
 #include <filesystem>
 #include <memory>
 #include <set>
+#include <tuple>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "base/file.hpp"
@@ -251,8 +253,23 @@ problem read_cache(const json& v, const std::string& path, config& c) {
     if (!v.is_object()) {
         return wrong_type(path, "an object", v);
     }
-    if (auto p = check_keys(v, path, {"dir", "tag"})) {
+    if (auto p = check_keys(v, path, {"dir", "tag", "brun", "bcull", "bstop", "frun", "fcull", "fstop"})) {
         return p;
+    }
+    // cachefiles' limits (percent free), as in cachefilesd.conf; the kernel wants stop < cull < run.
+    for (auto [prefix, limits, what] : {std::tuple{'b', &c.cache_blocks, "blocks"}, std::tuple{'f', &c.cache_files, "files"}}) {
+        const std::string p = std::string(1, prefix);
+        for (auto [key, field] : {std::pair{p + "run", &limits->run}, std::pair{p + "cull", &limits->cull},
+                                  std::pair{p + "stop", &limits->stop}}) {
+            if (auto bad = read_optional(v, path, key.c_str(), *field, read_uint_between(0, 99))) {
+                return bad;
+            }
+        }
+        if (auto why = proto::cull_limits_problem(*limits)) {
+            return fail(member(path, p + "cull"),
+                        fmt::format("{} limits: expected {}stop < {}cull < {}run (percent of free {}), got {} < {} < {}",
+                                    what, prefix, prefix, prefix, what, limits->stop, limits->cull, limits->run));
+        }
     }
     const json* dir = find(v, "dir");
     if (!dir) {
@@ -543,7 +560,15 @@ json to_json(const config& c) {
         if (d.store) domains[name]["store"] = store_use_json(*d.store);
     }
     return {
-        {"cache", {{"dir", c.cache_dir}, {"tag", c.cache_tag}}},
+        {"cache",
+         {{"dir", c.cache_dir},
+          {"tag", c.cache_tag},
+          {"brun", c.cache_blocks.run},
+          {"bcull", c.cache_blocks.cull},
+          {"bstop", c.cache_blocks.stop},
+          {"frun", c.cache_files.run},
+          {"fcull", c.cache_files.cull},
+          {"fstop", c.cache_files.stop}}},
         {"device", c.device},
         {"chunk_size", c.chunk_size},
         {"sources", sources_to_json(c.sources)},

@@ -77,7 +77,8 @@ int run(const std::string& config_path, const std::string& level_override) {
 
     // A device fd kept by the service manager across a restart is taken over (the mounts it serves
     // keep working); otherwise bind afresh and hand a copy to the manager for the next restart.
-    auto bound = blobd::cachefiles_frontend::bind_device(config->device, config->cache_dir, config->cache_tag);
+    auto bound = blobd::cachefiles_frontend::bind_device(config->device, config->cache_dir, config->cache_tag,
+                                                         config->cache_blocks, config->cache_files);
     if (!bound) {
         lg.err("{}", bound.error());
         return 2;

@@ -85,6 +85,20 @@ result<message, parse_error> parse(std::span<const std::byte> bytes);
 /// "copen <msg_id>,<size>" where size >= 0 is the blob size and < 0 a negative errno.
 std::string copen(std::uint32_t msg_id, std::int64_t size_or_neg_errno);
 
+/// cachefiles' space limits for one resource of the cache filesystem (blocks, or files), in percent
+/// free: culling should start below `cull`, go on until above `run`; below `stop` the kernel refuses
+/// to allocate cache space (writes fail with ENOBUFS). Valid: 0 <= stop < cull < run < 100.
+struct cull_limits {
+    unsigned run = 10, cull = 7, stop = 3;  // cachefilesd.conf's defaults (the kernel's: 7/5/1)
+    bool operator==(const cull_limits&) const = default;
+};
+/// Why `l` is not valid, or nothing.
+std::optional<std::string> cull_limits_problem(const cull_limits& l);
+/// The commands that set `l` for resource 'b' (blocks: brun/bcull/bstop) or 'f' (files) whatever
+/// the current values: the kernel checks each against the other two (run > cull > stop), so the
+/// order is stop 0, cull 1, run, cull, stop, each step valid from any valid state. `l` must be valid.
+std::vector<std::string> cull_limit_commands(char resource, const cull_limits& l);
+
 /// Human-readable cookie key for logs (base/text.hpp): printable ASCII kept, other bytes as \xNN.
 using ::blobd::printable;
 

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -63,7 +64,9 @@ std::string command_error(std::string_view cmd, const std::string& cache_dir, in
 
 result<std::unique_ptr<cachefiles_device>, std::string> cachefiles_device::open(const std::string& path,
                                                                                  const std::string& cache_dir,
-                                                                                 const std::string& tag) {
+                                                                                 const std::string& tag,
+                                                                                 const proto::cull_limits& blocks,
+                                                                                 const proto::cull_limits& files) {
     unique_fd fd(::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
     if (!fd) return unexpected{open_error(path, errno)};
     struct stat st {};
@@ -72,7 +75,12 @@ result<std::unique_ptr<cachefiles_device>, std::string> cachefiles_device::open(
         return unexpected{fmt::format("{} is not a character device: point \"device\" at /dev/cachefiles", path)};
     }
     auto dev = std::make_unique<cachefiles_device>(std::move(fd));
-    const std::string cmds[] = {"dir " + cache_dir, "tag " + tag, "bind ondemand"};
+    std::vector<std::string> cmds = {"dir " + cache_dir, "tag " + tag};
+    // Before the bind, which checks the space against them: below bstop/fstop the kernel refuses
+    // cache writes, so they must be ours, not its defaults (1 %).
+    for (auto& c : proto::cull_limit_commands('b', blocks)) cmds.push_back(std::move(c));
+    for (auto& c : proto::cull_limit_commands('f', files)) cmds.push_back(std::move(c));
+    cmds.emplace_back("bind ondemand");
     for (const auto& c : cmds) {
         if (int r = dev->send(c); r < 0) return unexpected{command_error(c, cache_dir, -r)};
     }

@@ -21,6 +21,7 @@
 
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
+#include "protocol/message.hpp"
 
 namespace blobd {
 
@@ -37,11 +38,14 @@ public:
 /// /dev/cachefiles, bound in on-demand mode.
 class cachefiles_device final : public device {
 public:
-    /// Opens `path`, sends `dir <cache_dir>`, `tag <tag>`, `bind ondemand`. On failure the error is
-    /// one line that says what went wrong and how to fix it.
+    /// Opens `path`, sends `dir <cache_dir>`, `tag <tag>`, the culling limits (brun/bcull/bstop,
+    /// frun/fcull/fstop) and `bind ondemand`. On failure the error is one line that says what went
+    /// wrong and how to fix it.
     static result<std::unique_ptr<cachefiles_device>, std::string> open(const std::string& path,
-                                                                          const std::string& cache_dir,
-                                                                          const std::string& tag);
+                                                                       const std::string& cache_dir,
+                                                                       const std::string& tag,
+                                                                       const proto::cull_limits& blocks = {},
+                                                                       const proto::cull_limits& files = {});
     /// Takes over a device fd bound by a previous daemon (kept across a restart, see handoff.hpp)
     /// and sends `restore`, so requests the previous process read but never answered are handed
     /// out again. A kernel without `restore` is logged and accepted (those requests stay lost).

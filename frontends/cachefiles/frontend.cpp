@@ -142,7 +142,9 @@ void cachefiles_frontend::answer_read(const cache_object* object, request_token 
 
 result<cachefiles_frontend::bound, std::string> cachefiles_frontend::bind_device(const std::string& path,
                                                                                  const std::string& cache_dir,
-                                                                                 const std::string& tag) {
+                                                                                 const std::string& tag,
+                                                                                 const proto::cull_limits& blocks,
+                                                                                 const proto::cull_limits& files) {
     const std::string fd_name = handoff::fd_name(path, cache_dir, tag);
     if (auto kept = handoff::take_stored(fd_name)) {
         auto dev = cachefiles_device::adopt(std::move(kept));
@@ -155,7 +157,7 @@ result<cachefiles_frontend::bound, std::string> cachefiles_frontend::bind_device
                   "unanswered requests restored", cache_dir, tag);
         return bound{std::move(*dev), true};
     }
-    auto dev = cachefiles_device::open(path, cache_dir, tag);
+    auto dev = cachefiles_device::open(path, cache_dir, tag, blocks, files);
     if (!dev) return unexpected{dev.error()};
     lg.info("bound {} on-demand, cache dir {}, tag {}", path, cache_dir, tag);
     if (int r = handoff::store((*dev)->fd(), fd_name); r > 0) {

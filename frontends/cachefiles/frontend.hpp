@@ -72,7 +72,8 @@ public:
         bool adopted = false;
     };
     static result<bound, std::string> bind_device(const std::string& path, const std::string& cache_dir,
-                                                 const std::string& tag);
+                                                 const std::string& tag, const proto::cull_limits& blocks = {},
+                                                 const proto::cull_limits& files = {});
 
 private:
     void arm_device();

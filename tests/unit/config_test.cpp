@@ -36,7 +36,7 @@ json minimal() {
 // Every key set to a non-default value.
 json full() {
     return {
-        {"cache", {{"dir", "/var/cache/blobd"}, {"tag", "mytag"}}},
+        {"cache", {{"dir", "/var/cache/blobd"}, {"tag", "mytag"}, {"brun", 20}, {"bcull", 8}, {"bstop", 2}, {"frun", 10}, {"fcull", 7}, {"fstop", 3}}},
         {"device", "/dev/cachefiles2"},
         {"chunk_size", 65536},
         {"sources", json::array({{{"type", "local"}, {"path", "/srv/a"}}, {{"type", "local"}, {"path", "/srv/b"}}})},
@@ -105,7 +105,8 @@ bool same(const config& a, const config& b) {
            a.chunk_size == b.chunk_size && a.sources == b.sources && a.control_socket == b.control_socket &&
            a.log_level == b.log_level && a.store.use == b.store.use && a.store.dir == b.store.dir &&
            a.store.verify == b.store.verify && a.store.max_bytes == b.store.max_bytes &&
-           a.failure_ttl_ms == b.failure_ttl_ms && a.read_deadline_ms == b.read_deadline_ms && a.breaker == b.breaker;
+           a.failure_ttl_ms == b.failure_ttl_ms && a.read_deadline_ms == b.read_deadline_ms && a.breaker == b.breaker &&
+           a.cache_blocks == b.cache_blocks && a.cache_files == b.cache_files;
 }
 
 // The checkout root, derived from this file's path so the shipped configs can be loaded wherever
@@ -420,7 +421,15 @@ TEST_CASE("to_json round trip", "[config]") {
     // an equal config (minimal, full, and with only domain sources and awkward domain names).
     const json minimal_out = blobd::cfg::to_json(parse_ok(minimal().dump()));
     CHECK(minimal_out == json{
-                             {"cache", {{"dir", "/var/cache/blobd"}, {"tag", "erofs-blobd"}}},
+                             {"cache",
+                              {{"dir", "/var/cache/blobd"},
+                               {"tag", "erofs-blobd"},
+                               {"brun", 10},
+                               {"bcull", 7},
+                               {"bstop", 3},
+                               {"frun", 10},
+                               {"fcull", 7},
+                               {"fstop", 3}}},
                              {"device", "/dev/cachefiles"},
                              {"chunk_size", 1048576},
                              {"sources", one_source("/srv/blobs")},
@@ -614,6 +623,24 @@ TEST_CASE("prefetch settings", "[config]") {
                             {"/failure_ttl_ms", "2s", "$.failure_ttl_ms", "expected an integer"},
                             {"/domains/d1/prefetch", 1, "$.domains.d1.prefetch", "expected a boolean"},
                         });
+}
+
+TEST_CASE("culling limits", "[config]") {
+    // Description: brun/bcull/bstop and frun/fcull/fstop default to cachefilesd's 10/7/3 %, are read
+    // as percentages and must be ordered stop < cull < run < 100.
+    const config d = parse_ok(minimal().dump());
+    CHECK(d.cache_blocks == blobd::proto::cull_limits{10, 7, 3});
+    CHECK(d.cache_files == blobd::proto::cull_limits{10, 7, 3});
+    auto j = with(with(with(minimal(), "/cache/brun", 20), "/cache/bcull", 15), "/cache/fstop", 0);
+    const config c = parse_ok(j.dump());
+    CHECK(c.cache_blocks == blobd::proto::cull_limits{20, 15, 3});
+    CHECK(c.cache_files == blobd::proto::cull_limits{10, 7, 0});
+    check_cases(minimal(), {
+                               {"/cache/brun", 100, "$.cache.brun", "from 0 to 99"},
+                               {"/cache/bcull", "7%", "$.cache.bcull", "expected an integer"},
+                               {"/cache/bcull", 10, "$.cache.bcull", "blocks limits: expected bstop < bcull < brun"},
+                               {"/cache/fstop", 7, "$.cache.fcull", "files limits: expected fstop < fcull < frun"},
+                           });
 }
 
 TEST_CASE("fail-fast settings: read deadline and circuit breaker", "[config]") {

@@ -1,6 +1,8 @@
 // Unit tests of protocol/: parsing kernel messages and encoding commands.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -261,4 +263,64 @@ TEST_CASE("error category", "[protocol]") {
     std::error_code ec = errc::key_overflow;
     CHECK(ec.category().name() == std::string("cachefiles-protocol"));
     CHECK(ec.message().find("key") != std::string::npos);
+}
+
+// Description: the culling limit commands set any valid target from any valid current state, with
+// every command accepted by the kernel's own checks (fs/cachefiles/daemon.c: run > cull, run < 100;
+// cull > stop, cull < run; stop < cull), modelled here; invalid targets are named.
+TEST_CASE("cull limit commands pass the kernel's checks from any state", "[protocol]") {
+    using blobd::proto::cull_limits;
+    struct kernel_model {
+        unsigned run = 7, cull = 5, stop = 1;  // cachefiles' defaults at open
+        bool apply(const std::string& cmd, char resource) {
+            unsigned v = 0;
+            char what[8] = {};
+            char res = 0;
+            if (std::sscanf(cmd.c_str(), "%c%7[a-z] %u%%", &res, what, &v) != 3 || res != resource) return false;
+            const std::string w = what;
+            if (w == "run") {
+                if (v <= cull || v >= 100) return false;
+                run = v;
+            } else if (w == "cull") {
+                if (v <= stop || v >= run) return false;
+                cull = v;
+            } else if (w == "stop") {
+                if (v >= cull) return false;
+                stop = v;
+            } else {
+                return false;
+            }
+            return true;
+        }
+    };
+    std::vector<cull_limits> valid;
+    for (unsigned run = 0; run < 100; run += 3) {
+        for (unsigned cull = 0; cull < 100; cull += 2) {
+            for (unsigned stop = 0; stop < 100; stop += 5) {
+                const cull_limits l{run, cull, stop};
+                CHECK(blobd::proto::cull_limits_problem(l).has_value() == !(stop < cull && cull < run && run < 100));
+                if (!blobd::proto::cull_limits_problem(l)) valid.push_back(l);
+            }
+        }
+    }
+    REQUIRE(valid.size() > 100);
+    std::size_t checked = 0;
+    for (std::size_t i = 0; i < valid.size(); i += 7) {
+        for (std::size_t j = 0; j < valid.size(); j += 5) {
+            for (char res : {'b', 'f'}) {
+                kernel_model k{valid[i].run, valid[i].cull, valid[i].stop};
+                for (const auto& c : blobd::proto::cull_limit_commands(res, valid[j])) {
+                    INFO(c);
+                    REQUIRE(k.apply(c, res));
+                }
+                CHECK(cull_limits{k.run, k.cull, k.stop} == valid[j]);
+                ++checked;
+            }
+        }
+    }
+    CHECK(checked > 1000);
+    // From the kernel's defaults to cachefilesd's: exactly these lines.
+    CHECK(blobd::proto::cull_limit_commands('b', cull_limits{}) ==
+          std::vector<std::string>{"bstop 0%", "bcull 1%", "brun 10%", "bcull 7%", "bstop 3%"});
+    CHECK_THAT(*blobd::proto::cull_limits_problem(cull_limits{5, 5, 1}), Catch::Contains("1 < 5 < 5"));
 }
