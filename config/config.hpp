@@ -44,6 +44,9 @@ struct config {
     std::string cache_dir;                    ///< "cache.dir": cachefiles' cache directory (required)
     std::string cache_tag = "erofs-blobd";    ///< "cache.tag": the cachefiles tag (cache name)
     std::string device = "/dev/cachefiles";   ///< "device": the cachefiles misc device
+    /// "frontend": the kernel interface served: "cachefiles" (erofs over fscache, /dev/cachefiles)
+    /// or "fanotify" (pre-content events on file-backed erofs mounts the daemon makes itself).
+    std::string frontend = "cachefiles";
     std::uint64_t chunk_size = 1 << 20;       ///< "chunk_size": fetch unit; power of two, 4 KiB..64 MiB
     std::vector<source> sources;              ///< "sources": default source list
     /// "domains": keyed by what follows "erofs," in the volume key, i.e. the mount's domain_id,
