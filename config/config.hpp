@@ -49,6 +49,9 @@ struct config {
     /// "cache.brun", "cache.bcull", "cache.bstop": free-space limits (percent of blocks) sent to the
     /// kernel at bind; "cache.frun", "cache.fcull", "cache.fstop": the same for files (inodes).
     proto::cull_limits cache_blocks, cache_files;
+    /// "frontend": the kernel interface served: "cachefiles" (erofs over fscache, /dev/cachefiles)
+    /// or "fanotify" (pre-content events on file-backed erofs mounts the daemon makes itself).
+    std::string frontend = "cachefiles";
     std::uint64_t chunk_size = 1 << 20;       ///< "chunk_size": fetch unit; power of two, 4 KiB..64 MiB
     std::vector<source> sources;              ///< "sources": default source list
     /// "domains": keyed by what follows "erofs," in the volume key, i.e. the mount's domain_id,

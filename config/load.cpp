@@ -332,6 +332,16 @@ problem read_log_level(const json& v, const std::string& path, std::string& out)
     return {};
 }
 
+problem read_frontend(const json& v, const std::string& path, std::string& out) {
+    if (auto p = read_string(v, path, out)) {
+        return p;
+    }
+    if (out != "cachefiles" && out != "fanotify") {
+        return fail(path, "expected \"cachefiles\" or \"fanotify\", got " + quote(out));
+    }
+    return {};
+}
+
 problem read_breaker(const json& v, const std::string& path, config::breaker_config& out) {
     if (!v.is_object()) {
         return wrong_type(path, "an object", v);
@@ -362,7 +372,7 @@ problem read_config(const json& root, config& c, source_kinds kinds) {
     if (auto p = check_keys(root, path,
                             {"cache", "device", "chunk_size", "sources", "domains", "control_socket", "log_level",
                              "prefetch", "prefetch_concurrency", "failure_ttl_ms", "read_deadline_ms", "breaker",
-                             "store"})) {
+                             "store", "frontend"})) {
         return p;
     }
     const json* cache = find(root, "cache");
@@ -391,6 +401,9 @@ problem read_config(const json& root, config& c, source_kinds kinds) {
         return p;
     }
     if (auto p = read_optional(root, path, "log_level", c.log_level, read_log_level)) {
+        return p;
+    }
+    if (auto p = read_optional(root, path, "frontend", c.frontend, read_frontend)) {
         return p;
     }
     if (auto p = read_optional(root, path, "prefetch", c.prefetch, read_bool)) {
@@ -570,6 +583,7 @@ json to_json(const config& c) {
           {"fcull", c.cache_files.cull},
           {"fstop", c.cache_files.stop}}},
         {"device", c.device},
+        {"frontend", c.frontend},
         {"chunk_size", c.chunk_size},
         {"sources", sources_to_json(c.sources)},
         {"domains", std::move(domains)},

@@ -1,6 +1,7 @@
 #include "daemon/app.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -16,19 +17,23 @@ engine_options engine_options_from(const std::shared_ptr<const cfg::config>& c) 
     o.chunk_size = c->chunk_size;
     o.prefetch_concurrency = c->prefetch_concurrency;
     o.prefetch_for = [c](std::string_view domain) { return c->prefetch_for(domain); };
-    o.writes = cachefiles_write_policy;
+    o.writes = c->frontend == "fanotify" ? fanotify_write_policy : cachefiles_write_policy;
     o.failure_ttl = std::chrono::milliseconds(c->failure_ttl_ms);
     o.read_deadline = std::chrono::milliseconds(c->read_deadline_ms);
     return o;
 }
 }  // namespace
 
-app::app(event_loop& loop, device& dev, std::shared_ptr<const cfg::config> config)
+app::app(event_loop& loop, device* dev, std::shared_ptr<const cfg::config> config)
     : loop_(loop), config_(std::move(config)) {
     sources_ = std::make_unique<sources::source_set>(loop_, *config_);
     engine_ = std::make_unique<engine>(loop_, *sources_, engine_options_from(config_));
     sources_->on_integrity_failure([this](const std::string& name) { engine_->refetch(name); });
-    frontend_ = std::make_unique<cachefiles_frontend>(loop_, dev, *engine_);
+    if (dev) {
+        frontend_ = std::make_unique<cachefiles_frontend>(loop_, *dev, *engine_);
+    } else {
+        fanotify_ = std::make_unique<fanotify_frontend>(loop_, *engine_, config_->cache_dir);
+    }
 }
 
 app::~app() {
@@ -39,25 +44,46 @@ app::~app() {
 result<bool, std::string> app::start() {
     if (!config_->control_socket.empty()) {
         auto c = control_server::listen(loop_, config_->control_socket,
-                                        [this](std::string_view req) { return control(req); });
+                                        [this](std::string_view req, control_server::reply_fn reply) {
+                                            control(req, std::move(reply));
+                                        });
         if (!c) return unexpected{c.error()};
         control_ = std::move(*c);
     }
-    frontend_->start();
+    if (frontend_) {
+        frontend_->start();
+    } else if (auto f = fanotify_->start(); !f) {
+        return unexpected{f.error()};
+    }
     const std::string sources = sources_->describe_default();
     lg.info("serving: chunk size {} bytes, default sources: {}", config_->chunk_size, sources.empty() ? "(none)" : sources);
     return true;
 }
 
 void app::request_stop(std::chrono::milliseconds grace) {
-    if (engine_->stopping()) return;
+    if (engine_->stopping() || stop_requested_) return;
+    stop_requested_ = true;
     lg.info("stopping: finishing in-flight work");
     if (control_) control_->stop();
-    frontend_->stop();
-    engine_->request_stop(grace);
+    if (frontend_) {
+        frontend_->stop();
+        engine_->request_stop(grace);
+        return;
+    }
+    // fanotify: unmount first, still answering the events the unmounts and their readers cause;
+    // only then stop the engine (and, once finished, close the group: fail-open).
+    fanotify_->stop();
+    stop_engine_when_unmounted(grace);
 }
 
-bool app::finished() const { return engine_->stopping() && !engine_->busy() && loop_.inflight() == 0; }
+void app::stop_engine_when_unmounted(std::chrono::milliseconds grace) {
+    if (fanotify_->idle()) return engine_->request_stop(grace);
+    loop_.after(std::chrono::milliseconds(50), [this, grace] { stop_engine_when_unmounted(grace); });
+}
+
+bool app::finished() const {
+    return engine_->stopping() && !engine_->busy() && loop_.inflight() == 0 && (!fanotify_ || fanotify_->idle());
+}
 
 void app::run() {
     while (!finished()) loop_.run_once(std::chrono::milliseconds(1000));
@@ -66,17 +92,36 @@ void app::run() {
             s.opens, s.open_failures, s.reads, s.reads_failed, s.bytes_fetched, s.bytes_written, s.fetch_joins);
 }
 
-std::string app::control(std::string_view request) {
+void app::control(std::string_view request, control_server::reply_fn reply) {
     std::string cmd(request);
     auto j = nlohmann::json::parse(request, nullptr, false);
     if (!j.is_discarded() && j.is_object() && j.contains("cmd") && j["cmd"].is_string()) {
         cmd = j["cmd"].get<std::string>();
     }
     while (!cmd.empty() && (cmd.back() == '\r' || cmd.back() == ' ')) cmd.pop_back();
-    if (cmd == "stats") return stats_json();
-    if (cmd == "ping") return R"({"ok":true})";
-    nlohmann::json err = {{"ok", false}, {"error", "unknown command (try \"stats\" or \"ping\")"}};
-    return err.dump();
+    auto fail = [&](const std::string& why) { reply(nlohmann::json{{"ok", false}, {"error", why}}.dump()); };
+    if (cmd == "stats") return reply(stats_json());
+    if (cmd == "ping") return reply(R"({"ok":true})");
+    if (cmd == "mount" || cmd == "umount") {
+        if (!fanotify_) return fail(cmd + " needs \"frontend\": \"fanotify\" (with cachefiles the kernel mounts: mount -t erofs -o fsid=...)");
+        auto str = [&](const char* key) -> std::optional<std::string> {
+            if (j.is_discarded() || !j.is_object() || !j.contains(key)) return std::string();
+            if (!j[key].is_string()) return std::nullopt;
+            return j[key].get<std::string>();
+        };
+        auto mp = str("mountpoint");
+        if (!mp || mp->empty()) return fail("\"mountpoint\" must be a non-empty string");
+        auto done = [reply](result<bool, std::string> r) {
+            reply(r ? std::string(R"({"ok":true})") : nlohmann::json{{"ok", false}, {"error", r.error()}}.dump());
+        };
+        if (cmd == "umount") return fanotify_->umount(std::move(*mp), done);
+        auto fsid = str("fsid");
+        auto domain = str("domain");
+        if (!fsid || fsid->empty()) return fail("\"fsid\" must be a non-empty string");
+        if (!domain) return fail("\"domain\" must be a string");
+        return fanotify_->mount(std::move(*domain), std::move(*fsid), std::move(*mp), done);
+    }
+    fail("unknown command (try \"stats\", \"ping\", \"mount\" or \"umount\")");
 }
 
 metrics::snapshot app::snapshot() const {
@@ -95,7 +140,8 @@ metrics::snapshot app::snapshot() const {
     snap.add(daemon_metrics, d);
     snap.add(registry_metrics, engine_->stats());
     snap.add(engine_metrics, engine_->scheduling());
-    snap.add(cachefiles_metrics, frontend_->stats());
+    snap.add(cachefiles_metrics, frontend_ ? frontend_->stats() : cachefiles_stats{});
+    snap.add(fanotify_metrics, fanotify_ ? fanotify_->stats() : fanotify_stats{});
     // A source is labelled by its describe() text; two sources that differ only in options the
     // text leaves out would share every series, so a repeat gets its position appended.
     std::vector<std::string> labels;

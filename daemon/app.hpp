@@ -1,6 +1,7 @@
 // app: one daemon instance, wired from its config: the sources and blob store
-// (sources::source_set), the core (engine), the cachefiles frontend on the device, and the
-// control socket. It answers `stats` from the counters of all of them.
+// (sources::source_set), the core (engine), the frontend ("frontend": cachefiles on the device,
+// or fanotify with the mounts it makes), and the control socket. It answers `stats` from the
+// counters of all of them, and `mount`/`umount` with the fanotify frontend.
 //
 // Owns all of those; borrows the loop and the device, which must outlive it (the device is closed
 // last, by main). Threading: loop thread only.
@@ -17,6 +18,7 @@
 #include "core/engine.hpp"
 #include "daemon/control/control_server.hpp"
 #include "frontends/cachefiles/frontend.hpp"
+#include "frontends/fanotify/frontend.hpp"
 #include "io/event_loop.hpp"
 #include "sources/source_set.hpp"
 
@@ -42,8 +44,11 @@ inline constexpr auto daemon_metrics = [] {
 
 class app {
 public:
-    /// Throws std::system_error when a source cannot be set up (see sources::source_set).
-    app(event_loop& loop, device& dev, std::shared_ptr<const cfg::config> config);
+    /// The cachefiles frontend on a bound device. Throws std::system_error when a source cannot be
+    /// set up (see sources::source_set).
+    app(event_loop& loop, device& dev, std::shared_ptr<const cfg::config> config) : app(loop, &dev, std::move(config)) {}
+    /// The fanotify frontend ("frontend": "fanotify"): no device.
+    app(event_loop& loop, std::shared_ptr<const cfg::config> config) : app(loop, nullptr, std::move(config)) {}
     ~app();
 
     /// Starts serving: arms the device poll and, if configured, the control socket. Returns an
@@ -65,7 +70,10 @@ public:
     const registry_stats& stats() const { return engine_->stats(); }
 
 private:
-    std::string control(std::string_view request);
+    app(event_loop& loop, device* dev, std::shared_ptr<const cfg::config> config);
+    void control(std::string_view request, control_server::reply_fn reply);
+    /// fanotify: the engine stops once every mount is gone (the unmounts still need answers).
+    void stop_engine_when_unmounted(std::chrono::milliseconds grace);
 
     event_loop& loop_;
     std::shared_ptr<const cfg::config> config_;
@@ -73,8 +81,10 @@ private:
     // results not yet delivered), then the engine they delivered to.
     std::unique_ptr<engine> engine_;
     std::unique_ptr<sources::source_set> sources_;
-    std::unique_ptr<cachefiles_frontend> frontend_;
+    std::unique_ptr<cachefiles_frontend> frontend_;     // one of these two
+    std::unique_ptr<fanotify_frontend> fanotify_;
     std::unique_ptr<control_server> control_;
+    bool stop_requested_ = false;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

@@ -8,6 +8,9 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
+#include <cstdlib>
+#include <climits>
 
 #include <nlohmann/json.hpp>
 
@@ -17,11 +20,17 @@
 
 namespace {
 
-constexpr const char* usage = R"(Usage: erofs-blobctl [--socket PATH | --config FILE] [--raw] COMMAND
+constexpr const char* usage = R"(Usage: erofs-blobctl [--socket PATH | --config FILE] [--raw] COMMAND [ARGS]
 
 Commands:
   stats   the daemon's counters (opens, reads, bytes fetched and written, per-source figures)
   ping    check that the daemon answers
+  mount [--domain D] FSID MOUNTPOINT
+          ("frontend": "fanotify" only) fetch bootstrap FSID from domain D's sources (default
+          domain: FSID itself), mark its blobs' cache files and mount it read-only at MOUNTPOINT;
+          waits until mounted (up to --timeout), prints the error and exits 1 if it failed
+  umount MOUNTPOINT
+          unmount what the daemon mounted at MOUNTPOINT
 
 Options:
   --socket PATH   the control socket (default /run/erofs-blobd/control.sock)
@@ -29,6 +38,7 @@ Options:
   --raw           print the JSON reply on one line instead of indented
   --get KEY       print only the field KEY of the reply (for scripts); "store.hits" reaches
                   into objects
+  --timeout SECS  how long to wait for the reply (default 5; mount: 120)
 )";
 
 }  // namespace
@@ -36,7 +46,9 @@ Options:
 int main(int argc, char** argv) {
     std::string socket_path = "/run/erofs-blobd/control.sock", command;
     bool raw = false;
-    std::string get;
+    std::string get, domain;
+    std::vector<std::string> args;
+    int timeout = 0;
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
         if (a == "--help" || a == "-h") {
@@ -60,8 +72,18 @@ int main(int argc, char** argv) {
             get = argv[++i];
         } else if (a == "--raw") {
             raw = true;
+        } else if (a == "--domain" && i + 1 < argc) {
+            domain = argv[++i];
+        } else if (a == "--timeout" && i + 1 < argc) {
+            timeout = std::atoi(argv[++i]);
+            if (timeout <= 0) {
+                std::fprintf(stderr, "erofs-blobctl: --timeout needs a positive number of seconds\n");
+                return 1;
+            }
         } else if (command.empty() && !a.empty() && a[0] != '-') {
             command = a;
+        } else if ((command == "mount" || command == "umount") && !a.empty() && a[0] != '-') {
+            args.emplace_back(a);
         } else {
             std::fprintf(stderr, "erofs-blobctl: unexpected argument '%s'\n%s", argv[i], usage);
             return 1;
@@ -71,6 +93,31 @@ int main(int argc, char** argv) {
         std::fputs(usage, stderr);
         return 1;
     }
+    nlohmann::json request{{"cmd", command}};
+    if (command == "mount") {
+        if (args.size() != 2) {
+            std::fprintf(stderr, "erofs-blobctl: mount needs FSID and MOUNTPOINT\n%s", usage);
+            return 1;
+        }
+        request["fsid"] = args[0];
+        request["domain"] = domain;
+        // The daemon needs the path as the kernel will see it.
+        char* abs = ::realpath(args[1].c_str(), nullptr);
+        request["mountpoint"] = abs ? std::string(abs) : args[1];
+        std::free(abs);
+    } else if (command == "umount") {
+        if (args.size() != 1) {
+            std::fprintf(stderr, "erofs-blobctl: umount needs MOUNTPOINT\n%s", usage);
+            return 1;
+        }
+        char* abs = ::realpath(args[0].c_str(), nullptr);
+        request["mountpoint"] = abs ? std::string(abs) : args[0];
+        std::free(abs);
+    } else if (!domain.empty()) {
+        std::fprintf(stderr, "erofs-blobctl: --domain is for mount\n");
+        return 1;
+    }
+    if (timeout == 0) timeout = command == "mount" || command == "umount" ? 120 : 5;
     sockaddr_un addr{};
     if (socket_path.empty() || socket_path.size() >= sizeof addr.sun_path) {
         std::fprintf(stderr, "erofs-blobctl: bad control socket path '%s'\n", socket_path.c_str());
@@ -84,9 +131,9 @@ int main(int argc, char** argv) {
                      std::strerror(errno));
         return 2;
     }
-    timeval tv{5, 0};
+    timeval tv{timeout, 0};
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    std::string req = nlohmann::json{{"cmd", command}}.dump() + "\n";
+    std::string req = request.dump() + "\n";
     if (::send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) < 0) {
         std::fprintf(stderr, "erofs-blobctl: send: %s\n", std::strerror(errno));
         return 2;
@@ -126,6 +173,11 @@ int main(int argc, char** argv) {
         const auto& v = *at;
         std::printf("%s\n", v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
         return 0;
+    }
+    if ((command == "mount" || command == "umount") && !raw) {
+        if (j.value("ok", false)) return 0;
+        std::fprintf(stderr, "erofs-blobctl: %s failed: %s\n", command.c_str(), j.value("error", std::string("?")).c_str());
+        return 1;
     }
     std::printf("%s\n", raw ? j.dump().c_str() : j.dump(2).c_str());
     return j.value("ok", false) ? 0 : 1;

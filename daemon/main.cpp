@@ -22,6 +22,7 @@
 #include "daemon/app.hpp"
 #include "base/log.hpp"
 #include "frontends/cachefiles/frontend.hpp"
+#include "frontends/fanotify/probe.hpp"
 #include "io/event_loop.hpp"
 #include "sources/kinds.hpp"
 
@@ -49,6 +50,11 @@ Options:
   --help               this text
   --version            the version
 
+With "frontend": "fanotify" in the config (Linux >= 6.14) it serves file-backed erofs mounts it
+makes itself instead: erofs-blobctl mount [--domain D] FSID MOUNTPOINT fetches bootstrap FSID,
+marks its blobs' sparse cache files for fanotify pre-content events and mounts it; erofs-blobctl
+umount MOUNTPOINT unmounts. A stop unmounts every such mount first (see docs/fanotify.md).
+
 Control: erofs-blobctl [--socket PATH] stats   prints the daemon's counters.
 )";
 
@@ -75,20 +81,32 @@ int run(const std::string& config_path, const std::string& level_override) {
         return 2;
     }
 
-    // A device fd kept by the service manager across a restart is taken over (the mounts it serves
-    // keep working); otherwise bind afresh and hand a copy to the manager for the next restart.
-    auto bound = blobd::cachefiles_frontend::bind_device(config->device, config->cache_dir, config->cache_tag,
-                                                         config->cache_blocks, config->cache_files);
-    if (!bound) {
-        lg.err("{}", bound.error());
-        return 2;
+    const bool fanotify = config->frontend == "fanotify";
+    std::unique_ptr<blobd::cachefiles_device> dev;
+    if (fanotify) {
+        // No /dev/cachefiles: the daemon mounts itself (erofs-blobctl mount). Say what is missing first.
+        if (auto p = blobd::fanotify::probe(config->cache_dir); !p) {
+            lg.err("frontend fanotify: {}", p.error());
+            return 2;
+        }
+    } else {
+        // A device fd kept by the service manager across a restart is taken over (the mounts it
+        // serves keep working); otherwise bind afresh and hand a copy to the manager for the next restart.
+        auto bound = blobd::cachefiles_frontend::bind_device(config->device, config->cache_dir, config->cache_tag,
+                                                             config->cache_blocks, config->cache_files);
+        if (!bound) {
+            lg.err("{}", bound.error());
+            return 2;
+        }
+        dev = std::move(bound->dev);
     }
-    auto& dev = bound->dev;
 
     try {
         blobd::event_loop loop;
         {
-            blobd::app daemon(loop, *dev, config);
+            std::unique_ptr<blobd::app> owned =
+                fanotify ? std::make_unique<blobd::app>(loop, config) : std::make_unique<blobd::app>(loop, *dev, config);
+            blobd::app& daemon = *owned;
             if (auto s = daemon.start(); !s) {
                 lg.err("{}", s.error());
                 return 2;

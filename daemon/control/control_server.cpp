@@ -22,6 +22,11 @@ constexpr std::size_t max_request = 4096;
 
 result<std::unique_ptr<control_server>, std::string> control_server::listen(event_loop& loop, const std::string& path,
                                                                              handler h) {
+    return listen(loop, path, [h = std::move(h)](std::string_view req, reply_fn reply) { reply(h(req)); });
+}
+
+result<std::unique_ptr<control_server>, std::string> control_server::listen(event_loop& loop, const std::string& path,
+                                                                             async_handler h) {
     sockaddr_un addr{};
     if (path.size() >= sizeof addr.sun_path) return unexpected{fmt::format("control socket path too long: {}", path)};
     std::error_code ec;
@@ -47,7 +52,7 @@ result<std::unique_ptr<control_server>, std::string> control_server::listen(even
     return s;
 }
 
-control_server::control_server(event_loop& loop, std::string path, unique_fd fd, handler h)
+control_server::control_server(event_loop& loop, std::string path, unique_fd fd, async_handler h)
     : loop_(loop), path_(std::move(path)), fd_(std::move(fd)), handler_(std::move(h)), alive_(std::make_shared<bool>(true)) {}
 
 control_server::~control_server() { stop(); }
@@ -97,9 +102,11 @@ void control_server::serve(std::shared_ptr<unique_fd> conn, std::shared_ptr<std:
         return;
     }
     std::string line = buf->substr(0, buf->find('\n'));
-    std::string reply = handler_(line) + "\n";
-    // Replies are small; a client that does not read them loses them.
-    [[maybe_unused]] auto w = ::send(conn->get(), reply.data(), reply.size(), MSG_NOSIGNAL);
+    handler_(line, [conn](std::string reply) {
+        reply += "\n";
+        // Replies are small; a client that does not read them loses them.
+        [[maybe_unused]] auto w = ::send(conn->get(), reply.data(), reply.size(), MSG_NOSIGNAL);
+    });
 }
 
 }  // namespace blobd

@@ -1,7 +1,9 @@
 // control_server: a Unix stream socket speaking one JSON object per line, for erofs-blobctl and
 // monitoring. Each connection sends one request line ({"cmd":"stats"}) and gets one JSON line
 // back, then the server closes it. Requests are answered by a handler running on the loop thread,
-// so it may read loop-owned state (registry counters) without locks.
+// so it may read loop-owned state (registry counters) without locks. A handler answers at once
+// (`handler`), or later (`async_handler`: the reply goes out when it calls `reply`, from the loop
+// thread, once; a mount waits for its bootstrap fetch and mount(2)).
 // Threading: loop thread only.
 #pragma once
 
@@ -19,23 +21,29 @@ class control_server {
 public:
     /// Maps a request line to a response line (without the newline).
     using handler = std::function<std::string(std::string_view request)>;
+    /// Answers a request line by calling `reply` once, now or later (loop thread). A reply never
+    /// called leaves the client waiting until its own timeout; the connection closes with the server.
+    using reply_fn = std::function<void(std::string reply)>;
+    using async_handler = std::function<void(std::string_view request, reply_fn reply)>;
 
     /// Binds `path` (replacing a stale socket file, creating the parent directory) and listens.
     static result<std::unique_ptr<control_server>, std::string> listen(event_loop& loop, const std::string& path,
                                                                         handler h);
+    static result<std::unique_ptr<control_server>, std::string> listen(event_loop& loop, const std::string& path,
+                                                                        async_handler h);
     ~control_server();
     /// Stops accepting; connections being answered finish on their own.
     void stop();
 
 private:
-    control_server(event_loop& loop, std::string path, unique_fd fd, handler h);
+    control_server(event_loop& loop, std::string path, unique_fd fd, async_handler h);
     void arm_accept();
     void serve(std::shared_ptr<unique_fd> conn, std::shared_ptr<std::string> buf, int polls);
 
     event_loop& loop_;
     std::string path_;
     unique_fd fd_;
-    handler handler_;
+    async_handler handler_;
     std::shared_ptr<bool> alive_;
 };
 

@@ -44,6 +44,7 @@ json full() {
                      {"fs.example", {{"sources", one_source("/srv/x")}}}}},
         {"control_socket", "/tmp/blobd.sock"},
         {"log_level", "debug"},
+        {"frontend", "fanotify"},
         {"prefetch", false},
         {"prefetch_concurrency", 3},
         {"failure_ttl_ms", 500},
@@ -103,7 +104,7 @@ bool same(const config& a, const config& b) {
     }
     return a.cache_dir == b.cache_dir && a.cache_tag == b.cache_tag && a.device == b.device &&
            a.chunk_size == b.chunk_size && a.sources == b.sources && a.control_socket == b.control_socket &&
-           a.log_level == b.log_level && a.store.use == b.store.use && a.store.dir == b.store.dir &&
+           a.log_level == b.log_level && a.frontend == b.frontend && a.store.use == b.store.use && a.store.dir == b.store.dir &&
            a.store.verify == b.store.verify && a.store.max_bytes == b.store.max_bytes &&
            a.failure_ttl_ms == b.failure_ttl_ms && a.read_deadline_ms == b.read_deadline_ms && a.breaker == b.breaker &&
            a.cache_blocks == b.cache_blocks && a.cache_files == b.cache_files;
@@ -155,6 +156,7 @@ TEST_CASE("minimal config gets every default", "[config]") {
     CHECK(c.domains.empty());
     CHECK(c.control_socket == "/run/erofs-blobd/control.sock");
     CHECK(c.log_level == "info");
+    CHECK(c.frontend == "cachefiles");
 }
 
 TEST_CASE("full config keeps every value", "[config]") {
@@ -170,6 +172,7 @@ TEST_CASE("full config keeps every value", "[config]") {
     CHECK(paths(c.domains.at("fs.example").sources) == std::vector<std::string>{"/srv/x"});
     CHECK(c.control_socket == "/tmp/blobd.sock");
     CHECK(c.log_level == "debug");
+    CHECK(c.frontend == "fanotify");
 }
 
 TEST_CASE("accepted edge values", "[config]") {
@@ -182,6 +185,9 @@ TEST_CASE("accepted edge values", "[config]") {
         CHECK(parse_ok(with(minimal(), "/log_level", level).dump()).log_level == level);
     }
     CHECK(parse_ok(with(minimal(), "/control_socket", "").dump()).control_socket.empty());
+    for (const char* fe : {"cachefiles", "fanotify"}) {
+        CHECK(parse_ok(with(minimal(), "/frontend", fe).dump()).frontend == fe);
+    }
     const std::string long_name(255, 'a');
     CHECK(parse_ok(with(minimal(), "/domains/" + long_name + "/sources", one_source("/x")).dump())
               .domains.count(long_name) == 1);
@@ -228,7 +234,7 @@ TEST_CASE("unknown keys are rejected at every level", "[config]") {
                             {"/verbose", true, "$.verbose",
                              "unknown key (known keys: cache, device, chunk_size, sources, domains, "
                              "control_socket, log_level, prefetch, prefetch_concurrency, failure_ttl_ms, read_deadline_ms, "
-                             "breaker, store)"},
+                             "breaker, store, frontend)"},
                             {"/cache/dri", "/x", "$.cache.dri", "did you mean \"dir\"?"},
                             {"/cache/size", 1, "$.cache.size", "known keys: dir, tag"},
                             {"/sources/0/pth", "/x", "$.sources[0].pth", "did you mean \"path\"?"},
@@ -291,6 +297,9 @@ TEST_CASE("bad values of the right type", "[config]") {
                                {"/log_level", "verbose", "$.log_level",
                                 "expected one of err, warning, notice, info, debug, got \"verbose\""},
                                {"/log_level", "INFO", "$.log_level", "expected one of"},
+                               {"/frontend", "fuse", "$.frontend",
+                                "expected \"cachefiles\" or \"fanotify\", got \"fuse\""},
+                               {"/frontend", 1, "$.frontend", "expected a string, got 1"},
                            });
 }
 
@@ -431,6 +440,7 @@ TEST_CASE("to_json round trip", "[config]") {
                                {"fcull", 7},
                                {"fstop", 3}}},
                              {"device", "/dev/cachefiles"},
+                             {"frontend", "cachefiles"},
                              {"chunk_size", 1048576},
                              {"sources", one_source("/srv/blobs")},
                              {"domains", json::object()},

@@ -73,6 +73,7 @@ m::snapshot daemon_snapshot() {
     s.add(registry_metrics, registry_stats{});
     s.add(engine_metrics, engine_stats{});
     s.add(cachefiles_metrics, cachefiles_stats{});
+    s.add(fanotify_metrics, fanotify_stats{});
     s.add(source_metrics, source_stats{}, {"local:/srv/blobs"});
     s.add(breaker_metrics, breaker_stats{}, {"local:/srv/blobs"});
     s.add(source_metrics, source_stats{}, {"oci:https://registry.example/library/app"});

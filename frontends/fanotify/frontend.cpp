@@ -1,0 +1,480 @@
+#include "frontends/fanotify/frontend.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/fanotify.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "base/log.hpp"
+#include "protocol/erofs/bootstrap.hpp"
+#include "protocol/fanotify/events.hpp"
+#include "protocol/message.hpp"
+
+namespace blobd {
+
+namespace {
+const log::logger lg{"fanotify"};
+log::rate_limit bad_event_limit;
+
+/// The largest device table a bootstrap can have ends before 8 MiB + 8 MiB (slotoff and count
+/// are 16 bits, slots 128 bytes); read no more than that of it.
+constexpr std::size_t max_table_bytes = 16u << 20;
+
+std::string errno_text(std::int64_t neg) { return std::strerror(static_cast<int>(-neg)); }
+
+std::optional<std::string> name_problem(std::string_view what, std::string_view name) {
+    if (auto p = proto::cookie_name_problem(name)) {
+        return fmt::format("{} \"{}\" {}: not a plain file name", what, proto::printable(name), *p);
+    }
+    // Names become paths in the mount options, which ',' separates.
+    if (name.find(',') != std::string_view::npos) {
+        return fmt::format("{} \"{}\" contains ',' (it would end up in the mount options)", what, proto::printable(name));
+    }
+    return std::nullopt;
+}
+}  // namespace
+
+struct fanotify_frontend::mount_op {
+    mount_state m;
+    done_fn done;
+    unique_fd boot_fd;  // our copy of the bootstrap file's fd
+    object_key boot_key = 0;
+    std::uint64_t boot_size = 0;
+    std::vector<std::string> tags;
+    bool boot_open = false;  // the bootstrap's engine object is open
+};
+
+fanotify_frontend::fanotify_frontend(event_loop& loop, engine& core, std::string cache_dir)
+    : loop_(loop), core_(core), cache_dir_(std::move(cache_dir)), root_(cache_dir_ + "/fanotify"), mounter_(loop, 1) {
+    core_.attach(*this);
+}
+
+fanotify_frontend::~fanotify_frontend() {
+    if (!mounts_.empty()) {
+        // stop() ran its course unless the daemon is torn down abnormally; say what readers see.
+        lg.err("{} mounts still up as the fanotify group closes: their readers now read zeros for data not "
+               "yet fetched (fanotify is fail-open); unmount them",
+               mounts_.size());
+    }
+}
+
+result<bool, std::string> fanotify_frontend::start() {
+    group_.reset(::fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDWR | O_LARGEFILE));
+    if (!group_) return unexpected{fmt::format("fanotify_init: {}", std::strerror(errno))};
+    std::error_code ec;
+    std::filesystem::create_directories(root_, ec);
+    if (ec) return unexpected{fmt::format("cannot create {}: {}", root_, ec.message())};
+    arm_group();
+    lg.info("fanotify frontend ready, files under {}", root_);
+    return true;
+}
+
+// ---- events ----
+
+void fanotify_frontend::arm_group() {
+    if (polling_) return;
+    polling_ = true;
+    loop_.poll(group_.get(), POLLIN, [this, alive = std::weak_ptr<int>(alive_)](int res) {
+        if (alive.expired()) return;
+        polling_ = false;
+        if (res < 0) {
+            lg.err("group poll failed: {}", std::strerror(-res));
+            loop_.after(std::chrono::milliseconds(100), [this, alive] { if (!alive.expired()) arm_group(); });
+            return;
+        }
+        drain_group();
+    });
+}
+
+void fanotify_frontend::drain_group() {
+    // Each read returns whole events; yield to the ring every so often so fills keep retiring.
+    alignas(8) static std::array<std::byte, 64 * 1024> buf;
+    for (int i = 0; i < 64; ++i) {
+        const ssize_t n = ::read(group_.get(), buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return arm_group();
+        if (n <= 0) {
+            lg.err("group read failed: {}", n < 0 ? std::strerror(errno) : "end of file");
+            loop_.after(std::chrono::milliseconds(100), [this, alive = std::weak_ptr<int>(alive_)] {
+                if (!alive.expired()) arm_group();
+            });
+            return;
+        }
+        auto b = proto::fan::parse_events(std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n)));
+        if (b.overflow) {
+            ++stats_.overflows;
+            lg.err("fanotify event queue overflowed: permission events were lost, and their readers may wait "
+                   "until they are killed");
+        }
+        if (!b.trailing.empty()) lg.err("fanotify read: {}", b.trailing);
+        for (auto& e : b.events) {
+            handle_event(e.fd, e.mask, e.where.has_value(), e.where ? e.where->offset : 0,
+                         e.where ? e.where->count : 0, e.problem);
+        }
+    }
+    loop_.defer([this, alive = std::weak_ptr<int>(alive_)] { if (!alive.expired()) drain_group(); });
+}
+
+void fanotify_frontend::respond(int fd, std::uint32_t response) {
+    const auto bytes = proto::fan::encode_response(fd, response);
+    for (int tries = 0; tries < 100; ++tries) {
+        const ssize_t w = ::write(group_.get(), bytes.data(), bytes.size());
+        if (w == static_cast<ssize_t>(bytes.size())) return;
+        if (w < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        ++stats_.response_errors;
+        lg.err("fanotify response for event fd {}: {}", fd, w < 0 ? std::strerror(errno) : "short write");
+        return;
+    }
+    ++stats_.response_errors;
+}
+
+void fanotify_frontend::handle_event(int fd, std::uint64_t mask, bool has_range, std::uint64_t off,
+                                     std::uint64_t count, const std::string& problem) {
+    ++stats_.events;
+    if (fd < 0) return;  // no fd: nothing to answer (an overflow, counted by the caller)
+    unique_fd efd(fd);
+    auto deny = [&](std::string_view why) {
+        ++stats_.bad_events;
+        ++stats_.events_denied;
+        unsigned suppressed = 0;
+        if (bad_event_limit.allow(suppressed)) lg.err("event denied: {}{}", why, log::suppressed_note(suppressed));
+        respond(fd, proto::fan::deny_errno(EIO));
+    };
+    if (!problem.empty()) return deny(problem);
+    if (!(mask & proto::fan::pre_access)) return deny(fmt::format("unexpected event mask {:#x}", mask));
+    if (!has_range) return deny("no range record");
+    struct stat st {};
+    if (::fstat(fd, &st) < 0) return deny(fmt::format("fstat of the event fd: {}", std::strerror(errno)));
+    auto it = by_inode_.find({st.st_dev, st.st_ino});
+    if (it == by_inode_.end()) return deny(fmt::format("event for an inode that is not a cache file ({}:{})",
+                                                       st.st_dev, st.st_ino));
+    const blob_ptr& blob = it->second;
+    // The cache file is exactly the blob's size; past it there is nothing to fill.
+    if (count == 0 || off >= blob->size) return respond(fd, proto::fan::allow);
+    const std::uint64_t len = std::min(count, blob->size - off);
+    const std::uint64_t id = next_token_++;
+    pending_events_.emplace(id, std::move(efd));
+    core_.read(request_token{id, fd}, blob->key, off, len);
+}
+
+int fanotify_frontend::answer_open(request_token req, std::int64_t size_or_errno, unique_fd fd_back) {
+    fd_back.reset();
+    auto it = own_requests_.find(req.id);
+    if (it == own_requests_.end()) return -ENOENT;
+    auto then = std::move(it->second);
+    own_requests_.erase(it);
+    // Continue outside the engine's call: the answer may come from within engine.open.
+    loop_.defer([then = std::move(then), size_or_errno] { then(size_or_errno); });
+    return 0;
+}
+
+void fanotify_frontend::answer_read(const cache_object*, request_token req, int status) {
+    if (auto it = pending_events_.find(req.id); it != pending_events_.end()) {
+        // The data is written before the answer: the registry answers when the write retired.
+        if (status != 0) ++stats_.events_denied;
+        respond(it->second.get(), status == 0 ? proto::fan::allow : proto::fan::deny_errno(EIO));
+        pending_events_.erase(it);  // closes the event fd, after the response
+        return;
+    }
+    if (auto it = own_requests_.find(req.id); it != own_requests_.end()) {
+        auto then = std::move(it->second);
+        own_requests_.erase(it);
+        loop_.defer([then = std::move(then), status] { then(status); });
+    }
+}
+
+void fanotify_frontend::engine_open(const std::string& domain, const std::string& name, object_key key, unique_fd fd,
+                                    std::function<void(std::int64_t)> then) {
+    const std::uint64_t id = next_token_++;
+    own_requests_.emplace(id, std::move(then));
+    core_.open(request_token{id}, key, domain, name, std::move(fd));
+}
+
+// ---- operations ----
+
+void fanotify_frontend::pump() {
+    if (op_running_ || ops_.empty()) return;
+    op_running_ = true;
+    auto next = std::move(ops_.front());
+    ops_.pop_front();
+    next();
+}
+
+void fanotify_frontend::op_finished() {
+    op_running_ = false;
+    loop_.defer([this, alive = std::weak_ptr<int>(alive_)] { if (!alive.expired()) pump(); });
+}
+
+void fanotify_frontend::mount(std::string domain, std::string fsid, std::string mountpoint, done_fn done) {
+    auto op = std::make_shared<mount_op>();
+    op->m.domain = std::move(domain);
+    op->m.fsid = std::move(fsid);
+    op->m.mountpoint = std::move(mountpoint);
+    op->done = std::move(done);
+    ops_.push_back([this, op] { start_mount(op); });
+    pump();
+}
+
+void fanotify_frontend::mount_failed(std::shared_ptr<mount_op> op, std::string why) {
+    ++stats_.mount_failures;
+    lg.err("mount of {} (domain {}) at {} failed: {}", op->m.fsid, op->m.domain, op->m.mountpoint, why);
+    release(op->m.blobs);
+    if (op->boot_open) core_.close(op->boot_key);
+    op->boot_fd.reset();
+    if (!op->m.boot_path.empty()) ::unlink(op->m.boot_path.c_str());
+    auto done = std::move(op->done);
+    op_finished();
+    done(unexpected{std::move(why)});
+}
+
+void fanotify_frontend::start_mount(std::shared_ptr<mount_op> op) {
+    auto& m = op->m;
+    if (stopping_) return mount_failed(op, "the daemon is stopping");
+    if (m.fsid.empty()) return mount_failed(op, "no fsid given");
+    if (m.domain.empty()) m.domain = m.fsid;  // as cachefiles: no domain_id means a domain of its own
+    if (auto p = name_problem("fsid", m.fsid)) return mount_failed(op, *p);
+    if (auto p = name_problem("domain", m.domain)) return mount_failed(op, *p);
+    if (m.mountpoint.empty() || m.mountpoint[0] != '/') {
+        return mount_failed(op, fmt::format("mountpoint \"{}\" is not an absolute path", proto::printable(m.mountpoint)));
+    }
+    while (m.mountpoint.size() > 1 && m.mountpoint.back() == '/') m.mountpoint.pop_back();
+    if (m.mountpoint.find_first_of(std::string_view(",\0", 2)) != std::string::npos) {
+        return mount_failed(op, fmt::format("mountpoint \"{}\" contains ',' or NUL", proto::printable(m.mountpoint)));
+    }
+    if (root_.find(',') != std::string::npos) {
+        return mount_failed(op, fmt::format("cache dir {} contains ',' (paths go into the mount options)", cache_dir_));
+    }
+    if (auto it = mounts_.find(m.mountpoint); it != mounts_.end()) {
+        return mount_failed(op, fmt::format("{} already has {} (domain {}) mounted by this daemon", m.mountpoint,
+                                            it->second.fsid, it->second.domain));
+    }
+    const std::string dir = root_ + "/" + m.domain;
+    std::error_code ec;
+    std::filesystem::create_directories(dir + "/boot", ec);
+    if (!ec) std::filesystem::create_directories(dir + "/blobs", ec);
+    if (ec) return mount_failed(op, fmt::format("cannot create {}: {}", dir, ec.message()));
+    m.boot_path = fmt::format("{}/boot/{}.{}", dir, m.fsid, next_boot_++);
+    unique_fd fd(::open(m.boot_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd) {
+        const int err = errno;
+        m.boot_path.clear();
+        return mount_failed(op, fmt::format("cannot create the bootstrap file in {}: {}", dir, std::strerror(err)));
+    }
+    op->boot_fd.reset(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
+    if (!op->boot_fd) return mount_failed(op, fmt::format("dup: {}", std::strerror(errno)));
+    op->boot_key = next_key_++;
+    op->boot_open = true;
+    engine_open(m.domain, m.fsid, op->boot_key, std::move(fd), [this, op](std::int64_t size) {
+        if (size < 0) {
+            op->boot_open = false;  // a failed open leaves no object
+            return mount_failed(op, fmt::format("bootstrap {} of domain {}: {}", op->m.fsid, op->m.domain,
+                                                errno_text(size)));
+        }
+        if (size == 0) return mount_failed(op, fmt::format("bootstrap {} is empty", op->m.fsid));
+        op->boot_size = static_cast<std::uint64_t>(size);
+        if (::ftruncate(op->boot_fd.get(), size) < 0) {
+            return mount_failed(op, fmt::format("ftruncate of {}: {}", op->m.boot_path, std::strerror(errno)));
+        }
+        mount_fetch_bootstrap(op);
+    });
+}
+
+void fanotify_frontend::mount_fetch_bootstrap(std::shared_ptr<mount_op> op) {
+    // All of it: erofs reads metadata around the hook, so none of it may be missing.
+    const std::uint64_t id = next_token_++;
+    own_requests_.emplace(id, [this, op](std::int64_t status) {
+        core_.close(op->boot_key);
+        op->boot_open = false;
+        if (status < 0) {
+            return mount_failed(op, fmt::format("fetching bootstrap {}: {}", op->m.fsid, errno_text(status)));
+        }
+        std::vector<std::byte> head(static_cast<std::size_t>(std::min<std::uint64_t>(op->boot_size, max_table_bytes)));
+        const ssize_t n = ::pread(op->boot_fd.get(), head.data(), head.size(), 0);
+        if (n < 0) return mount_failed(op, fmt::format("reading {}: {}", op->m.boot_path, std::strerror(errno)));
+        head.resize(static_cast<std::size_t>(n));
+        auto info = proto::erofs::parse_bootstrap(head);
+        if (!info) return mount_failed(op, fmt::format("bootstrap {}: {}", op->m.fsid, info.error()));
+        if (info->devices.empty()) {
+            return mount_failed(op, fmt::format("bootstrap {} has no blob devices: a plain image needs no daemon",
+                                                op->m.fsid));
+        }
+        for (const auto& d : info->devices) {
+            if (auto p = name_problem("blob tag", d.tag)) return mount_failed(op, fmt::format("bootstrap {}: {}", op->m.fsid, *p));
+            op->tags.push_back(d.tag);
+        }
+        op->boot_fd.reset();
+        mount_blobs(op, 0);
+    });
+    core_.read(request_token{id}, op->boot_key, 0, op->boot_size);
+}
+
+void fanotify_frontend::mount_blobs(std::shared_ptr<mount_op> op, std::size_t next) {
+    if (next == op->tags.size()) return mount_now(op);
+    const std::string& tag = op->tags[next];
+    const auto key = std::make_pair(op->m.domain, tag);
+    if (auto it = blobs_.find(key); it != blobs_.end()) {
+        ++it->second->refs;
+        op->m.blobs.push_back(it->second);
+        return mount_blobs(op, next + 1);
+    }
+    auto b = std::make_shared<blob_file>();
+    b->domain = op->m.domain;
+    b->tag = tag;
+    b->path = root_ + "/" + op->m.domain + "/blobs/" + tag;
+    b->key = next_key_++;
+    // Opened before the mark: the engine's writes through it raise no events (never reopen it later).
+    unique_fd fd(::open(b->path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd) return mount_failed(op, fmt::format("cannot create cache file {}: {}", b->path, std::strerror(errno)));
+    b->fd.reset(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
+    if (!b->fd) return mount_failed(op, fmt::format("dup: {}", std::strerror(errno)));
+    engine_open(b->domain, tag, b->key, std::move(fd), [this, op, b, next](std::int64_t size) {
+        if (size < 0) {
+            ::unlink(b->path.c_str());
+            return mount_failed(op, fmt::format("blob {} of bootstrap {} (domain {}): {}", b->tag, op->m.fsid,
+                                                op->m.domain, errno_text(size)));
+        }
+        b->size = static_cast<std::uint64_t>(size);
+        // From here the blob is ours to release (engine object, file, mark).
+        b->refs = 1;
+        blobs_[{b->domain, b->tag}] = b;
+        op->m.blobs.push_back(b);
+        struct stat st {};
+        if (::ftruncate(b->fd.get(), size) < 0 || ::fstat(b->fd.get(), &st) < 0) {
+            return mount_failed(op, fmt::format("sizing cache file {}: {}", b->path, std::strerror(errno)));
+        }
+        b->dev = st.st_dev;
+        b->ino = st.st_ino;
+        by_inode_[{b->dev, b->ino}] = b;
+        if (::fanotify_mark(group_.get(), FAN_MARK_ADD, proto::fan::pre_access, b->fd.get(), nullptr) < 0) {
+            return mount_failed(op, fmt::format("fanotify_mark on {}: {}", b->path, std::strerror(errno)));
+        }
+        b->marked = true;
+        mount_blobs(op, next + 1);
+    });
+}
+
+void fanotify_frontend::mount_now(std::shared_ptr<mount_op> op) {
+    std::string opts;
+    for (const auto& b : op->m.blobs) {
+        if (!opts.empty()) opts += ',';
+        opts += "device=" + b->path;
+    }
+    mounter_.submit(
+        [boot = op->m.boot_path, mp = op->m.mountpoint, opts]() -> int {
+            if (::mount(boot.c_str(), mp.c_str(), "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, opts.c_str()) < 0) {
+                return errno;
+            }
+            return 0;
+        },
+        [this, op, alive = std::weak_ptr<int>(alive_)](result<int, int> r) {
+            if (alive.expired()) return;
+            const int err = r ? *r : -r.error();
+            if (err != 0) {
+                std::string hint;
+                if (err == ENOTBLK || err == EINVAL) hint = " (dmesg may say why; file-backed erofs needs CONFIG_EROFS_FS_BACKED_BY_FILE)";
+                return mount_failed(op, fmt::format("mount(2) at {}: {}{}", op->m.mountpoint, std::strerror(err), hint));
+            }
+            ++stats_.mounts;
+            lg.info("mounted {} (domain {}) at {}: {} blob(s)", op->m.fsid, op->m.domain, op->m.mountpoint,
+                    op->m.blobs.size());
+            auto done = std::move(op->done);
+            const std::string mp = op->m.mountpoint;
+            mounts_.emplace(mp, std::move(op->m));
+            op_finished();
+            done(true);
+        });
+}
+
+void fanotify_frontend::release(std::vector<blob_ptr>& blobs) {
+    for (auto& b : blobs) {
+        if (--b->refs > 0) continue;
+        if (b->marked) {
+            (void)::fanotify_mark(group_.get(), FAN_MARK_REMOVE, proto::fan::pre_access, b->fd.get(), nullptr);
+        }
+        core_.close(b->key);
+        by_inode_.erase({b->dev, b->ino});
+        blobs_.erase({b->domain, b->tag});
+        ::unlink(b->path.c_str());
+        b->fd.reset();
+    }
+    blobs.clear();
+}
+
+void fanotify_frontend::umount(std::string mountpoint, done_fn done) {
+    while (mountpoint.size() > 1 && mountpoint.back() == '/') mountpoint.pop_back();
+    ops_.push_back([this, mountpoint = std::move(mountpoint), done = std::move(done)]() mutable {
+        start_umount(std::move(mountpoint), false, std::move(done));
+    });
+    pump();
+}
+
+void fanotify_frontend::start_umount(std::string mountpoint, bool detach_if_busy, done_fn done) {
+    auto it = mounts_.find(mountpoint);
+    if (it == mounts_.end()) {
+        op_finished();
+        return done(unexpected{fmt::format("nothing mounted by this daemon at {}", mountpoint)});
+    }
+    mounter_.submit(
+        [mp = mountpoint, detach_if_busy]() -> int {
+            if (::umount2(mp.c_str(), UMOUNT_NOFOLLOW) == 0) return 0;
+            int err = errno;
+            if (err == EBUSY && detach_if_busy && ::umount2(mp.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) == 0) return -EBUSY;
+            return err;
+        },
+        [this, mountpoint, detach_if_busy, done = std::move(done), alive = std::weak_ptr<int>(alive_)](result<int, int> r) {
+            if (alive.expired()) return;
+            const int err = r ? *r : -r.error();
+            if (err > 0 && err != EINVAL && err != ENOENT && !detach_if_busy) {
+                op_finished();
+                return done(unexpected{fmt::format("umount {}: {}", mountpoint, std::strerror(err))});
+            }
+            // EINVAL/ENOENT: not a mount point any more (someone else unmounted it): forget it too.
+            // At stop, a mount that cannot go is forgotten as well, loudly: the daemon must exit.
+            if (err > 0 && err != EINVAL && err != ENOENT) {
+                lg.err("could not unmount {} at stop: {}; its readers read zeros once the daemon exits", mountpoint,
+                       std::strerror(err));
+            }
+            if (err == -EBUSY) {
+                lg.warn("{} was busy: detached it (MNT_DETACH); files still open in it read zeros for data "
+                        "not yet fetched once the daemon exits",
+                        mountpoint);
+            }
+            auto it2 = mounts_.find(mountpoint);
+            if (it2 != mounts_.end()) {
+                release(it2->second.blobs);
+                ::unlink(it2->second.boot_path.c_str());
+                mounts_.erase(it2);
+            }
+            ++stats_.umounts;
+            lg.info("unmounted {}", mountpoint);
+            op_finished();
+            done(true);
+        });
+}
+
+void fanotify_frontend::stop() {
+    if (stopping_) return;
+    stopping_ = true;
+    // Queued mounts fail (start_mount checks stopping_); then every mount goes, detached if busy.
+    for (const auto& entry : mounts_) {
+        ops_.push_back([this, point = entry.first] {
+            start_umount(point, true, [](result<bool, std::string> r) {
+                if (!r) lg.err("at stop: {}", r.error());
+            });
+        });
+    }
+    pump();
+}
+
+}  // namespace blobd
