@@ -100,8 +100,17 @@ struct connection {
     // Beast reads at most the read buffer's free capacity (512 bytes at least) per recv. Bodies
     // pass through it into the scratch buffer, so it never grows by itself: without this reserve
     // every body was read 512 bytes per recvmsg (measured: 82 MiB/s from nginx on loopback).
-    connection() { buf.reserve(scratch_size); }
+    explicit connection(std::shared_ptr<http::fault_counter> f) : faults(std::move(f)) {
+        buf.reserve(scratch_size);
+        if (faults) faults->connection_born();
+    }
+    ~connection() {
+        if (faults) faults->connection_died();
+    }
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
 
+    std::shared_ptr<http::fault_counter> faults;  // tests only (http_options::faults)
     std::string origin;
     std::unique_ptr<beast::tcp_stream> tcp;
     std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
@@ -188,7 +197,7 @@ struct http_client::state : std::enable_shared_from_this<http_client::state> {
         }
         if (p.out < opts.max_connections) {
             ++p.out;
-            auto c = std::make_shared<connection>();
+            auto c = std::make_shared<connection>(opts.faults);
             c->origin = origin;
             asio::post(ioc, [w = std::move(w), c = std::move(c)]() mutable { w(std::move(c)); });
             return;
@@ -211,7 +220,7 @@ struct http_client::state : std::enable_shared_from_this<http_client::state> {
         --p.out;
         if (!reusable || !c->connected) {
             c->close();
-            c = std::make_shared<connection>();
+            c = std::make_shared<connection>(opts.faults);
             c->origin = it->first;
         } else {
             c->lowest().expires_never();
@@ -253,7 +262,14 @@ public:
           len_(req.len), known_size_(req.known_size), body_limit_(req.body_limit),
           authorization_(std::move(req.authorization)), report_unauthorized_(req.report_unauthorized),
           done_(std::move(done)), deadline_(req.deadline), timer_(client_->ioc), deadline_timer_(client_->ioc),
-          resolver_(client_->ioc) {}
+          resolver_(client_->ioc) {
+        if (client_->opts.faults) client_->opts.faults->exchange_born();
+    }
+    ~exchange() {
+        if (client_->opts.faults) client_->opts.faults->exchange_died();
+    }
+    exchange(const exchange&) = delete;
+    exchange& operator=(const exchange&) = delete;
 
     void start() {
         if (deadline_ != std::chrono::steady_clock::time_point::max()) {
@@ -291,6 +307,27 @@ private:
 
     bool gone() const { return aborted_ || client_->closed || delivered_; }
 
+    using fault_op = http::fault_counter::op;
+    // Tests only (http_options::faults): the error to post instead of starting operation `what`,
+    // or none. `eof` is what the peer closing looks like at this step on plain TCP; for a `read`
+    // through TLS it is stream_truncated (no close_notify). In production: one null pointer check.
+    template <class Eof>
+    error_code injected(fault_op what, Eof eof, bool read = false) {
+        if (!client_->opts.faults) [[likely]] return {};
+        return inject(what, error_code(eof), read);
+    }
+    error_code inject(fault_op what, error_code eof, bool read) {
+        auto& f = *client_->opts.faults;
+        if (!f.fail(what, reused_)) return {};
+        switch (f.kind()) {
+        case http::fault_counter::error::aborted: return asio::error::operation_aborted;
+        case http::fault_counter::error::reset: return asio::error::connection_reset;
+        case http::fault_counter::error::timeout: return beast::error::timeout;
+        case http::fault_counter::error::eof: break;
+        }
+        return read && conn_ && conn_->tls ? error_code(ssl::error::stream_truncated) : eof;
+    }
+
     std::string what_request() const {
         const char* m = method_ == method::head ? "HEAD" : "GET";
         if (method_ == method::range_get) return fmt::format("{} {} [{}, +{})", m, url_.redacted(), off_, len_);
@@ -320,6 +357,9 @@ private:
     }
 
     void resolve() {
+        if (auto ec = injected(fault_op::resolve, asio::error::eof)) {
+            return asio::post(client_->ioc, [self = shared_from_this(), ec] { self->on_resolved(ec, {}); });
+        }
         timer_.expires_after(client_->opts.timeout);
         resolve_timed_out_ = false;
         timer_.async_wait([self = shared_from_this()](error_code ec) {
@@ -364,6 +404,9 @@ private:
             c.tcp = std::make_unique<beast::tcp_stream>(client_->ioc);
         }
         ++client_->connections_opened;
+        if (auto f = injected(fault_op::connect, asio::error::eof)) {
+            return asio::post(client_->ioc, [self = shared_from_this(), f] { self->on_connected(f); });
+        }
         c.lowest().expires_after(client_->opts.timeout);
         c.lowest().async_connect(results, [self = shared_from_this()](error_code e, const tcp::endpoint&) {
             self->on_connected(e);
@@ -377,19 +420,25 @@ private:
             conn_->connected = true;
             return send();
         }
+        if (auto f = injected(fault_op::handshake, ssl::error::stream_truncated)) {
+            return asio::post(client_->ioc, [self = shared_from_this(), f] { self->on_handshake(f); });
+        }
         conn_->lowest().expires_after(client_->opts.timeout);
-        conn_->tls->async_handshake(ssl::stream_base::client, [self = shared_from_this()](error_code e) {
-            if (self->gone()) return;
-            if (e) {
-                const long v = SSL_get_verify_result(self->conn_->tls->native_handle());
-                if (v != X509_V_OK) {
-                    return self->transport_failed(e, fmt::format("TLS handshake ({})", X509_verify_cert_error_string(v)));
-                }
-                return self->transport_failed(e, "TLS handshake");
+        conn_->tls->async_handshake(ssl::stream_base::client,
+                                    [self = shared_from_this()](error_code e) { self->on_handshake(e); });
+    }
+
+    void on_handshake(error_code e) {
+        if (gone()) return;
+        if (e) {
+            const long v = SSL_get_verify_result(conn_->tls->native_handle());
+            if (v != X509_V_OK) {
+                return transport_failed(e, fmt::format("TLS handshake ({})", X509_verify_cert_error_string(v)));
             }
-            self->conn_->connected = true;
-            self->send();
-        });
+            return transport_failed(e, "TLS handshake");
+        }
+        conn_->connected = true;
+        send();
     }
 
     // ---- request and response header ---------------------------------------------------------
@@ -411,6 +460,9 @@ private:
         }
         req_.keep_alive(true);
         ++client_->requests_sent;
+        if (auto ec = injected(fault_op::write, asio::error::broken_pipe)) {
+            return asio::post(client_->ioc, [self = shared_from_this(), ec] { self->on_sent(ec); });
+        }
         conn_->lowest().expires_after(client_->opts.timeout);
         with_stream(*conn_, [&](auto& s) {
             bhttp::async_write(s, req_, [self = shared_from_this()](error_code ec, std::size_t) { self->on_sent(ec); });
@@ -426,6 +478,9 @@ private:
         // parser compares Content-Length against the optional itself, and every length > none.
         parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
         if (method_ == method::head) parser_->skip(true);
+        if (auto f = injected(fault_op::read_header, bhttp::error::end_of_stream, true)) {
+            return asio::post(client_->ioc, [self = shared_from_this(), f] { self->on_header(f); });
+        }
         conn_->lowest().expires_after(client_->opts.timeout);
         with_stream(*conn_, [&](auto& s) {
             bhttp::async_read_header(s, conn_->buf, *parser_, [self = shared_from_this()](error_code e, std::size_t) {
@@ -603,6 +658,9 @@ private:
             raw_complete_ = true;
             return body_done();
         }
+        if (auto ec = injected(fault_op::read_body, asio::error::eof, true)) {
+            return asio::post(client_->ioc, [self = shared_from_this(), ec] { self->on_raw_some(ec, 0); });
+        }
         with_stream(*conn_, [&](auto& s) {
             s.async_read_some(asio::buffer(out_->data() + received_, plan_.limit - received_),
                               [self = shared_from_this()](error_code ec, std::size_t n) { self->on_raw_some(ec, n); });
@@ -637,6 +695,10 @@ private:
             body.size = scratch_.size();
         }
         body_capacity_ = body.size;
+        if (auto ec = injected(discard_ ? fault_op::drain_body : fault_op::read_body, bhttp::error::partial_message,
+                               true)) {
+            return asio::post(client_->ioc, [self = shared_from_this(), ec] { self->on_body_some(ec); });
+        }
         with_stream(*conn_, [&](auto& s) {
             bhttp::async_read(s, conn_->buf, *parser_, [self = shared_from_this()](error_code ec, std::size_t) {
                 self->on_body_some(ec);
@@ -950,6 +1012,34 @@ std::optional<std::string> http::ca_file_error(const std::string& path) {
     ctx.load_verify_file(path, ec);
     if (ec) return fmt::format("{}: not a PEM file of CA certificates ({})", path, ec.message());
     return std::nullopt;
+}
+
+bool http::fault_counter::fail(op what, bool reused) {
+    std::uint64_t n;
+    bool now;
+    {
+        std::lock_guard lk(mu_);
+        n = trace_.size() + 1;
+        now = fail_at_ != 0 && (n == fail_at_ || (sticky_ && n > fail_at_));
+        trace_.push_back({what, reused, now});
+    }
+    if (observer_) observer_(n, what);
+    return now;
+}
+
+std::uint64_t http::fault_counter::count() const {
+    std::lock_guard lk(mu_);
+    return trace_.size();
+}
+
+bool http::fault_counter::fired() const {
+    std::lock_guard lk(mu_);
+    return std::any_of(trace_.begin(), trace_.end(), [](const record& r) { return r.failed; });
+}
+
+std::vector<http::fault_counter::record> http::fault_counter::trace() const {
+    std::lock_guard lk(mu_);
+    return trace_;
 }
 
 http_client::http_client(asio::io_context& io, http_options opts, const std::string& what) {

@@ -17,10 +17,12 @@
 // scheme://host/path only, never query strings or Authorization values.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +38,10 @@ class io_context;
 
 namespace blobd {
 
+namespace http {
+class fault_counter;
+}
+
 struct http_options {
     std::string url;                            ///< http_fetcher: base URL, blobs are <url>/<name>
     std::string ca_file;                        ///< extra trusted CAs (PEM), on top of the system store
@@ -46,7 +52,10 @@ struct http_options {
     std::chrono::milliseconds backoff{200};     ///< before the first retry; doubles, capped at 5 s
     std::uint64_t body_limit = 64 << 20;        ///< largest whole-body (200) answer accepted for a range
     unsigned max_redirects = 5;
-
+    /// Tests only (never set by the config): counts the client's network operations and fails the
+    /// chosen one; see http::fault_counter. Null in production, where it costs one pointer check
+    /// per operation.
+    std::shared_ptr<http::fault_counter> faults;
 };
 
 namespace http {
@@ -81,6 +90,73 @@ struct response {
     std::string body;                             ///< body
     std::vector<std::string> challenges;          ///< WWW-Authenticate values of a reported 401
     std::optional<url> redirected_to;             ///< success after redirects: the URL that answered
+};
+
+/// Fault injection for tests, in the manner of Beast's test::fail_count (docs/http.md, "Fault
+/// matrix"; tests/integration/http_faults_test.cpp). A client whose http_options::faults is set
+/// counts every network operation it starts: resolve, connect, TLS handshake, request write,
+/// response header read, and each read of a body (the parser's reads, the raw reads of a direct
+/// 206 body, and the reads that drain an unused body). The n-th operation (1-based), and with
+/// `sticky` every later one too (Beast's semantics), is not started: its completion handler is
+/// posted with the error of `kind` instead, as the real operation would have reported it. The
+/// counter also counts the client's live exchanges and connections, so a test can see that a
+/// request left nothing behind. fail_at 0: nothing fails, operations are only counted.
+///
+/// Threading: the client calls it on the net thread; count(), fired(), trace() and the live
+/// counts may be read on any thread.
+class fault_counter {
+public:
+    enum class op : std::uint8_t { resolve, connect, handshake, write, read_header, read_body, drain_body };
+    enum class error : std::uint8_t {
+        aborted,  ///< operation_aborted: the operation was cancelled
+        reset,    ///< connection_reset
+        /// the peer closed: a header read sees end_of_stream, a parser body read partial_message, a
+        /// raw body read eof, any read through TLS stream_truncated, a write broken_pipe (and
+        /// resolve, connect, where no peer is there yet, plain eof)
+        eof,
+        timeout,  ///< beast::error::timeout, as a tcp_stream's expiry reports it
+    };
+    /// One operation counted: what it was, and whether it ran on a kept-alive connection that had
+    /// served an answer before (a write or header read there may be retried at once, see docs).
+    struct record {
+        op what;
+        bool reused;
+        bool failed;
+    };
+
+    explicit fault_counter(std::uint64_t fail_at, error kind = error::reset, bool sticky = false)
+        : fail_at_(fail_at), kind_(kind), sticky_(sticky) {}
+
+    /// Called with the 1-based number and kind of every operation counted, before it starts (or
+    /// fails), outside any lock: a test can post something (a shutdown) to run while it is in
+    /// flight. Set before the client starts.
+    using observer = std::function<void(std::uint64_t n, op what)>;
+    void observe(observer o) { observer_ = std::move(o); }
+
+    /// Counts one operation; true when it is to fail (then the caller posts the error instead).
+    bool fail(op what, bool reused);
+    error kind() const { return kind_; }
+
+    std::uint64_t count() const;        ///< operations counted so far
+    bool fired() const;                 ///< some operation was failed
+    std::vector<record> trace() const;  ///< every operation counted, in order
+    long live_exchanges() const { return exchanges_.load(); }
+    long live_connections() const { return connections_.load(); }
+
+    // Called by the client (its exchange and connection constructors and destructors).
+    void exchange_born() { ++exchanges_; }
+    void exchange_died() { --exchanges_; }
+    void connection_born() { ++connections_; }
+    void connection_died() { --connections_; }
+
+private:
+    const std::uint64_t fail_at_;
+    const error kind_;
+    const bool sticky_;
+    mutable std::mutex mu_;
+    std::vector<record> trace_;  // guarded by mu_
+    observer observer_;
+    std::atomic<long> exchanges_{0}, connections_{0};
 };
 
 /// Why `path` cannot be an http_options::ca_file, or nothing: it must be a readable regular file
