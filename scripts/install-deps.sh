@@ -8,6 +8,8 @@ packages=(
     liburing-dev libboost-dev libboost-system-dev libfmt-dev nlohmann-json3-dev libsystemd-dev libssl-dev
     # tests
     catch2
+    # fuzzing (scripts/fuzz.sh): clang with libFuzzer and the sanitizer runtimes, llvm-symbolizer
+    clang libclang-rt-14-dev llvm
     # real-kernel tests: the UML kernel source and its build tools, image tools, busybox for the guest
     linux-source-6.1 bc bison flex libelf-dev xz-utils patch e2fsprogs erofs-utils busybox-static
     util-linux diffutils python3

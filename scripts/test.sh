@@ -6,6 +6,8 @@
 # 1. scripts/install-deps.sh (apt packages; skipped when all are present)
 # 2. build/      release build with debug info: unit, integration, CLI and real-kernel e2e tests
 #    build-asan/ AddressSanitizer + UBSan build: unit, integration and CLI tests
+#    build-fuzz/ clang libFuzzer build: every fuzz target for $BLOBD_FUZZ_SECONDS (default 20) s
+#                over its corpus (scripts/fuzz.sh; BLOBD_FUZZ_SECONDS=0 skips it)
 # 3. the UML test kernel is built on first use (~7 min on 2 cores) and cached in
 #    /var/cache/erofs-blobd/uml/<config hash> (BLOBD_UML_CACHE overrides)
 # ctest prints a summary per build; the exit status is non-zero if any test failed.
@@ -37,6 +39,12 @@ echo "=== tests under AddressSanitizer + UBSan"
 asan_rc=0
 (cd build-asan && ctest --output-on-failure -j"$jobs") || asan_rc=$?
 
+# While the kernel may still be building: bounded fuzzing of every parser of untrusted bytes.
+fuzz_rc=0
+if [ "${BLOBD_FUZZ_SECONDS:-20}" != 0 ]; then
+    "$top/scripts/fuzz.sh" "${BLOBD_FUZZ_SECONDS:-20}" || fuzz_rc=$?
+fi
+
 echo "=== waiting for the UML test kernel"
 if ! wait "$kernel_pid"; then
     cat "$kernel_log" >&2
@@ -50,4 +58,5 @@ echo "=== all tests (unit, integration, cli, real-kernel e2e)"
 rc=0
 (cd build && ctest --output-on-failure) || rc=$?
 if [ "$asan_rc" != 0 ]; then echo "test.sh: the sanitizer build's tests failed (see above)" >&2; exit "$asan_rc"; fi
+if [ "$fuzz_rc" != 0 ]; then echo "test.sh: a fuzz target failed (see the fuzz summary above)" >&2; exit "$fuzz_rc"; fi
 exit "$rc"

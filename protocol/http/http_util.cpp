@@ -381,9 +381,10 @@ result<std::uint64_t, failure> size_from_probe(unsigned status, std::optional<st
 }
 
 std::uint64_t backoff_ms(std::uint64_t base_ms, unsigned attempt, std::uint64_t cap_ms) {
-    if (attempt == 0) return 0;
+    if (attempt == 0 || base_ms == 0) return 0;  // zero doubles to zero: no need to count to `attempt`
     std::uint64_t v = base_ms;
-    for (unsigned i = 1; i < attempt && v < cap_ms; ++i) v *= 2;
+    // Saturating: a doubling past the cap is the cap, never a wrap-around to a small delay.
+    for (unsigned i = 1; i < attempt && v < cap_ms; ++i) v = v > cap_ms / 2 ? cap_ms : v * 2;
     return std::min(v, cap_ms);
 }
 

@@ -209,7 +209,12 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
         s[13] != ':' || s[16] != ':') {
         return std::nullopt;
     }
-    if (*M < 1 || *M > 12 || *D < 1 || *D > 31 || *h > 23 || *m > 59 || *sec > 60) return std::nullopt;
+    if (*M < 1 || *M > 12 || *h > 23 || *m > 59 || *sec > 60) return std::nullopt;
+    // RFC 3339 section 5.7: the day must exist in its month. Days past the end (April 31,
+    // February 29 of 2023) would otherwise count on into the next month.
+    static constexpr int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const bool leap = (*Y % 4 == 0 && *Y % 100 != 0) || *Y % 400 == 0;
+    if (*D < 1 || *D > month_days[*M - 1] + (*M == 2 && leap ? 1 : 0)) return std::nullopt;
     std::size_t i = 19;
     if (i < s.size() && s[i] == '.') {
         ++i;

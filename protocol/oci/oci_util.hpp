@@ -63,7 +63,8 @@ struct token_response {
 result<token_response, std::string> parse_token_response(std::string_view body);
 
 /// "2024-01-02T03:04:05Z", with optional fractional seconds and a "+hh:mm"/"-hh:mm" offset, as
-/// Unix seconds.
+/// Unix seconds. The day must exist in its month (no April 31st); a leap second (":60") counts as
+/// the next second.
 std::optional<std::int64_t> parse_rfc3339(std::string_view s);
 
 /// How long a token may be used from now: its expires_in, less its age when issued_at is in the

@@ -1,6 +1,6 @@
-// libFuzzer target for the kernel message parser (clang: cmake -DBLOBD_FUZZ=ON, then
-// build/bin/fuzz_parse -max_total_time=60). tests/unit/parse_fuzz_test.cpp replays mutated inputs
-// through the same checks under g++ in every test run.
+// libFuzzer target: kernel messages (proto::parse, and what the engine derives from an OPEN).
+// What is checked: tests/fuzz/parse_invariants.hpp. How to run: docs/fuzzing.md.
+// tests/unit/parse_fuzz_test.cpp replays mutated messages through the same checks under g++.
 #include <cstddef>
 #include <cstdint>
 

@@ -24,6 +24,15 @@ inline void check_parse_invariants(std::span<const std::byte> in) {
             require(!o->volume_key.empty() && o->volume_key.size() <= proto::max_key_size);
             require(!o->cookie_key.empty() && o->cookie_key.size() <= proto::max_key_size);
             require(o->volume_key.find('\0') == std::string::npos);
+            // What the engine does next with an OPEN: the domain and the cookie's file/URL name.
+            const auto domain = proto::domain_of(o->volume_key);
+            require(o->volume_key.ends_with(domain) && domain.size() <= o->volume_key.size());
+            if (!proto::cookie_name_problem(o->cookie_key)) {
+                require(o->cookie_key != "." && o->cookie_key != "..");
+                for (char c : o->cookie_key) {
+                    require(c != '/' && static_cast<unsigned char>(c) >= 0x20 && c != 0x7f);
+                }
+            }
         } else if (auto* rd = std::get_if<proto::read_request>(&*r)) {
             require(opcode == CACHEFILES_OP_READ && rd->off + rd->len >= rd->off);
         } else {

@@ -4,6 +4,7 @@
 #include "protocol/http/http_util.hpp"
 
 #include <cerrno>
+#include <limits>
 
 #include <catch2/catch.hpp>
 
@@ -322,4 +323,12 @@ TEST_CASE("backoff doubles up to a cap", "[http]") {
     CHECK(backoff_ms(100, 10) == 5000);
     CHECK(backoff_ms(100, 4000000000u) == 5000);
     CHECK(backoff_ms(7000, 1) == 5000);
+    // Large bases saturate at the cap instead of wrapping around to a tiny delay (found by
+    // fuzz_http: base 2^63+1, attempt 302, cap 2^64-1 gave 0).
+    constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+    CHECK(backoff_ms((std::uint64_t{1} << 63) + 1, 2, max) == max);
+    CHECK(backoff_ms((std::uint64_t{1} << 63) + 1, 302, max) == max);
+    CHECK(backoff_ms(3, 64, max) == max);
+    CHECK(backoff_ms(3, 63, max) == 3 * (std::uint64_t{1} << 62));
+    CHECK(backoff_ms(0, 4000000000u, max) == 0);
 }

@@ -195,6 +195,16 @@ TEST_CASE("oci: RFC 3339 and token lifetimes", "[oci]") {
         INFO(bad);
         CHECK_FALSE(parse_rfc3339(bad));
     }
+    // Days that do not exist in their month (found by fuzz_rfc3339: "2024-04-31T00:00:00Z" was
+    // read as May 1st).
+    for (const char* bad : {"2024-04-31T00:00:00Z", "2023-02-29T12:00:00Z", "1900-02-29T00:00:00Z",
+                            "2024-02-30T00:00:00Z", "2024-06-31T00:00:00Z", "2024-01-00T00:00:00Z"}) {
+        INFO(bad);
+        CHECK_FALSE(parse_rfc3339(bad));
+    }
+    CHECK(parse_rfc3339("2024-02-29T00:00:00Z") == 1709164800);
+    CHECK(parse_rfc3339("2024-12-31T23:59:59Z") == 1735689599);
+    CHECK(parse_rfc3339("2016-12-31T23:59:60Z") == 1483228800);  // a leap second: the next one
     using ms = std::chrono::milliseconds;
     token_response t;
     t.expires_in = 300;
