@@ -19,6 +19,8 @@
 #include "tests/fuzz/http_check.hpp"
 #include "tests/fuzz/parse_invariants.hpp"
 #include "tests/fuzz/rfc3339_check.hpp"
+#include "tests/fuzz/fanotify_check.hpp"
+#include "tests/fuzz/erofs_check.hpp"
 #include "tests/fuzz/token_check.hpp"
 #include "tests/fuzz/url_check.hpp"
 
@@ -118,6 +120,8 @@ TEST_CASE("fuzz corpora replay through the fuzz checks", "[fuzz]") {
         {"rfc3339", blobd::fuzz::check_rfc3339},
         {"auth_file", blobd::fuzz::check_auth_file},
         {"config", blobd::fuzz::check_config},
+        {"fanotify", blobd::fuzz::check_fanotify},
+        {"erofs", blobd::fuzz::check_erofs},
     };
     for (const auto& [target, check] : targets) {
         INFO(target);
