@@ -277,12 +277,7 @@ public:
             // One timer for the whole request, whatever step it is in: waiting for a pooled
             // connection, resolving, connecting, a slow body or a backoff. Closing the connection
             // ends the step's operation; its handler then finds the exchange gone.
-            deadline_timer_.expires_at(deadline_);
-            deadline_timer_.async_wait([self = shared_from_this()](error_code ec) {
-                if (ec || self->gone()) return;
-                self->resolver_.cancel();
-                self->fail({-ETIMEDOUT, fmt::format("deadline reached after {} attempt(s)", self->attempt_ + 1)});
-            });
+            arm_deadline();
         }
         if (kind_ == kind::fetch) {
             out_ = try_make_fetch_buffer(len_);
@@ -290,6 +285,15 @@ public:
         }
         method_ = kind_ == kind::stat ? method::head : kind_ == kind::fetch ? method::range_get : method::get;
         next_hop();
+    }
+
+    void arm_deadline() {
+        deadline_timer_.expires_at(deadline_);
+        deadline_timer_.async_wait([self = shared_from_this()](error_code ec) {
+            if (ec || self->gone()) return;
+            self->resolver_.cancel();
+            self->fail({-ETIMEDOUT, fmt::format("deadline reached after {} attempt(s)", self->attempt_ + 1)});
+        });
     }
 
     /// Client shutdown: stop everything; no callback will be delivered.
@@ -324,6 +328,14 @@ private:
         case http::fault_counter::error::reset: return asio::error::connection_reset;
         case http::fault_counter::error::timeout: return beast::error::timeout;
         case http::fault_counter::error::eof: break;
+        case http::fault_counter::error::deadline:
+            // The operation starts; the request's deadline passes now, while it is in flight.
+            if (const auto now = std::chrono::steady_clock::now();
+                deadline_ != std::chrono::steady_clock::time_point::max() && deadline_ > now) {
+                deadline_ = now;
+                arm_deadline();  // cancels the wait armed in start() (its handler sees the error)
+            }
+            return {};
         }
         return read && conn_ && conn_->tls ? error_code(ssl::error::stream_truncated) : eof;
     }
