@@ -136,6 +136,11 @@ struct connection {
     }
 };
 
+// Every operation on a connection holds it (`keep = conn_` in its handler) until it completes: the
+// deadline may end a request while one is in flight, and hand the connection back to the pool,
+// which drops it when closed; the operation still completes (operation_aborted) afterwards, and
+// Beast's read ops commit into the connection's buffer then. (Found by the fault matrix, kind
+// `deadline`: a heap-use-after-free under ASan.)
 template <class F>
 void with_stream(connection& c, F&& f) {
     if (c.tls) {
@@ -420,9 +425,10 @@ private:
             return asio::post(client_->ioc, [self = shared_from_this(), f] { self->on_connected(f); });
         }
         c.lowest().expires_after(client_->opts.timeout);
-        c.lowest().async_connect(results, [self = shared_from_this()](error_code e, const tcp::endpoint&) {
-            self->on_connected(e);
-        });
+        c.lowest().async_connect(results,
+                                 [self = shared_from_this(), keep = conn_](error_code e, const tcp::endpoint&) {
+                                     self->on_connected(e);
+                                 });
     }
 
     void on_connected(error_code ec) {
@@ -437,7 +443,7 @@ private:
         }
         conn_->lowest().expires_after(client_->opts.timeout);
         conn_->tls->async_handshake(ssl::stream_base::client,
-                                    [self = shared_from_this()](error_code e) { self->on_handshake(e); });
+                                    [self = shared_from_this(), keep = conn_](error_code e) { self->on_handshake(e); });
     }
 
     void on_handshake(error_code e) {
@@ -477,7 +483,9 @@ private:
         }
         conn_->lowest().expires_after(client_->opts.timeout);
         with_stream(*conn_, [&](auto& s) {
-            bhttp::async_write(s, req_, [self = shared_from_this()](error_code ec, std::size_t) { self->on_sent(ec); });
+            bhttp::async_write(s, req_, [self = shared_from_this(), keep = conn_](error_code ec, std::size_t) {
+                self->on_sent(ec);
+            });
         });
     }
 
@@ -495,9 +503,10 @@ private:
         }
         conn_->lowest().expires_after(client_->opts.timeout);
         with_stream(*conn_, [&](auto& s) {
-            bhttp::async_read_header(s, conn_->buf, *parser_, [self = shared_from_this()](error_code e, std::size_t) {
-                self->on_header(e);
-            });
+            bhttp::async_read_header(s, conn_->buf, *parser_,
+                                     [self = shared_from_this(), keep = conn_](error_code e, std::size_t) {
+                                         self->on_header(e);
+                                     });
         });
     }
 
@@ -675,7 +684,9 @@ private:
         }
         with_stream(*conn_, [&](auto& s) {
             s.async_read_some(asio::buffer(out_->data() + received_, plan_.limit - received_),
-                              [self = shared_from_this()](error_code ec, std::size_t n) { self->on_raw_some(ec, n); });
+                              [self = shared_from_this(), keep = conn_](error_code ec, std::size_t n) {
+                                  self->on_raw_some(ec, n);
+                              });
         });
     }
 
@@ -712,9 +723,10 @@ private:
             return asio::post(client_->ioc, [self = shared_from_this(), ec] { self->on_body_some(ec); });
         }
         with_stream(*conn_, [&](auto& s) {
-            bhttp::async_read(s, conn_->buf, *parser_, [self = shared_from_this()](error_code ec, std::size_t) {
-                self->on_body_some(ec);
-            });
+            bhttp::async_read(s, conn_->buf, *parser_,
+                              [self = shared_from_this(), keep = conn_](error_code ec, std::size_t) {
+                                  self->on_body_some(ec);
+                              });
         });
     }
 
