@@ -136,6 +136,11 @@ struct connection {
     }
 };
 
+// Every operation on a connection holds it (`keep = conn_` in its handler) until it completes: the
+// deadline may end a request while one is in flight, and hand the connection back to the pool,
+// which drops it when closed; the operation still completes (operation_aborted) afterwards, and
+// Beast's read ops commit into the connection's buffer then. (Found by the fault matrix, kind
+// `deadline`: a heap-use-after-free under ASan.)
 template <class F>
 void with_stream(connection& c, F&& f) {
     if (c.tls) {
@@ -277,12 +282,7 @@ public:
             // One timer for the whole request, whatever step it is in: waiting for a pooled
             // connection, resolving, connecting, a slow body or a backoff. Closing the connection
             // ends the step's operation; its handler then finds the exchange gone.
-            deadline_timer_.expires_at(deadline_);
-            deadline_timer_.async_wait([self = shared_from_this()](error_code ec) {
-                if (ec || self->gone()) return;
-                self->resolver_.cancel();
-                self->fail({-ETIMEDOUT, fmt::format("deadline reached after {} attempt(s)", self->attempt_ + 1)});
-            });
+            arm_deadline();
         }
         if (kind_ == kind::fetch) {
             out_ = try_make_fetch_buffer(len_);
@@ -290,6 +290,15 @@ public:
         }
         method_ = kind_ == kind::stat ? method::head : kind_ == kind::fetch ? method::range_get : method::get;
         next_hop();
+    }
+
+    void arm_deadline() {
+        deadline_timer_.expires_at(deadline_);
+        deadline_timer_.async_wait([self = shared_from_this()](error_code ec) {
+            if (ec || self->gone()) return;
+            self->resolver_.cancel();
+            self->fail({-ETIMEDOUT, fmt::format("deadline reached after {} attempt(s)", self->attempt_ + 1)});
+        });
     }
 
     /// Client shutdown: stop everything; no callback will be delivered.
@@ -324,6 +333,14 @@ private:
         case http::fault_counter::error::reset: return asio::error::connection_reset;
         case http::fault_counter::error::timeout: return beast::error::timeout;
         case http::fault_counter::error::eof: break;
+        case http::fault_counter::error::deadline:
+            // The operation starts; the request's deadline passes now, while it is in flight.
+            if (const auto now = std::chrono::steady_clock::now();
+                deadline_ != std::chrono::steady_clock::time_point::max() && deadline_ > now) {
+                deadline_ = now;
+                arm_deadline();  // cancels the wait armed in start() (its handler sees the error)
+            }
+            return {};
         }
         return read && conn_ && conn_->tls ? error_code(ssl::error::stream_truncated) : eof;
     }
@@ -408,9 +425,10 @@ private:
             return asio::post(client_->ioc, [self = shared_from_this(), f] { self->on_connected(f); });
         }
         c.lowest().expires_after(client_->opts.timeout);
-        c.lowest().async_connect(results, [self = shared_from_this()](error_code e, const tcp::endpoint&) {
-            self->on_connected(e);
-        });
+        c.lowest().async_connect(results,
+                                 [self = shared_from_this(), keep = conn_](error_code e, const tcp::endpoint&) {
+                                     self->on_connected(e);
+                                 });
     }
 
     void on_connected(error_code ec) {
@@ -425,7 +443,7 @@ private:
         }
         conn_->lowest().expires_after(client_->opts.timeout);
         conn_->tls->async_handshake(ssl::stream_base::client,
-                                    [self = shared_from_this()](error_code e) { self->on_handshake(e); });
+                                    [self = shared_from_this(), keep = conn_](error_code e) { self->on_handshake(e); });
     }
 
     void on_handshake(error_code e) {
@@ -465,7 +483,9 @@ private:
         }
         conn_->lowest().expires_after(client_->opts.timeout);
         with_stream(*conn_, [&](auto& s) {
-            bhttp::async_write(s, req_, [self = shared_from_this()](error_code ec, std::size_t) { self->on_sent(ec); });
+            bhttp::async_write(s, req_, [self = shared_from_this(), keep = conn_](error_code ec, std::size_t) {
+                self->on_sent(ec);
+            });
         });
     }
 
@@ -483,9 +503,10 @@ private:
         }
         conn_->lowest().expires_after(client_->opts.timeout);
         with_stream(*conn_, [&](auto& s) {
-            bhttp::async_read_header(s, conn_->buf, *parser_, [self = shared_from_this()](error_code e, std::size_t) {
-                self->on_header(e);
-            });
+            bhttp::async_read_header(s, conn_->buf, *parser_,
+                                     [self = shared_from_this(), keep = conn_](error_code e, std::size_t) {
+                                         self->on_header(e);
+                                     });
         });
     }
 
@@ -663,7 +684,9 @@ private:
         }
         with_stream(*conn_, [&](auto& s) {
             s.async_read_some(asio::buffer(out_->data() + received_, plan_.limit - received_),
-                              [self = shared_from_this()](error_code ec, std::size_t n) { self->on_raw_some(ec, n); });
+                              [self = shared_from_this(), keep = conn_](error_code ec, std::size_t n) {
+                                  self->on_raw_some(ec, n);
+                              });
         });
     }
 
@@ -700,9 +723,10 @@ private:
             return asio::post(client_->ioc, [self = shared_from_this(), ec] { self->on_body_some(ec); });
         }
         with_stream(*conn_, [&](auto& s) {
-            bhttp::async_read(s, conn_->buf, *parser_, [self = shared_from_this()](error_code ec, std::size_t) {
-                self->on_body_some(ec);
-            });
+            bhttp::async_read(s, conn_->buf, *parser_,
+                              [self = shared_from_this(), keep = conn_](error_code ec, std::size_t) {
+                                  self->on_body_some(ec);
+                              });
         });
     }
 

@@ -98,7 +98,8 @@ struct response {
 /// response header read, and each read of a body (the parser's reads, the raw reads of a direct
 /// 206 body, and the reads that drain an unused body). The n-th operation (1-based), and with
 /// `sticky` every later one too (Beast's semantics), is not started: its completion handler is
-/// posted with the error of `kind` instead, as the real operation would have reported it. The
+/// posted with the error of `kind` instead, as the real operation would have reported it (kind
+/// `deadline`: it is started, and the request's deadline is moved to now). The
 /// counter also counts the client's live exchanges and connections, so a test can see that a
 /// request left nothing behind. fail_at 0: nothing fails, operations are only counted.
 ///
@@ -115,6 +116,9 @@ public:
         /// resolve, connect, where no peer is there yet, plain eof)
         eof,
         timeout,  ///< beast::error::timeout, as a tcp_stream's expiry reports it
+        /// not an error of the operation: it starts, and the request's deadline (it must have
+        /// one) passes while it is in flight, so the deadline timer cuts it off
+        deadline,
     };
     /// One operation counted: what it was, and whether it ran on a kept-alive connection that had
     /// served an answer before (a write or header read there may be retried at once, see docs).

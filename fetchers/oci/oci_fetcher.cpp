@@ -251,7 +251,10 @@ void oci_fetcher::on_response(std::uint64_t id, http::response r) {
         }
         return finish(id, std::move(r));
     }
-    if (r.status == 401) {
+    // A reported 401 (err -EACCES, with its challenges); not a request that failed after a 401's
+    // header arrived (its deadline passed while the body was drained: -ETIMEDOUT, status 401),
+    // which is no challenge to answer. (Found by the fault matrix: it came out as -EACCES.)
+    if (r.status == 401 && r.err == -EACCES) {
         if (o.fresh) return endpoint_failed(id, -EACCES, "credentials refused");
         return answer_challenge(id, r.challenges);
     }
