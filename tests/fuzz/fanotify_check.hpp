@@ -21,20 +21,25 @@ namespace blobd::fuzz {
 inline void check_fanotify(std::span<const std::uint8_t> in) {
     namespace fan = blobd::proto::fan;
     const auto got = fan::parse_events(std::as_bytes(in));
-    // The oracle walks an aligned copy (a read() of a group fd is at most a few pages anyway).
-    const std::size_t n = std::min<std::size_t>(in.size(), 1 << 20);
-    std::vector<std::uint64_t> aligned(n / 8 + 2);
-    std::memcpy(aligned.data(), in.data(), n);
-    const auto* meta = reinterpret_cast<const fanotify_event_metadata*>(aligned.data());
-    long len = static_cast<long>(n);
-    if (n < in.size()) return;  // not a read() of a group fd
+    // The oracle: the kernel header's FAN_EVENT_OK / FAN_EVENT_NEXT walk, each header copied out
+    // first (an odd event_len leaves the next header unaligned).
+    long len = static_cast<long>(in.size());
+    std::size_t at = 0;
+    fanotify_event_metadata m{};
+    const auto load = [&] {
+        if (len >= static_cast<long>(sizeof m)) std::memcpy(&m, in.data() + at, sizeof m);
+    };
+    load();
     std::vector<int> expect;
     bool overflow = false;
-    while (FAN_EVENT_OK(meta, len)) {
-        if (meta->fd >= 0) expect.push_back(meta->fd);
-        if (meta->fd == FAN_NOFD) overflow = true;
-        meta = FAN_EVENT_NEXT(meta, len);
+    while (FAN_EVENT_OK(&m, len)) {
+        if (m.fd >= 0) expect.push_back(m.fd);
+        if (m.fd == FAN_NOFD) overflow = true;
+        at += m.event_len;
+        len -= m.event_len;
+        load();
     }
+    const auto* meta = &m;
     FUZZ_REQUIRE(got.events.size() >= expect.size() && got.events.size() <= expect.size() + 1);
     for (std::size_t i = 0; i < expect.size(); ++i) FUZZ_REQUIRE(got.events[i].fd == expect[i]);
     if (got.events.size() == expect.size() + 1) {

@@ -185,18 +185,25 @@ TEST_CASE("fanotify: mutated runs never lose or invent an fd", "[fanotify]") {
         if (rng() % 3 == 0) b.bytes.resize(rng() % (b.bytes.size() + 1));
         const auto got = parse_events(b.span());
 
-        // The oracle: the kernel's macros over an aligned copy.
-        std::vector<std::uint64_t> aligned((b.bytes.size() + 7) / 8 + 1);
-        std::memcpy(aligned.data(), b.bytes.data(), b.bytes.size());
-        auto* meta = reinterpret_cast<const fanotify_event_metadata*>(aligned.data());
+        // The oracle: the kernel header's FAN_EVENT_OK / FAN_EVENT_NEXT walk, each header copied
+        // out first (a mutated event_len leaves the next header unaligned).
         long len = static_cast<long>(b.bytes.size());
+        std::size_t at = 0;
+        fanotify_event_metadata m{};
+        const auto load = [&] {
+            if (len >= static_cast<long>(sizeof m)) std::memcpy(&m, b.bytes.data() + at, sizeof m);
+        };
+        load();
         std::vector<int> expect;
         bool overflow = false;
-        while (FAN_EVENT_OK(meta, len)) {
-            if (meta->fd >= 0) expect.push_back(meta->fd);
-            if (meta->fd == FAN_NOFD) overflow = true;
-            meta = FAN_EVENT_NEXT(meta, len);
+        while (FAN_EVENT_OK(&m, len)) {
+            if (m.fd >= 0) expect.push_back(m.fd);
+            if (m.fd == FAN_NOFD) overflow = true;
+            at += m.event_len;
+            len -= m.event_len;
+            load();
         }
+        const auto* meta = &m;
         std::vector<int> fds;
         for (const auto& e : got.events) fds.push_back(e.fd);
         REQUIRE(fds.size() >= expect.size());
