@@ -49,6 +49,13 @@ struct config {
     /// "cache.brun", "cache.bcull", "cache.bstop": free-space limits (percent of blocks) sent to the
     /// kernel at bind; "cache.frun", "cache.fcull", "cache.fstop": the same for files (inodes).
     proto::cull_limits cache_blocks, cache_files;
+    /// "cache.cull": whether the daemon culls the cache (frontends/cachefiles/space_keeper.hpp).
+    bool cache_cull = true;
+    /// "cache.max_bytes": disk space the cache files and the blob store may take together; 0 = no
+    /// budget (the free-space limits only).
+    std::uint64_t cache_max_bytes = 0;
+    /// "cache.check_interval_ms": free space is sampled at least this often (and after writes).
+    std::uint32_t cache_check_interval_ms = 5000;
     /// "frontend": the kernel interface served: "cachefiles" (erofs over fscache, /dev/cachefiles)
     /// or "fanotify" (pre-content events on file-backed erofs mounts the daemon makes itself).
     std::string frontend = "cachefiles";

@@ -253,7 +253,17 @@ problem read_cache(const json& v, const std::string& path, config& c) {
     if (!v.is_object()) {
         return wrong_type(path, "an object", v);
     }
-    if (auto p = check_keys(v, path, {"dir", "tag", "brun", "bcull", "bstop", "frun", "fcull", "fstop"})) {
+    if (auto p = check_keys(v, path, {"dir", "tag", "brun", "bcull", "bstop", "frun", "fcull", "fstop", "cull",
+                                      "max_bytes", "check_interval_ms"})) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "cull", c.cache_cull, read_bool)) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "max_bytes", c.cache_max_bytes, read_byte_count)) {
+        return p;
+    }
+    if (auto p = read_optional(v, path, "check_interval_ms", c.cache_check_interval_ms, read_uint_between(100, 600'000))) {
         return p;
     }
     // cachefiles' limits (percent free), as in cachefilesd.conf; the kernel wants stop < cull < run.
@@ -581,7 +591,10 @@ json to_json(const config& c) {
           {"bstop", c.cache_blocks.stop},
           {"frun", c.cache_files.run},
           {"fcull", c.cache_files.cull},
-          {"fstop", c.cache_files.stop}}},
+          {"fstop", c.cache_files.stop},
+          {"cull", c.cache_cull},
+          {"max_bytes", c.cache_max_bytes},
+          {"check_interval_ms", c.cache_check_interval_ms}}},
         {"device", c.device},
         {"frontend", c.frontend},
         {"chunk_size", c.chunk_size},

@@ -131,8 +131,16 @@ void engine::submit_write(write_chunk w) {
     loop_.write_all(fd, data, len, off, [this, w = std::move(w), len](int res) mutable {
         if (res >= 0 && static_cast<unsigned>(res) != len) res = -EIO;
         if (res < 0) {
-            lg.err("write of {} bytes at {} into object {} failed: {}", len, w.off, w.object->key, std::strerror(-res));
+            // Below bstop every cold read fails this way: one line per burst, not one per chunk.
+            static log::rate_limit rl;
+            unsigned n = 0;
+            if (rl.allow(n)) {
+                lg.err("write of {} bytes at {} into object {} failed: {}{}", len, w.off, w.object->key,
+                       std::strerror(-res), log::suppressed_note(n));
+            }
+            if (res == -ENOBUFS || res == -ENOSPC) ++stats_.nospace_writes;
         }
+        if (opts_.on_write) opts_.on_write(len, res);
         --writes_held_;
         // The next queued write into this file goes out before the registry reacts to this one.
         auto it = write_lanes_.find(w.object.get());

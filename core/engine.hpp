@@ -68,6 +68,9 @@ struct engine_options {
     /// told (fetcher deadlines) and give up in time; the engine answers itself (-ETIMEDOUT) for
     /// one that did not, shortly after, and drops its late result. 0: no deadline.
     std::chrono::milliseconds read_deadline{0};
+    /// Called after every write into a cache file with its length and result (bytes or -errno):
+    /// the space keeper samples free space after writes, at once after ENOBUFS/ENOSPC.
+    std::function<void(std::uint64_t len, int res)> on_write = nullptr;
 };
 
 /// Counters of the engine's scheduling (the registry counts requests, fetches and writes).
@@ -76,6 +79,7 @@ struct engine_stats {
     std::uint64_t writes_per_file_peak = 0;  ///< most writes in flight into one file at once
     std::uint64_t deadline_misses = 0;       ///< fetches and size lookups the engine answered at their deadline
     std::uint64_t late_results = 0;          ///< results that came after that answer, dropped
+    std::uint64_t nospace_writes = 0;        ///< cache writes refused for space (ENOBUFS, ENOSPC)
 };
 
 /// engine_stats as metrics: top-level keys of the stats JSON, erofs_blobd_<name> in Prometheus.
@@ -89,7 +93,9 @@ inline constexpr auto engine_metrics = [] {
         gauge(&s::writes_per_file_peak, "writes_per_file_peak", "Most writes seen in flight into one cache file at once."),
         counter(&s::deadline_misses, "deadline_misses",
                 "Fetches and size lookups whose source did not answer by the deadline: the engine answered them (ETIMEDOUT)."),
-        counter(&s::late_results, "late_results", "Source answers that came after the engine had answered at the deadline (dropped)."));
+        counter(&s::late_results, "late_results", "Source answers that came after the engine had answered at the deadline (dropped)."),
+        counter(&s::nospace_writes, "nospace_writes",
+                "Cache-file writes refused for lack of space (ENOBUFS below bstop, ENOSPC): the read failed, a cull started."));
 }();
 
 class engine {

@@ -50,19 +50,25 @@ bool evict_before(const cull_candidate& a, const cull_candidate& b) noexcept {
     return a.id < b.id;
 }
 
-void victim_heap::offer(const cull_candidate& c) {
+bool victim_heap::would_keep(const cull_candidate& c) const {
+    if (capacity_ == 0) return false;
+    return heap_.size() < capacity_ || evict_before(c, heap_.front());
+}
+
+std::optional<std::uint64_t> victim_heap::offer(const cull_candidate& c) {
     ++offered_;
-    if (c.in_use || capacity_ == 0) return;
+    if (c.in_use || !would_keep(c)) return c.id;
     if (heap_.size() < capacity_) {
         heap_.push_back(c);
         std::push_heap(heap_.begin(), heap_.end(), evict_before);
-        return;
+        return std::nullopt;
     }
-    // Full: replace the worst kept victim if this one is better.
-    if (!evict_before(c, heap_.front())) return;
+    // Full: replace the worst kept victim, which this one is better than.
     std::pop_heap(heap_.begin(), heap_.end(), evict_before);
+    const std::uint64_t dropped = heap_.back().id;
     heap_.back() = c;
     std::push_heap(heap_.begin(), heap_.end(), evict_before);
+    return dropped;
 }
 
 std::vector<cull_candidate> victim_heap::take() {

@@ -79,7 +79,14 @@ private:
 class victim_heap {
 public:
     explicit victim_heap(std::size_t capacity) : capacity_(capacity) {}
-    void offer(const cull_candidate& c);
+    /// Offers `c`. Returns the id of the candidate no longer kept because of this offer: `c.id`
+    /// itself when it is not kept (in use, or no better than the worst kept victim of a full
+    /// heap), the displaced victim's id when `c` took its place, nothing when the heap had room.
+    /// (A caller keeping data beside the ids, a file name say, frees it by this.)
+    std::optional<std::uint64_t> offer(const cull_candidate& c);
+    /// Whether offer(c) would keep `c` (ignoring in_use): to ask a costly question, such as the
+    /// kernel's `inuse`, only of candidates that would be kept.
+    bool would_keep(const cull_candidate& c) const;
     /// The kept victims, best first; empties the heap.
     std::vector<cull_candidate> take();
     std::size_t size() const noexcept { return heap_.size(); }

@@ -27,10 +27,27 @@ engine_options engine_options_from(const std::shared_ptr<const cfg::config>& c) 
 app::app(event_loop& loop, device* dev, std::shared_ptr<const cfg::config> config)
     : loop_(loop), config_(std::move(config)) {
     sources_ = std::make_unique<sources::source_set>(loop_, *config_);
-    engine_ = std::make_unique<engine>(loop_, *sources_, engine_options_from(config_));
+    engine_options eo = engine_options_from(config_);
+    eo.on_write = [this](std::uint64_t len, int res) {
+        if (!keeper_) return;
+        if (const cas_store* st = sources_->store()) keeper_->set_other_bytes(st->stats().disk_bytes);
+        keeper_->wrote(res > 0 ? static_cast<std::uint64_t>(res) : 0, res == -ENOBUFS || res == -ENOSPC);
+        (void)len;
+    };
+    engine_ = std::make_unique<engine>(loop_, *sources_, std::move(eo));
     sources_->on_integrity_failure([this](const std::string& name) { engine_->refetch(name); });
     if (dev) {
         frontend_ = std::make_unique<cachefiles_frontend>(loop_, *dev, *engine_);
+        if (config_->cache_cull) {
+            keeper_options ko;
+            ko.cache_dir = config_->cache_dir;
+            ko.limits = {config_->cache_blocks, config_->cache_files, config_->cache_max_bytes};
+            ko.interval = std::chrono::milliseconds(config_->cache_check_interval_ms);
+            // The kernel serialises commands on the device (cachefiles_daemon_write); a write from
+            // the keeper's thread is as good as one from the loop.
+            keeper_ = std::make_unique<space_keeper>(loop_, std::move(ko),
+                                                     [dev](std::string_view cmd) { return dev->send(cmd); });
+        }
     } else {
         fanotify_ = std::make_unique<fanotify_frontend>(loop_, *engine_, config_->cache_dir);
     }
@@ -38,6 +55,7 @@ app::app(event_loop& loop, device* dev, std::shared_ptr<const cfg::config> confi
 
 app::~app() {
     // Nothing may run concurrently with the teardown, nor be posted afterwards.
+    if (keeper_) keeper_->stop();
     sources_->stop_network();
 }
 
@@ -52,6 +70,10 @@ result<bool, std::string> app::start() {
     }
     if (frontend_) {
         frontend_->start();
+        if (keeper_) {
+            if (const cas_store* st = sources_->store()) keeper_->set_other_bytes(st->stats().disk_bytes);
+            keeper_->start();
+        }
     } else if (auto f = fanotify_->start(); !f) {
         return unexpected{f.error()};
     }
@@ -121,7 +143,38 @@ void app::control(std::string_view request, control_server::reply_fn reply) {
         if (!domain) return fail("\"domain\" must be a string");
         return fanotify_->mount(std::move(*domain), std::move(*fsid), std::move(*mp), done);
     }
-    fail("unknown command (try \"stats\", \"ping\", \"mount\" or \"umount\")");
+    if (cmd == "cull") {
+        if (!keeper_) {
+            return fail(frontend_ ? "culling is off (\"cache\": {\"cull\": false})"
+                                  : "cull serves the cachefiles frontend (with fanotify, umount releases a mount's files)");
+        }
+        auto str = [&](const char* key) -> std::optional<std::string> {
+            if (j.is_discarded() || !j.is_object() || !j.contains(key)) return std::string();
+            if (!j[key].is_string()) return std::nullopt;
+            return j[key].get<std::string>();
+        };
+        auto domain = str("domain");
+        auto blob = str("blob");
+        if (!domain || domain->empty()) return fail("\"domain\" must be a non-empty string");
+        if (!blob) return fail("\"blob\" must be a string");
+        return keeper_->cull(std::move(*domain), std::move(*blob), [reply](cull_report r) {
+            nlohmann::json out{{"ok", r.error.empty() && r.busy == 0 && r.errors == 0},
+                               {"culled", r.culled},
+                               {"culled_bytes", r.bytes},
+                               {"in_use", r.busy},
+                               {"errors", r.errors}};
+            if (!r.error.empty()) {
+                out["error"] = r.error;
+            } else if (r.busy) {
+                out["error"] = fmt::format("{} cache file{} in use (mounted) and kept: umount first", r.busy,
+                                           r.busy == 1 ? " is" : "s are");
+            } else if (r.errors) {
+                out["error"] = fmt::format("{} cull{} failed (see the daemon's log)", r.errors, r.errors == 1 ? "" : "s");
+            }
+            reply(out.dump());
+        });
+    }
+    fail("unknown command (try \"stats\", \"ping\", \"mount\", \"umount\" or \"cull\")");
 }
 
 metrics::snapshot app::snapshot() const {
@@ -153,6 +206,10 @@ metrics::snapshot app::snapshot() const {
     }
     const cas_store* store = sources_->store();
     snap.add(store_metrics, store ? store->stats() : cas_store::stats_t{});
+    snap.add(keeper_metrics, keeper_ ? keeper_->stats() : keeper_stats{});
+    if (keeper_) {
+        for (const auto& [domain, use] : keeper_->usage()) snap.add(volume_metrics, use, {domain});
+    }
     return snap;
 }
 

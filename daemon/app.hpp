@@ -1,6 +1,7 @@
 // app: one daemon instance, wired from its config: the sources and blob store
 // (sources::source_set), the core (engine), the frontend ("frontend": cachefiles on the device,
-// or fanotify with the mounts it makes), and the control socket. It answers `stats` from the
+// or fanotify with the mounts it makes), the space keeper that culls the cachefiles cache, and the
+// control socket. It answers `stats` from the
 // counters of all of them, and `mount`/`umount` with the fanotify frontend.
 //
 // Owns all of those; borrows the loop and the device, which must outlive it (the device is closed
@@ -18,6 +19,7 @@
 #include "core/engine.hpp"
 #include "daemon/control/control_server.hpp"
 #include "frontends/cachefiles/frontend.hpp"
+#include "frontends/cachefiles/space_keeper.hpp"
 #include "frontends/fanotify/frontend.hpp"
 #include "io/event_loop.hpp"
 #include "sources/source_set.hpp"
@@ -84,6 +86,9 @@ private:
     std::unique_ptr<cachefiles_frontend> frontend_;     // one of these two
     std::unique_ptr<fanotify_frontend> fanotify_;
     std::unique_ptr<control_server> control_;
+    // cachefiles with "cache.cull": culls the cache; its thread is joined first, before the device
+    // it writes to or the loop it posts to can go.
+    std::unique_ptr<space_keeper> keeper_;
     bool stop_requested_ = false;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };

@@ -31,6 +31,10 @@ Commands:
           waits until mounted (up to --timeout), prints the error and exits 1 if it failed
   umount MOUNTPOINT
           unmount what the daemon mounted at MOUNTPOINT
+  cull --domain D [--blob NAME]
+          ("frontend": "cachefiles") delete domain D's cache files, or only blob NAME's, to free
+          their space (what a snapshotter does when it deletes an image); files the kernel holds
+          (mounted images) are kept: prints what was culled and exits 1 if any was in use
 
 Options:
   --socket PATH   the control socket (default /run/erofs-blobd/control.sock)
@@ -46,7 +50,7 @@ Options:
 int main(int argc, char** argv) {
     std::string socket_path = "/run/erofs-blobd/control.sock", command;
     bool raw = false;
-    std::string get, domain;
+    std::string get, domain, blob;
     std::vector<std::string> args;
     int timeout = 0;
     for (int i = 1; i < argc; ++i) {
@@ -74,6 +78,8 @@ int main(int argc, char** argv) {
             raw = true;
         } else if (a == "--domain" && i + 1 < argc) {
             domain = argv[++i];
+        } else if (a == "--blob" && i + 1 < argc) {
+            blob = argv[++i];
         } else if (a == "--timeout" && i + 1 < argc) {
             timeout = std::atoi(argv[++i]);
             if (timeout <= 0) {
@@ -113,11 +119,22 @@ int main(int argc, char** argv) {
         char* abs = ::realpath(args[0].c_str(), nullptr);
         request["mountpoint"] = abs ? std::string(abs) : args[0];
         std::free(abs);
+    } else if (command == "cull") {
+        if (domain.empty()) {
+            std::fprintf(stderr, "erofs-blobctl: cull needs --domain D (and --blob NAME for one blob)\n%s", usage);
+            return 1;
+        }
+        request["domain"] = domain;
+        request["blob"] = blob;
     } else if (!domain.empty()) {
-        std::fprintf(stderr, "erofs-blobctl: --domain is for mount\n");
+        std::fprintf(stderr, "erofs-blobctl: --domain is for mount and cull\n");
         return 1;
     }
-    if (timeout == 0) timeout = command == "mount" || command == "umount" ? 120 : 5;
+    if (!blob.empty() && command != "cull") {
+        std::fprintf(stderr, "erofs-blobctl: --blob is for cull\n");
+        return 1;
+    }
+    if (timeout == 0) timeout = command == "mount" || command == "umount" || command == "cull" ? 120 : 5;
     sockaddr_un addr{};
     if (socket_path.empty() || socket_path.size() >= sizeof addr.sun_path) {
         std::fprintf(stderr, "erofs-blobctl: bad control socket path '%s'\n", socket_path.c_str());
@@ -177,6 +194,15 @@ int main(int argc, char** argv) {
     if ((command == "mount" || command == "umount") && !raw) {
         if (j.value("ok", false)) return 0;
         std::fprintf(stderr, "erofs-blobctl: %s failed: %s\n", command.c_str(), j.value("error", std::string("?")).c_str());
+        return 1;
+    }
+    if (command == "cull" && !raw) {
+        if (j.contains("culled")) {
+            std::printf("culled %s cache files (%s bytes)\n", j.value("culled", nlohmann::json()).dump().c_str(),
+                        j.value("culled_bytes", nlohmann::json()).dump().c_str());
+        }
+        if (j.value("ok", false)) return 0;
+        std::fprintf(stderr, "erofs-blobctl: cull: %s\n", j.value("error", std::string("?")).c_str());
         return 1;
     }
     std::printf("%s\n", raw ? j.dump().c_str() : j.dump(2).c_str());

@@ -47,12 +47,15 @@ TEST_CASE("space policy: thresholds and hysteresis", "[space]") {
 // (tier 0 first, then least recently used); the plan takes them until the need is met, or all.
 TEST_CASE("space policy: bounded victim heap and plan", "[space]") {
     victim_heap h(3);
-    h.offer({1, 100, 50, 1, false});
-    h.offer({2, 100, 10, 1, true});  // in use: never
-    h.offer({3, 100, 40, 1, false});
-    h.offer({4, 100, 90, 0, false});  // tier 0 beats any age
-    h.offer({5, 100, 60, 1, false});  // worse than all kept: dropped
-    h.offer({6, 100, 5, 1, false});   // replaces 1 (age 50)
+    // offer() names what it no longer keeps, so that a caller can free what it keeps beside ids.
+    CHECK(h.offer({1, 100, 50, 1, false}) == std::nullopt);
+    CHECK(h.offer({2, 100, 10, 1, true}) == 2u);  // in use: never
+    CHECK(h.offer({3, 100, 40, 1, false}) == std::nullopt);
+    CHECK(h.offer({4, 100, 90, 0, false}) == std::nullopt);  // tier 0 beats any age
+    CHECK_FALSE(h.would_keep({5, 100, 60, 1, false}));
+    CHECK(h.offer({5, 100, 60, 1, false}) == 5u);  // worse than all kept: dropped
+    CHECK(h.would_keep({6, 100, 5, 1, false}));
+    CHECK(h.offer({6, 100, 5, 1, false}) == 1u);   // replaces 1 (age 50)
     CHECK(h.offered() == 6);
     const auto v = h.take();
     REQUIRE(v.size() == 3);

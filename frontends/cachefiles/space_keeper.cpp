@@ -1,0 +1,464 @@
+#include "frontends/cachefiles/space_keeper.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <unordered_map>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "base/log.hpp"
+#include "base/text.hpp"
+#include "base/unique_fd.hpp"
+
+namespace blobd {
+
+namespace {
+const log::logger lg{"space"};
+
+constexpr std::string_view volume_prefix = "Ierofs,";
+
+unique_fd open_dir(int at, const char* name) {
+    return unique_fd(::openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+}
+
+/// Calls fn(name, d_type) for every entry of directory fd `dir` but "." and "..". The fd stays
+/// the caller's (the stream reads a duplicate).
+template <class F>
+void each_entry(int dir, F&& fn) {
+    const int copy = ::fcntl(dir, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) return;
+    DIR* d = ::fdopendir(copy);
+    if (!d) {
+        ::close(copy);
+        return;
+    }
+    while (const dirent* e = ::readdir(d)) {
+        const std::string_view n = e->d_name;
+        if (n == "." || n == "..") continue;
+        fn(e->d_name, e->d_type);
+    }
+    ::closedir(d);
+}
+
+/// Removes everything below directory fd `dir` (not `dir` itself), depth-first, at most `depth`
+/// levels (cachefiles' graves are volume/fan-out/file trees). Returns the entries removed.
+std::uint64_t remove_below(int dir, int depth) {
+    std::uint64_t removed = 0;
+    std::vector<std::string> files, dirs;
+    each_entry(dir, [&](const char* name, unsigned char type) {
+        struct stat st{};
+        if (type == DT_UNKNOWN && ::fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
+        }
+        (type == DT_DIR ? dirs : files).emplace_back(name);
+    });
+    for (const auto& f : files) removed += ::unlinkat(dir, f.c_str(), 0) == 0;
+    for (const auto& d : dirs) {
+        if (depth > 0) {
+            if (unique_fd sub = open_dir(dir, d.c_str())) removed += remove_below(sub.get(), depth - 1);
+        }
+        removed += ::unlinkat(dir, d.c_str(), AT_REMOVEDIR) == 0;
+    }
+    return removed;
+}
+
+std::int64_t last_use_of(const struct stat& st) {
+    auto ns = [](const timespec& t) { return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec; };
+    return std::max(ns(st.st_atim), ns(st.st_mtim));
+}
+}  // namespace
+
+std::optional<std::string> cachefiles_file_name(std::string_view name) {
+    // fs/cachefiles/key.c: cachefiles_filecharmap (33..46 and 48..127), and keys of at most
+    // NAME_MAX - 3 bytes.
+    if (name.empty() || name.size() > 255 - 3) return std::nullopt;
+    for (unsigned char c : name) {
+        if (!((c >= 33 && c <= 46) || (c >= 48 && c <= 127))) return std::nullopt;
+    }
+    return "D" + std::string(name);
+}
+
+std::string cachefiles_volume_dir(std::string_view domain) { return std::string(volume_prefix) + std::string(domain); }
+
+std::optional<std::string> cachefiles_volume_domain(std::string_view dir_name) {
+    if (!dir_name.starts_with(volume_prefix) || dir_name.size() == volume_prefix.size()) return std::nullopt;
+    return std::string(dir_name.substr(volume_prefix.size()));
+}
+
+struct space_keeper::walked {
+    struct victim {
+        std::string volume, fan, file;
+    };
+    std::unordered_map<std::uint64_t, victim> names;  // only ids the heap keeps
+    std::vector<cull_candidate> order;                // best victim first
+    std::map<std::string, volume_usage> usage;
+    std::uint64_t bytes = 0, files = 0;
+    bool ok = false;  // cache/ could be read
+};
+
+space_keeper::space_keeper(event_loop& loop, keeper_options opt, command_fn send)
+    : loop_(loop), opt_(std::move(opt)), send_(std::move(send)), policy_(opt_.limits) {}
+
+space_keeper::~space_keeper() { stop(); }
+
+void space_keeper::start() {
+    if (thread_.joinable()) return;
+    kicked_ = true;  // a first sample and walk at once
+    thread_ = std::thread([this] { run(); });
+}
+
+void space_keeper::stop() {
+    {
+        std::lock_guard g(mu_);
+        stopping_ = true;
+        requests_.clear();
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+void space_keeper::wrote(std::uint64_t written, bool nospace) {
+    {
+        std::lock_guard g(mu_);
+        written_since_walk_ += written;
+        stats_.cache_bytes += written;
+        kicked_ = true;
+        if (nospace) {
+            urgent_ = true;
+            ++stats_.nospace_kicks;
+        }
+    }
+    cv_.notify_one();
+}
+
+void space_keeper::set_other_bytes(std::uint64_t bytes) {
+    std::lock_guard g(mu_);
+    other_bytes_ = bytes;
+}
+
+void space_keeper::cull(std::string domain, std::string name, std::function<void(cull_report)> done) {
+    {
+        std::lock_guard g(mu_);
+        if (stopping_) return;
+        requests_.push_back({std::move(domain), std::move(name), std::move(done)});
+    }
+    cv_.notify_one();
+}
+
+keeper_stats space_keeper::stats() const {
+    std::lock_guard g(mu_);
+    return stats_;
+}
+
+std::map<std::string, volume_usage> space_keeper::usage() const {
+    std::lock_guard g(mu_);
+    return usage_;
+}
+
+void space_keeper::run() {
+    // `inuse` and `cull` name a file in the caller's working directory; with an fs context of its
+    // own this thread can fchdir() without moving the rest of the daemon.
+    if (::unshare(CLONE_FS) != 0) {
+        lg.warn("unshare(CLONE_FS) failed ({}): culling moves the whole daemon's working directory",
+                std::strerror(errno));
+    }
+    for (;;) {
+        std::deque<request> reqs;
+        bool urgent = false;
+        {
+            std::unique_lock lk(mu_);
+            cv_.wait_for(lk, opt_.interval, [&] { return stopping_ || kicked_ || !requests_.empty(); });
+            if (stopping_) return;
+            reqs.swap(requests_);
+            urgent = urgent_;
+            urgent_ = kicked_ = false;
+        }
+        for (auto& r : reqs) {
+            cull_report rep = cull_on_request(r);
+            std::lock_guard g(mu_);
+            if (stopping_) return;
+            loop_.post([done = std::move(r.done), rep = std::move(rep)]() mutable { done(std::move(rep)); });
+        }
+        sample_and_cull(urgent);
+        // Writes come by the thousand per second: one sample per min_gap is enough, except after a
+        // refused write or a request.
+        std::unique_lock lk(mu_);
+        cv_.wait_for(lk, opt_.min_gap, [&] { return stopping_ || urgent_ || !requests_.empty(); });
+        if (stopping_) return;
+    }
+}
+
+void space_keeper::sample_and_cull(bool nospace) {
+    auto sample = [&]() -> std::optional<space_sample> {
+        struct statvfs v{};
+        if (::statvfs(opt_.cache_dir.c_str(), &v) != 0) {
+            static log::rate_limit rl;
+            unsigned n = 0;
+            if (rl.allow(n)) lg.err("statvfs {}: {}{}", printable(opt_.cache_dir), std::strerror(errno), log::suppressed_note(n));
+            return std::nullopt;
+        }
+        space_sample s;
+        s.blocks_total = v.f_blocks;
+        s.blocks_avail = v.f_bavail;
+        s.block_size = v.f_frsize ? v.f_frsize : v.f_bsize;
+        s.files_total = v.f_files;
+        s.files_avail = v.f_favail;
+        std::lock_guard g(mu_);
+        s.used_bytes = stats_.cache_bytes + other_bytes_;
+        ++stats_.samples;
+        stats_.fs_free_bytes = s.blocks_avail * s.block_size;
+        stats_.fs_free_files = s.files_avail;
+        if (policy_.stopped(s)) ++stats_.stop_samples;
+        return s;
+    };
+    auto s = sample();
+    if (!s) return;
+    const bool was_culling = policy_.culling();
+    bool culling = policy_.update(*s);
+    const auto now = std::chrono::steady_clock::now();
+    const auto walk_every = std::max<std::chrono::milliseconds>(opt_.walk_interval, last_walk_took_ * 10);
+    const bool walk_due = last_walk_ == std::chrono::steady_clock::time_point{} || now - last_walk_ >= walk_every;
+    // Everything left was in use at the last try: walk again only after a pause (a refused write
+    // does not shorten it below a second), not at every write.
+    const bool may_cull = now >= next_cull_walk_;
+    if (culling && !was_culling) {
+        lg.notice("culling: {} bytes and {} inodes free, cache and store take {} bytes (budget {})",
+                  s->blocks_avail * s->block_size, s->files_avail, s->used_bytes,
+                  opt_.limits.max_bytes ? std::to_string(opt_.limits.max_bytes) : std::string("none"));
+    }
+    (void)nospace;  // the thread woke at once for it; the pause after an unsatisfied pass holds
+    const bool cull_now = culling && may_cull;
+    for (int round = 0; cull_now || (round == 0 && walk_due); ++round) {
+        victim_heap heap(opt_.batch);
+        const auto t0 = std::chrono::steady_clock::now();
+        walked w = walk(cull_now ? &heap : nullptr);
+        w.order = heap.take();
+        last_walk_ = std::chrono::steady_clock::now();
+        last_walk_took_ = std::chrono::duration_cast<std::chrono::milliseconds>(last_walk_ - t0);
+        {
+            std::lock_guard g(mu_);
+            ++stats_.walks;
+            stats_.walked_files += w.files;
+            stats_.last_walk_ms = static_cast<std::uint64_t>(last_walk_took_.count());
+            if (w.ok) {
+                stats_.cache_bytes = w.bytes;
+                stats_.cache_files = w.files;
+                usage_ = w.usage;
+                written_since_walk_ = 0;
+            }
+        }
+        if (!cull_now) break;
+        // The sample's used bytes from this walk, not the estimate.
+        {
+            std::lock_guard g(mu_);
+            s->used_bytes = stats_.cache_bytes + other_bytes_;
+        }
+        const std::uint64_t freed = cull_victims(policy_.need(*s), w);
+        empty_graveyard();
+        auto again = sample();
+        if (!again) return;
+        s = again;
+        culling = policy_.update(*s);
+        if (!culling) break;
+        if (freed == 0 || round >= 16) {
+            std::lock_guard g(mu_);
+            ++stats_.unsatisfied;
+            next_cull_walk_ = std::chrono::steady_clock::now() +
+                              std::max<std::chrono::milliseconds>(std::chrono::seconds(1), last_walk_took_ * 10);
+            static log::rate_limit rl(1, std::chrono::seconds(60));
+            unsigned n = 0;
+            if (rl.allow(n)) {
+                lg.warn("still short of space ({} bytes, {} inodes free, {} bytes used) and every cache file left is in use{}",
+                        s->blocks_avail * s->block_size, s->files_avail, s->used_bytes, log::suppressed_note(n));
+            }
+            break;
+        }
+    }
+    if (was_culling && !policy_.culling()) {
+        lg.notice("culling stopped: {} bytes and {} inodes free, cache and store take {} bytes",
+                  s->blocks_avail * s->block_size, s->files_avail, s->used_bytes);
+    }
+    std::lock_guard g(mu_);
+    stats_.culling = policy_.culling() ? 1 : 0;
+}
+
+space_keeper::walked space_keeper::walk(victim_heap* heap) {
+    walked w;
+    unique_fd top(::open(opt_.cache_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    unique_fd cache = top ? open_dir(top.get(), "cache") : unique_fd();
+    if (!cache) return w;
+    w.ok = true;
+    std::uint64_t next_id = 0;
+    each_entry(cache.get(), [&](const char* vname, unsigned char) {
+        if (vname[0] != 'I') return;
+        unique_fd vol = open_dir(cache.get(), vname);
+        if (!vol) return;
+        const std::string label = cachefiles_volume_domain(vname).value_or(std::string(vname).substr(1));
+        volume_usage& use = w.usage[label];
+        each_entry(vol.get(), [&](const char* fname, unsigned char) {
+            if (fname[0] != '@') return;
+            unique_fd fan = open_dir(vol.get(), fname);
+            if (!fan) return;
+            bool in_fan_cwd = false;
+            each_entry(fan.get(), [&](const char* file, unsigned char) {
+                struct stat st{};
+                if (::fstatat(fan.get(), file, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) return;
+                const auto bytes = static_cast<std::uint64_t>(st.st_blocks) * 512;
+                w.bytes += bytes;
+                ++w.files;
+                use.bytes += bytes;
+                ++use.files;
+                if (!heap) return;
+                cull_candidate c{next_id++, bytes, last_use_of(st), 1, false};
+                if (!heap->would_keep(c)) return;
+                // Ask the kernel only about a file that would be kept as a victim.
+                if (!in_fan_cwd) in_fan_cwd = ::fchdir(fan.get()) == 0;
+                if (in_fan_cwd && send_(std::string("inuse ") + file) == -EBUSY) c.in_use = true;
+                const auto dropped = heap->offer(c);
+                if (dropped != c.id) w.names.emplace(c.id, walked::victim{vname, fname, file});
+                if (dropped && *dropped != c.id) w.names.erase(*dropped);
+            });
+        });
+    });
+    return w;
+}
+
+void space_keeper::forget_use(const std::string& volume_dir, std::uint64_t bytes) {
+    std::lock_guard g(mu_);
+    auto it = usage_.find(cachefiles_volume_domain(volume_dir).value_or(volume_dir.substr(1)));
+    if (it == usage_.end()) return;
+    it->second.bytes -= std::min(it->second.bytes, bytes);
+    if (it->second.files) --it->second.files;
+}
+
+int space_keeper::cull_file(int dir, const std::string& file) {
+    if (::fchdir(dir) != 0) return -errno;
+    return send_("cull " + file);
+}
+
+std::uint64_t space_keeper::cull_victims(const space_need& need, walked& w) {
+    const cull_plan plan = plan_cull(need, w.order);
+    unique_fd top(::open(opt_.cache_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    unique_fd cache = top ? open_dir(top.get(), "cache") : unique_fd();
+    if (!cache) return 0;
+    std::uint64_t freed = 0, culled = 0, busy = 0, errors = 0;
+    std::string open_path;
+    unique_fd dir;
+    for (const auto& v : plan.victims) {
+        auto it = w.names.find(v.id);
+        if (it == w.names.end()) continue;
+        const auto& n = it->second;
+        const std::string path = n.volume + "/" + n.fan;
+        if (path != open_path) {
+            dir = open_dir(cache.get(), path.c_str());
+            open_path = path;
+        }
+        if (!dir) continue;
+        const int r = cull_file(dir.get(), n.file);
+        if (r == 0) {
+            ++culled;
+            freed += v.bytes;
+            forget_use(n.volume, v.bytes);
+            lg.debug("culled {}/{} ({} bytes)", printable(path), printable(n.file), v.bytes);
+        } else if (r == -EBUSY) {
+            ++busy;
+        } else if (r != -ESTALE && r != -ENOENT) {
+            ++errors;
+            static log::rate_limit rl;
+            unsigned s = 0;
+            if (rl.allow(s)) lg.err("cull {}/{}: {}{}", printable(path), printable(n.file), std::strerror(-r), log::suppressed_note(s));
+        }
+    }
+    if (culled) lg.info("culled {} cache files ({} bytes); {} in use", culled, freed, busy);
+    std::lock_guard g(mu_);
+    stats_.culled_objects += culled;
+    stats_.culled_bytes += freed;
+    stats_.cull_busy += busy;
+    stats_.cull_errors += errors;
+    stats_.cache_bytes -= std::min(stats_.cache_bytes, freed);
+    return freed;
+}
+
+cull_report space_keeper::cull_on_request(const request& r) {
+    cull_report rep;
+    if (r.domain.empty() || r.domain.find('/') != std::string::npos || r.domain == "." || r.domain == "..") {
+        rep.error = "a domain is a non-empty name without '/'";
+        return rep;
+    }
+    std::optional<std::string> want;
+    if (!r.name.empty()) {
+        want = cachefiles_file_name(r.name);
+        if (!want) {
+            rep.error = "blob names with bytes outside '!'..'~' (or with '/') are stored encoded by cachefiles; culling "
+                        "them by name is not supported";
+            return rep;
+        }
+    }
+    unique_fd top(::open(opt_.cache_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    unique_fd cache = top ? open_dir(top.get(), "cache") : unique_fd();
+    const std::string vname = cachefiles_volume_dir(r.domain);
+    unique_fd vol = cache ? open_dir(cache.get(), vname.c_str()) : unique_fd();
+    if (!vol) {
+        rep.error = "domain " + printable(r.domain) + " has no cache files (no volume cache/" + printable(vname) + ")";
+        return rep;
+    }
+    bool found = false;
+    each_entry(vol.get(), [&](const char* fname, unsigned char) {
+        if (fname[0] != '@') return;
+        unique_fd fan = open_dir(vol.get(), fname);
+        if (!fan) return;
+        std::vector<std::pair<std::string, std::uint64_t>> files;
+        auto consider = [&](const char* file) {
+            struct stat st{};
+            if (::fstatat(fan.get(), file, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) return;
+            files.emplace_back(file, static_cast<std::uint64_t>(st.st_blocks) * 512);
+        };
+        if (want) {
+            consider(want->c_str());
+        } else {
+            each_entry(fan.get(), [&](const char* file, unsigned char) { consider(file); });
+        }
+        for (const auto& [file, bytes] : files) {
+            found = true;
+            const int res = cull_file(fan.get(), file);
+            if (res == 0) {
+                ++rep.culled;
+                rep.bytes += bytes;
+                forget_use(vname, bytes);
+            } else if (res == -EBUSY) {
+                ++rep.busy;
+            } else if (res != -ESTALE && res != -ENOENT) {
+                ++rep.errors;
+                lg.err("cull {}/{}/{}: {}", printable(vname), fname, printable(file), std::strerror(-res));
+            }
+        }
+    });
+    if (want && !found) rep.error = "blob " + printable(r.name) + " has no cache file in domain " + printable(r.domain);
+    lg.info("cull on request (domain {}{}): {} culled ({} bytes), {} in use", printable(r.domain),
+            r.name.empty() ? std::string() : ", blob " + printable(r.name), rep.culled, rep.bytes, rep.busy);
+    std::lock_guard g(mu_);
+    stats_.culled_objects += rep.culled;
+    stats_.culled_bytes += rep.bytes;
+    stats_.cull_busy += rep.busy;
+    stats_.cull_errors += rep.errors;
+    stats_.cache_bytes -= std::min(stats_.cache_bytes, rep.bytes);
+    return rep;
+}
+
+void space_keeper::empty_graveyard() {
+    unique_fd top(::open(opt_.cache_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    unique_fd grave = top ? open_dir(top.get(), "graveyard") : unique_fd();
+    if (!grave) return;
+    const std::uint64_t n = remove_below(grave.get(), 4);
+    if (n == 0) return;
+    std::lock_guard g(mu_);
+    stats_.graveyard_removed += n;
+}
+
+}  // namespace blobd

@@ -1,0 +1,202 @@
+// space_keeper: keeps the cachefiles cache from filling its filesystem (issue 13). In on-demand
+// mode the kernel never culls by itself: below `bstop` it refuses cache writes (ENOBUFS), and every
+// cold read fails. The keeper does what cachefilesd does, with the pure policy of
+// core/space_policy.hpp deciding when and what:
+//
+//   - it samples the cache filesystem (statvfs) on a timer, after cache writes (coalesced: at most
+//     one sample per `min_gap`) and at once after a write failed with ENOBUFS/ENOSPC;
+//   - below `bcull`/`fcull` (or over `max_bytes`) it walks `<dir>/cache/` and culls the least
+//     recently used files the kernel does not hold until free space is above `brun`/`frun`;
+//   - it culls the way the kernel expects: `inuse <file>` and `cull <file>` written to the device,
+//     which resolves <file> against the calling thread's working directory (fs/cachefiles/daemon.c:
+//     get_fs_pwd), so the keeper's thread unshares its fs context (unshare(CLONE_FS)) and fchdir()s
+//     into each fan-out directory; the rest of the daemon keeps its own cwd;
+//   - the kernel refuses (EBUSY) to cull a file it holds (S_KERNEL_FILE: an object open for a
+//     mount, including one being fetched into), so an object in use is never culled, whatever the
+//     keeper believes; `inuse` is asked only of files the victim heap would keep, so a walk of
+//     millions of files asks it a few thousand times, not millions;
+//   - it empties `<dir>/graveyard/`, where cachefiles moves directories it retires.
+//
+// Memory: a walk keeps at most `batch` victims (and their names); the rest is counted and
+// forgotten. Time: walks only when culling, on request, or to refresh the disk use figures, at
+// most once per `walk_interval` then (and never more often than ten times the last walk took).
+//
+// Culling on request (`erofs-blobctl cull --domain D [--blob NAME]`): every file of the domain's
+// volume (`cache/Ierofs,<D>/`), or the one of NAME, is culled unless the kernel holds it.
+//
+// Disk use: bytes (allocated blocks) and files per volume, from the last walk, plus the bytes
+// written since (a running estimate between walks).
+//
+// Threading: one thread of its own runs every filesystem call and every device command. The
+// public functions may be called from the loop thread (any thread, in fact); results come back to
+// the loop through event_loop::post. The owner calls stop() (joins) before the loop and the device
+// go away; no callback is posted after stop() returned.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "base/metrics.hpp"
+#include "core/space_policy.hpp"
+#include "io/event_loop.hpp"
+
+namespace blobd {
+
+/// The file name cachefiles gives the cookie of `name` (fs/cachefiles/key.c: cachefiles_cook_key)
+/// when the name is "printable" there ('!'..'.' and '0'..'~', so no '/', space or control byte):
+/// 'D' + name. Other names are encoded (hex words or base64) and not supported: nullopt.
+std::optional<std::string> cachefiles_file_name(std::string_view name);
+/// The directory of an erofs volume: 'I' + the volume key, "erofs,<domain_id or fsid>".
+std::string cachefiles_volume_dir(std::string_view domain);
+/// The domain (or fsid) of an erofs volume directory name, nullopt for other names.
+std::optional<std::string> cachefiles_volume_domain(std::string_view dir_name);
+
+struct keeper_options {
+    std::string cache_dir;  ///< the bound cache directory (holds cache/ and graveyard/)
+    space_limits limits;
+    std::chrono::milliseconds interval{5000};        ///< statvfs at least this often
+    std::chrono::milliseconds min_gap{100};          ///< ... and at most this often after writes
+    std::chrono::milliseconds walk_interval{60000};  ///< refresh disk use by a walk this often
+    std::size_t batch = 4096;                        ///< victims kept per walk
+};
+
+/// Counters and gauges of the keeper (a copy, taken under its lock).
+struct keeper_stats {
+    std::uint64_t samples = 0;          ///< statvfs samples taken
+    std::uint64_t walks = 0;            ///< walks of the cache tree
+    std::uint64_t walked_files = 0;     ///< files seen by those walks
+    std::uint64_t culled_objects = 0;   ///< cache files culled (by space or on request)
+    std::uint64_t culled_bytes = 0;     ///< ... and the disk space they took
+    std::uint64_t cull_busy = 0;        ///< culls the kernel refused: the object is in use
+    std::uint64_t cull_errors = 0;      ///< culls that failed otherwise
+    std::uint64_t graveyard_removed = 0;  ///< entries removed from graveyard/
+    std::uint64_t nospace_kicks = 0;    ///< samples started by an ENOBUFS/ENOSPC write
+    std::uint64_t stop_samples = 0;     ///< samples that found free space below bstop/fstop
+    std::uint64_t unsatisfied = 0;      ///< culling passes that could not free enough (all in use)
+    std::uint64_t culling = 0;          ///< 1 while below the cull limits, until above run again
+    std::uint64_t cache_bytes = 0;      ///< disk space of the cache files (last walk + written since)
+    std::uint64_t cache_files = 0;      ///< cache files at the last walk
+    std::uint64_t fs_free_bytes = 0;    ///< free bytes of the cache filesystem, last sample
+    std::uint64_t fs_free_files = 0;    ///< free inodes of the cache filesystem, last sample
+    std::uint64_t last_walk_ms = 0;     ///< how long the last walk took
+};
+
+inline constexpr auto keeper_metrics = [] {
+    using s = keeper_stats;
+    using metrics::counter, metrics::gauge, metrics::unit;
+    return metrics::make_table(
+        metrics::group{"space", {}, "space"},
+        counter(&s::samples, "samples", "Free-space samples (statvfs) of the cache filesystem."),
+        counter(&s::walks, "walks", "Walks of the cache tree."),
+        counter(&s::walked_files, "walked_files", "Files seen by walks of the cache tree."),
+        counter(&s::culled_objects, "culled_objects", "Cache files culled (for space or on request)."),
+        counter(&s::culled_bytes, "culled", "Disk space of the culled cache files.", unit::bytes),
+        counter(&s::cull_busy, "busy", "Culls the kernel refused because the object is in use."),
+        counter(&s::cull_errors, "errors", "Culls that failed for another reason."),
+        counter(&s::graveyard_removed, "graveyard_removed", "Entries removed from the cache's graveyard."),
+        counter(&s::nospace_kicks, "nospace_kicks", "Samples started at once by a cache write that failed with ENOBUFS or ENOSPC."),
+        counter(&s::stop_samples, "stop_samples", "Samples that found free space below bstop or fstop (cache writes refused)."),
+        counter(&s::unsatisfied, "unsatisfied", "Culling passes that could not free enough: the rest is in use."),
+        gauge(&s::culling, "culling", "1 while culling (below bcull/fcull, until above brun/frun)."),
+        gauge(&s::cache_bytes, "cache", "Disk space of the cache files (last walk plus bytes written since).", unit::bytes),
+        gauge(&s::cache_files, "cache_files", "Cache files at the last walk."),
+        gauge(&s::fs_free_bytes, "fs_free", "Free space of the cache filesystem at the last sample.", unit::bytes),
+        gauge(&s::fs_free_files, "fs_free_files", "Free inodes of the cache filesystem at the last sample."),
+        gauge(&s::last_walk_ms, "last_walk_ms", "How long the last walk of the cache tree took, in milliseconds."));
+}();
+
+/// Disk use of one volume (a domain, or the fsid of a mount without domain_id), last walk.
+struct volume_usage {
+    std::uint64_t bytes = 0, files = 0;
+};
+inline constexpr std::string_view volume_labels[] = {"domain"};
+inline constexpr auto volume_metrics = [] {
+    using s = volume_usage;
+    using metrics::gauge, metrics::unit;
+    return metrics::make_table(metrics::group{"domain", volume_labels, "domains"},
+                               gauge(&s::bytes, "cache", "Disk space of the domain's cache files (last walk).", unit::bytes),
+                               gauge(&s::files, "cache_files", "The domain's cache files (last walk)."));
+}();
+
+/// What a cull on request did.
+struct cull_report {
+    std::uint64_t culled = 0, bytes = 0, busy = 0, errors = 0;
+    std::string error;  ///< set when the request itself could not be carried out
+};
+
+class space_keeper {
+public:
+    /// Writes one command to the cachefiles device and returns 0 or -errno; called on the keeper's
+    /// thread, whose cwd the kernel resolves the command's file name against.
+    using command_fn = std::function<int(std::string_view command)>;
+
+    space_keeper(event_loop& loop, keeper_options opt, command_fn send);
+    ~space_keeper();  ///< stop()
+    space_keeper(const space_keeper&) = delete;
+    space_keeper& operator=(const space_keeper&) = delete;
+
+    /// Starts the thread; its first sample and walk follow at once.
+    void start();
+    /// Finishes the running step, drops queued requests (their callbacks are not called) and joins.
+    void stop();
+
+    /// A cache write completed: sample soon (within min_gap). `written` bytes count towards the
+    /// disk use estimate; `nospace` (the write failed with ENOBUFS/ENOSPC) samples at once.
+    void wrote(std::uint64_t written, bool nospace = false);
+    /// Bytes other files on the cache filesystem that count towards max_bytes take now (the blob
+    /// store's disk_bytes).
+    void set_other_bytes(std::uint64_t bytes);
+    /// Culls every file of `domain`'s volume, or the one of blob `name` there when non-empty;
+    /// `done` runs on the loop.
+    void cull(std::string domain, std::string name, std::function<void(cull_report)> done);
+
+    keeper_stats stats() const;
+    std::map<std::string, volume_usage> usage() const;
+
+private:
+    struct request {
+        std::string domain, name;
+        std::function<void(cull_report)> done;
+    };
+    void run();
+    void sample_and_cull(bool nospace);
+    /// Walks cache/: disk use per volume, and the best victims when `heap` is given.
+    struct walked;
+    walked walk(victim_heap* heap);
+    std::uint64_t cull_victims(const space_need& need, walked& w);
+    cull_report cull_on_request(const request& r);
+    /// `cull <file>` in directory fd `dir`: 0, -EBUSY, or another -errno.
+    int cull_file(int dir, const std::string& file);
+    /// A file of volume directory `volume_dir` was culled: the disk use figures drop by it.
+    void forget_use(const std::string& volume_dir, std::uint64_t bytes);
+    void empty_graveyard();
+
+    event_loop& loop_;
+    keeper_options opt_;
+    command_fn send_;
+    space_policy policy_;
+
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    bool stopping_ = false, kicked_ = false, urgent_ = false;
+    std::deque<request> requests_;
+    std::uint64_t written_since_walk_ = 0, other_bytes_ = 0;
+    keeper_stats stats_;
+    std::map<std::string, volume_usage> usage_;
+    std::thread thread_;
+
+    // Keeper thread only.
+    std::chrono::steady_clock::time_point last_walk_{}, next_cull_walk_{};
+    std::chrono::milliseconds last_walk_took_{0};
+};
+
+}  // namespace blobd
