@@ -5,8 +5,9 @@
 // case, no scheme, no path) and normalising again changes nothing; no user name holds a ':'; the
 // entries written back as a file ("auth": base64) read back to the same map; every key that is a
 // URL authority finds its own entry through credentials_for; a Basic header decodes back to
-// "user:password"; base64 decoding is stable. Errors never contain a password or the "auth"
-// string. Test code; any thread.
+// "user:password"; base64 decoding is stable. Errors never contain a password or an "auth"
+// string of 24 characters or more (a shorter one may be a word of the message). Test code; any
+// thread.
 #pragma once
 
 #include <nlohmann/json.hpp>

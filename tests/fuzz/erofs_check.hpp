@@ -3,7 +3,8 @@
 //
 // Input: the first bytes of an image, raw. What must hold: no crash or out-of-bounds read (ASan);
 // a parse that succeeds found the magic at 1024, a block size of 2^9..2^16, and tags that are
-// non-empty, at most 64 bytes and free of NUL; its table lies within the input. Test code; any thread.
+// non-empty, at most 64 bytes and free of NUL; no more devices than 128-byte slots fit in the
+// input. Test code; any thread.
 #pragma once
 
 #include <cstring>

@@ -3,8 +3,8 @@
 // Input: the bytes of one read() of a group fd, raw. What must hold: the parser returns exactly the
 // fds the kernel header's own walk (FAN_EVENT_OK / FAN_EVENT_NEXT) finds, in order, plus at most
 // the one whose bad event length ended that walk (its header was read: its fd is real and must be
-// answered); an overflow event is reported; ranges never pass 2^64; a response encodes to 8 bytes
-// that decode back. Test code; any thread.
+// answered); an overflow event is reported; every fd returned is >= 0; ranges never pass 2^64; a
+// response's first 4 bytes read back as the event's fd. Test code; any thread.
 #pragma once
 
 #include <linux/fanotify.h>

@@ -5,7 +5,7 @@
 // ASCII without spaces; expires_in is 1..86400; issued_at is there exactly when the answer had a
 // valid one; the answer printed back as JSON parses to the same token; the cache time is never
 // negative nor longer than the token lives, and follows the rule in oci_util.hpp; an error never
-// repeats the token. Test code; any thread.
+// repeats a token of 24 characters or more. Test code; any thread.
 #pragma once
 
 #include <nlohmann/json.hpp>
