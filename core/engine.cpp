@@ -35,7 +35,10 @@ void engine::read(request_token req, object_key key, std::uint64_t off, std::uin
     execute(registry_.read(req, key, off, len));
 }
 
-void engine::close(object_key key) { execute(registry_.close(key)); }
+void engine::close(object_key key) {
+    execute(registry_.close(key));
+    if (opts_.on_close) opts_.on_close();
+}
 
 void engine::refetch(std::string_view name) {
     // The cache files of open objects hold the bad bytes: overwrite them (not while stopping:

@@ -71,6 +71,8 @@ struct engine_options {
     /// Called after every write into a cache file with its length and result (bytes or -errno):
     /// the space keeper samples free space after writes, at once after ENOBUFS/ENOSPC.
     std::function<void(std::uint64_t len, int res)> on_write = nullptr;
+    /// Called after the frontend closed an object (the kernel let go of its cache file, or soon will).
+    std::function<void()> on_close = nullptr;
 };
 
 /// Counters of the engine's scheduling (the registry counts requests, fetches and writes).

@@ -34,6 +34,9 @@ app::app(event_loop& loop, device* dev, std::shared_ptr<const cfg::config> confi
         keeper_->wrote(res > 0 ? static_cast<std::uint64_t>(res) : 0, res == -ENOBUFS || res == -ENOSPC);
         (void)len;
     };
+    eo.on_close = [this] {
+        if (keeper_) keeper_->released();
+    };
     engine_ = std::make_unique<engine>(loop_, *sources_, std::move(eo));
     sources_->on_integrity_failure([this](const std::string& name) { engine_->refetch(name); });
     if (dev) {

@@ -137,6 +137,15 @@ void space_keeper::wrote(std::uint64_t written, bool nospace) {
     cv_.notify_one();
 }
 
+void space_keeper::released() {
+    {
+        std::lock_guard g(mu_);
+        last_release_ = std::chrono::steady_clock::now();
+        kicked_ = true;
+    }
+    cv_.notify_one();
+}
+
 void space_keeper::set_other_bytes(std::uint64_t bytes) {
     std::lock_guard g(mu_);
     other_bytes_ = bytes;
@@ -224,15 +233,19 @@ void space_keeper::sample_and_cull(bool nospace) {
     const auto now = std::chrono::steady_clock::now();
     const auto walk_every = std::max<std::chrono::milliseconds>(opt_.walk_interval, last_walk_took_ * 10);
     const bool walk_due = last_walk_ == std::chrono::steady_clock::time_point{} || now - last_walk_ >= walk_every;
-    // Everything left was in use at the last try: walk again only after a pause (a refused write
-    // does not shorten it below a second), not at every write.
-    const bool may_cull = now >= next_cull_walk_;
+    // Everything left was in use at the last try: walk again only after a pause, not at every
+    // write, unless an object was closed since (its file is a new candidate).
+    std::chrono::steady_clock::time_point released;
+    {
+        std::lock_guard g(mu_);
+        released = last_release_;
+    }
+    const bool may_cull = now >= next_cull_walk_ || now - released < std::chrono::seconds(1);
     if (culling && !was_culling) {
         lg.notice("culling: {} bytes and {} inodes free, cache and store take {} bytes (budget {})",
                   s->blocks_avail * s->block_size, s->files_avail, s->used_bytes,
                   opt_.limits.max_bytes ? std::to_string(opt_.limits.max_bytes) : std::string("none"));
     }
-    (void)nospace;  // the thread woke at once for it; the pause after an unsatisfied pass holds
     const bool cull_now = culling && may_cull;
     for (int round = 0; cull_now || (round == 0 && walk_due); ++round) {
         victim_heap heap(opt_.batch);
@@ -269,8 +282,13 @@ void space_keeper::sample_and_cull(bool nospace) {
         if (freed == 0 || round >= 16) {
             std::lock_guard g(mu_);
             ++stats_.unsatisfied;
+            // The kernel links a closed object's file into the tree only some time after the
+            // CLOSE, so a walk soon after finds what the last one could not; ten walk times keep a
+            // walk of millions of files under a tenth of a core.
+            // Reads fail while writes are refused: then pause for two walk times only.
             next_cull_walk_ = std::chrono::steady_clock::now() +
-                              std::max<std::chrono::milliseconds>(std::chrono::seconds(1), last_walk_took_ * 10);
+                              std::max<std::chrono::milliseconds>(std::chrono::milliseconds(100),
+                                                                  last_walk_took_ * (nospace ? 2 : 10));
             static log::rate_limit rl(1, std::chrono::seconds(60));
             unsigned n = 0;
             if (rl.allow(n)) {

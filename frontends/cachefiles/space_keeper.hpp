@@ -18,8 +18,11 @@
 //   - it empties `<dir>/graveyard/`, where cachefiles moves directories it retires.
 //
 // Memory: a walk keeps at most `batch` victims (and their names); the rest is counted and
-// forgotten. Time: walks only when culling, on request, or to refresh the disk use figures, at
-// most once per `walk_interval` then (and never more often than ten times the last walk took).
+// forgotten. Time: walks only when culling, on request, or to refresh the disk use figures (at
+// most once per `walk_interval`, and never more often than ten times the last walk took). When a
+// culling walk freed nothing (all in use), the next one waits ten walk times (two after a write
+// refused for space), at least 100 ms; not within a second of a CLOSE: the kernel links a closed
+// object's file into the tree only a little after it, and that file is what frees the space.
 //
 // Culling on request (`erofs-blobctl cull --domain D [--blob NAME]`): every file of the domain's
 // volume (`cache/Ierofs,<D>/`), or the one of NAME, is culled unless the kernel holds it.
@@ -152,6 +155,9 @@ public:
     /// A cache write completed: sample soon (within min_gap). `written` bytes count towards the
     /// disk use estimate; `nospace` (the write failed with ENOBUFS/ENOSPC) samples at once.
     void wrote(std::uint64_t written, bool nospace = false);
+    /// An object was closed: its file becomes cullable once the kernel has linked it into the tree
+    /// (shortly after the CLOSE), so for a second culling walks do not pause after finding nothing.
+    void released();
     /// Bytes other files on the cache filesystem that count towards max_bytes take now (the blob
     /// store's disk_bytes).
     void set_other_bytes(std::uint64_t bytes);
@@ -190,6 +196,7 @@ private:
     bool stopping_ = false, kicked_ = false, urgent_ = false;
     std::deque<request> requests_;
     std::uint64_t written_since_walk_ = 0, other_bytes_ = 0;
+    std::chrono::steady_clock::time_point last_release_{};
     keeper_stats stats_;
     std::map<std::string, volume_usage> usage_;
     std::thread thread_;

@@ -12,6 +12,9 @@
 #   img9           bootstrap of src/tree9 whose blob blob9 is deliberately absent (kept in OUT/absent/)
 #   img7, img8     bootstraps of src/tree1 and src/tree2 whose shared blob is named by the sha256 of
 #                  its bytes (64 hex digits; the name is in OUT/digest-blob): the store's dedup case
+# OUT/space/       the culling case's (100-cull) own source, not copied into the guest: space1..space6,
+#                  bootstraps of src/space whose data blobs spaceblob1..6 (14 MiB each, 84 MiB in
+#                  all: nearly twice its 48 MiB cache disk) are hard links of one file
 # OUT/sizes        "name size" per file in blobs/
 # OUT/oci/         content-addressed copies for the registry case: img1 and img2 rebuilt with the
 #                  blob tag = the 64-hex sha256 of blob1 (= the same bytes), every file named by the
@@ -87,6 +90,16 @@ for img in img1 img2; do
     mv "$oci/$img" "$oci/$hex"
     echo "$img $hex $(stat -c %s "$oci/$hex")" >>"$oci/index"
 done
+# space: one tree, six images, six blob names (the kernel caches each blob in a file of its own).
+sp=$out/src/space
+mkdir -p "$sp/d" "$out/space"
+rnd "$sp/d/big" $((14 * 1024 * 1024))
+printf 'space\n' >"$sp/small"
+for n in 1 2 3 4 5 6; do
+    "$mk" --quiet --out "$out/space" --blob "spaceblob$n" --image "space$n=$sp"
+    [ "$n" = 1 ] || ln -f "$out/space/spaceblob1" "$out/space/spaceblob$n"
+done
+
 # p1 gets 100 trailing bytes erofs never reads, so its size is not a multiple of 4096: the daemon's
 # zero-padded tail write (direct I/O needs whole blocks) is exercised on the real kernel.
 head -c 100 /dev/urandom >>"$out/blobs/p1"

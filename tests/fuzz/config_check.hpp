@@ -71,6 +71,14 @@ inline void check_config_text(std::string_view text) {
     FUZZ_REQUIRE(c->control_socket.empty() || (absolute_path_ok(c->control_socket) && c->control_socket.size() <= 107));
     FUZZ_REQUIRE(c->prefetch_concurrency >= 1 && c->prefetch_concurrency <= 64);
     FUZZ_REQUIRE(c->failure_ttl_ms <= 60'000);
+    FUZZ_REQUIRE(c->read_deadline_ms <= 600'000);
+    FUZZ_REQUIRE(c->frontend == "cachefiles" || c->frontend == "fanotify");
+    FUZZ_REQUIRE(c->breaker.failures <= 1000);
+    FUZZ_REQUIRE(c->breaker.backoff_ms >= 10 && c->breaker.backoff_ms <= c->breaker.max_backoff_ms &&
+                 c->breaker.max_backoff_ms <= 3'600'000);
+    // What the kernel accepts (fs/cachefiles/daemon.c): stop < cull < run < 100.
+    for (const auto& l : {c->cache_blocks, c->cache_files}) FUZZ_REQUIRE(l.stop < l.cull && l.cull < l.run && l.run < 100);
+    FUZZ_REQUIRE(c->cache_check_interval_ms >= 100 && c->cache_check_interval_ms <= 600'000);
     FUZZ_REQUIRE(!c->sources.empty() || !c->domains.empty());
     for (const auto& s : c->sources) check_source(s);
     for (const auto& [name, d] : c->domains) {

@@ -231,6 +231,11 @@ config = {
     "domains": '{"cache":{"dir":"/c"},"sources":[],"domains":{"d1":{"sources":[{"type":"local","path":"/a"}],'
                '"prefetch":true,"store":false},"fsid with spaces":{"sources":[{"type":"http","url":"http://h/"}],'
                '"store":true}},"prefetch":true}',
+    "service-keys": '{"cache":{"dir":"/c","brun":12,"bcull":8,"bstop":4,"frun":20,"fcull":10,"fstop":1,'
+                    '"cull":true,"max_bytes":1073741824,"check_interval_ms":2000},"frontend":"fanotify",'
+                    '"read_deadline_ms":8000,"breaker":{"failures":5,"backoff_ms":500,"max_backoff_ms":20000},'
+                    '"sources":[{"type":"local","path":"/a"}]}',
+    "bad-cull-order": '{"cache":{"dir":"/c","brun":5,"bcull":7,"bstop":3},"sources":[{"type":"local","path":"/a"}]}',
     "store-inside-cache": '{"cache":{"dir":"/c"},"sources":[{"type":"local","path":"/a"}],"store":{"dir":"/c/cache/x"}}',
     "store-is-cache": '{"cache":{"dir":"/c/"},"sources":[{"type":"local","path":"/a"}],"store":{"dir":"/c/./"}}',
     "typo": '{"cache":{"dir":"/c"},"sourcse":[{"type":"local","path":"/a"}]}',

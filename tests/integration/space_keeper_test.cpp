@@ -197,8 +197,8 @@ TEST_CASE("space keeper: all in use: nothing culled, no spinning", "[keeper]") {
     CHECK(s.culled_objects == 0);
     CHECK(s.culling == 1);
     CHECK(s.nospace_kicks == 5);
-    // The 1 s pause after an unsatisfied pass: a handful of walks in ~0.3 s, not one per write.
-    CHECK(s.walks <= 4);
+    // The pause after an unsatisfied pass (100 ms here): a handful of walks in ~0.3 s, not one per write.
+    CHECK(s.walks <= 6);
     for (int i = 0; i < 4; ++i) CHECK(fs::exists(t.root / "cache" / cachefiles_volume_dir("d") / "@00" / ("Db" + std::to_string(i))));
 }
 

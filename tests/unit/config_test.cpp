@@ -36,7 +36,8 @@ json minimal() {
 // Every key set to a non-default value.
 json full() {
     return {
-        {"cache", {{"dir", "/var/cache/blobd"}, {"tag", "mytag"}, {"brun", 20}, {"bcull", 8}, {"bstop", 2}, {"frun", 10}, {"fcull", 7}, {"fstop", 3}}},
+        {"cache", {{"dir", "/var/cache/blobd"}, {"tag", "mytag"}, {"brun", 20}, {"bcull", 8}, {"bstop", 2}, {"frun", 10}, {"fcull", 7}, {"fstop", 3},
+                   {"cull", false}, {"max_bytes", 5368709120}, {"check_interval_ms", 250}}},
         {"device", "/dev/cachefiles2"},
         {"chunk_size", 65536},
         {"sources", json::array({{{"type", "local"}, {"path", "/srv/a"}}, {{"type", "local"}, {"path", "/srv/b"}}})},
@@ -107,7 +108,8 @@ bool same(const config& a, const config& b) {
            a.log_level == b.log_level && a.frontend == b.frontend && a.store.use == b.store.use && a.store.dir == b.store.dir &&
            a.store.verify == b.store.verify && a.store.max_bytes == b.store.max_bytes &&
            a.failure_ttl_ms == b.failure_ttl_ms && a.read_deadline_ms == b.read_deadline_ms && a.breaker == b.breaker &&
-           a.cache_blocks == b.cache_blocks && a.cache_files == b.cache_files;
+           a.cache_blocks == b.cache_blocks && a.cache_files == b.cache_files && a.cache_cull == b.cache_cull &&
+           a.cache_max_bytes == b.cache_max_bytes && a.cache_check_interval_ms == b.cache_check_interval_ms;
 }
 
 // The checkout root, derived from this file's path so the shipped configs can be loaded wherever
@@ -438,7 +440,10 @@ TEST_CASE("to_json round trip", "[config]") {
                                {"bstop", 3},
                                {"frun", 10},
                                {"fcull", 7},
-                               {"fstop", 3}}},
+                               {"fstop", 3},
+                               {"cull", true},
+                               {"max_bytes", 0},
+                               {"check_interval_ms", 5000}}},
                              {"device", "/dev/cachefiles"},
                              {"frontend", "cachefiles"},
                              {"chunk_size", 1048576},
@@ -650,6 +655,25 @@ TEST_CASE("culling limits", "[config]") {
                                {"/cache/bcull", "7%", "$.cache.bcull", "expected an integer"},
                                {"/cache/bcull", 10, "$.cache.bcull", "blocks limits: expected bstop < bcull < brun"},
                                {"/cache/fstop", 7, "$.cache.fcull", "files limits: expected fstop < fcull < frun"},
+                           });
+}
+
+TEST_CASE("space keeper settings", "[config]") {
+    // Description: cache.cull (on by default), cache.max_bytes (no budget by default) and
+    // cache.check_interval_ms (5 s, 100 ms to 10 min) are read and bounded.
+    const config d = parse_ok(minimal().dump());
+    CHECK(d.cache_cull);
+    CHECK(d.cache_max_bytes == 0);
+    CHECK(d.cache_check_interval_ms == 5000);
+    const config c = parse_ok(full().dump());
+    CHECK_FALSE(c.cache_cull);
+    CHECK(c.cache_max_bytes == 5368709120u);
+    CHECK(c.cache_check_interval_ms == 250);
+    check_cases(minimal(), {
+                               {"/cache/cull", "yes", "$.cache.cull", "expected a boolean"},
+                               {"/cache/max_bytes", -1, "$.cache.max_bytes", "0 or more"},
+                               {"/cache/check_interval_ms", 99, "$.cache.check_interval_ms", "from 100 to 600000"},
+                               {"/cache/check_interval_ms", 600001, "$.cache.check_interval_ms", "from 100 to 600000"},
                            });
 }
 

@@ -81,6 +81,8 @@ m::snapshot daemon_snapshot() {
     s.add(oci_metrics, oci_stats{}, {"oci:https://registry.example/library/app"});
     s.add(breaker_metrics, breaker_stats{}, {"oci:https://registry.example/library/app"});
     s.add(store_metrics, cas_store::stats_t{});
+    s.add(keeper_metrics, keeper_stats{});
+    s.add(volume_metrics, volume_usage{}, {"d1"});
     return s;
 }
 
