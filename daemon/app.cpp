@@ -125,15 +125,16 @@ void app::control(std::string_view request, control_server::reply_fn reply) {
     }
     while (!cmd.empty() && (cmd.back() == '\r' || cmd.back() == ' ')) cmd.pop_back();
     auto fail = [&](const std::string& why) { reply(nlohmann::json{{"ok", false}, {"error", why}}.dump()); };
+    // A string member of the request: "" when absent, nullopt when not a string.
+    auto str = [&](const char* key) -> std::optional<std::string> {
+        if (j.is_discarded() || !j.is_object() || !j.contains(key)) return std::string();
+        if (!j[key].is_string()) return std::nullopt;
+        return j[key].get<std::string>();
+    };
     if (cmd == "stats") return reply(stats_json());
     if (cmd == "ping") return reply(R"({"ok":true})");
     if (cmd == "mount" || cmd == "umount") {
         if (!fanotify_) return fail(cmd + " needs \"frontend\": \"fanotify\" (with cachefiles the kernel mounts: mount -t erofs -o fsid=...)");
-        auto str = [&](const char* key) -> std::optional<std::string> {
-            if (j.is_discarded() || !j.is_object() || !j.contains(key)) return std::string();
-            if (!j[key].is_string()) return std::nullopt;
-            return j[key].get<std::string>();
-        };
         auto mp = str("mountpoint");
         if (!mp || mp->empty()) return fail("\"mountpoint\" must be a non-empty string");
         auto done = [reply](result<bool, std::string> r) {
@@ -146,16 +147,27 @@ void app::control(std::string_view request, control_server::reply_fn reply) {
         if (!domain) return fail("\"domain\" must be a string");
         return fanotify_->mount(std::move(*domain), std::move(*fsid), std::move(*mp), done);
     }
+    if (cmd == "usage") {
+        if (!keeper_) return fail("usage needs the cachefiles frontend with \"cache\": {\"cull\": true}");
+        auto domain = str("domain");
+        if (!domain || domain->empty()) return fail("\"domain\" must be a non-empty string");
+        return keeper_->usage(*domain, [reply, domain = *domain](cull_report r) {
+            if (!r.error.empty()) return reply(nlohmann::json{{"ok", false}, {"error", r.error}}.dump());
+            nlohmann::ordered_json out{{"ok", true}, {"domain", domain}, {"cache_bytes", r.bytes},
+                                       {"cache_files", r.blobs.size()}, {"blobs", nlohmann::ordered_json::array()}};
+            for (const auto& b : r.blobs) {
+                nlohmann::ordered_json e{{"blob", b.name}, {"cache_bytes", b.bytes}};
+                if (b.encoded) e["encoded"] = true;
+                out["blobs"].push_back(std::move(e));
+            }
+            reply(out.dump());
+        });
+    }
     if (cmd == "cull") {
         if (!keeper_) {
             return fail(frontend_ ? "culling is off (\"cache\": {\"cull\": false})"
                                   : "cull serves the cachefiles frontend (with fanotify, umount releases a mount's files)");
         }
-        auto str = [&](const char* key) -> std::optional<std::string> {
-            if (j.is_discarded() || !j.is_object() || !j.contains(key)) return std::string();
-            if (!j[key].is_string()) return std::nullopt;
-            return j[key].get<std::string>();
-        };
         auto domain = str("domain");
         auto blob = str("blob");
         if (!domain || domain->empty()) return fail("\"domain\" must be a non-empty string");
@@ -177,7 +189,7 @@ void app::control(std::string_view request, control_server::reply_fn reply) {
             reply(out.dump());
         });
     }
-    fail("unknown command (try \"stats\", \"ping\", \"mount\", \"umount\" or \"cull\")");
+    fail("unknown command (try \"stats\", \"ping\", \"mount\", \"umount\", \"cull\" or \"usage\")");
 }
 
 metrics::snapshot app::snapshot() const {

@@ -35,6 +35,9 @@ Commands:
           ("frontend": "cachefiles") delete domain D's cache files, or only blob NAME's, to free
           their space (what a snapshotter does when it deletes an image); files the kernel holds
           (mounted images) are kept: prints what was culled and exits 1 if any was in use
+  usage --domain D
+          ("frontend": "cachefiles") disk space of domain D's cache files, per blob (files of
+          mounted images appear once unmounted: the kernel links them into the cache then)
 
 Options:
   --socket PATH   the control socket (default /run/erofs-blobd/control.sock)
@@ -119,6 +122,12 @@ int main(int argc, char** argv) {
         char* abs = ::realpath(args[0].c_str(), nullptr);
         request["mountpoint"] = abs ? std::string(abs) : args[0];
         std::free(abs);
+    } else if (command == "usage") {
+        if (domain.empty()) {
+            std::fprintf(stderr, "erofs-blobctl: usage needs --domain D\n%s", usage);
+            return 1;
+        }
+        request["domain"] = domain;
     } else if (command == "cull") {
         if (domain.empty()) {
             std::fprintf(stderr, "erofs-blobctl: cull needs --domain D (and --blob NAME for one blob)\n%s", usage);
@@ -127,14 +136,14 @@ int main(int argc, char** argv) {
         request["domain"] = domain;
         request["blob"] = blob;
     } else if (!domain.empty()) {
-        std::fprintf(stderr, "erofs-blobctl: --domain is for mount and cull\n");
+        std::fprintf(stderr, "erofs-blobctl: --domain is for mount, cull and usage\n");
         return 1;
     }
     if (!blob.empty() && command != "cull") {
         std::fprintf(stderr, "erofs-blobctl: --blob is for cull\n");
         return 1;
     }
-    if (timeout == 0) timeout = command == "mount" || command == "umount" || command == "cull" ? 120 : 5;
+    if (timeout == 0) timeout = command == "mount" || command == "umount" || command == "cull" || command == "usage" ? 120 : 5;
     sockaddr_un addr{};
     if (socket_path.empty() || socket_path.size() >= sizeof addr.sun_path) {
         std::fprintf(stderr, "erofs-blobctl: bad control socket path '%s'\n", socket_path.c_str());

@@ -160,6 +160,15 @@ void space_keeper::cull(std::string domain, std::string name, std::function<void
     cv_.notify_one();
 }
 
+void space_keeper::usage(std::string domain, std::function<void(cull_report)> done) {
+    {
+        std::lock_guard g(mu_);
+        if (stopping_) return;
+        requests_.push_back({std::move(domain), std::string(), std::move(done), true});
+    }
+    cv_.notify_one();
+}
+
 keeper_stats space_keeper::stats() const {
     std::lock_guard g(mu_);
     return stats_;
@@ -444,6 +453,12 @@ cull_report space_keeper::cull_on_request(const request& r) {
         }
         for (const auto& [file, bytes] : files) {
             found = true;
+            if (r.list_only) {
+                const bool plain = file.size() > 1 && file[0] == 'D';
+                rep.blobs.push_back({plain ? file.substr(1) : file, !plain, bytes});
+                rep.bytes += bytes;
+                continue;
+            }
             const int res = cull_file(fan.get(), file);
             if (res == 0) {
                 ++rep.culled;
@@ -458,6 +473,13 @@ cull_report space_keeper::cull_on_request(const request& r) {
         }
     });
     if (want && !found) rep.error = "blob " + printable(r.name) + " has no cache file in domain " + printable(r.domain);
+    if (r.list_only) {
+        std::sort(rep.blobs.begin(), rep.blobs.end(), [](const blob_usage& a, const blob_usage& b) { return a.name < b.name; });
+        // The domain was just walked: its figures in stats are fresh too.
+        std::lock_guard g(mu_);
+        usage_[r.domain] = {rep.bytes, rep.blobs.size()};
+        return rep;
+    }
     lg.info("cull on request (domain {}{}): {} culled ({} bytes), {} in use", printable(r.domain),
             r.name.empty() ? std::string() : ", blob " + printable(r.name), rep.culled, rep.bytes, rep.busy);
     std::lock_guard g(mu_);

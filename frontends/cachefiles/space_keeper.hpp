@@ -47,6 +47,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "base/metrics.hpp"
 #include "core/space_policy.hpp"
@@ -130,9 +131,17 @@ inline constexpr auto volume_metrics = [] {
                                gauge(&s::files, "cache_files", "The domain's cache files (last walk)."));
 }();
 
-/// What a cull on request did.
+/// One cache file of a domain (usage on request).
+struct blob_usage {
+    std::string name;      ///< the blob (cookie) name; the file name when cachefiles encoded it
+    bool encoded = false;  ///< `name` is cachefiles' encoded file name, not the cookie name
+    std::uint64_t bytes = 0;
+};
+
+/// What a cull or usage request did.
 struct cull_report {
     std::uint64_t culled = 0, bytes = 0, busy = 0, errors = 0;
+    std::vector<blob_usage> blobs;  ///< usage: every cache file of the domain
     std::string error;  ///< set when the request itself could not be carried out
 };
 
@@ -164,6 +173,9 @@ public:
     /// Culls every file of `domain`'s volume, or the one of blob `name` there when non-empty;
     /// `done` runs on the loop.
     void cull(std::string domain, std::string name, std::function<void(cull_report)> done);
+    /// Lists the cache files of `domain` with their disk space (report.blobs, report.bytes the
+    /// sum), culling nothing; `done` runs on the loop.
+    void usage(std::string domain, std::function<void(cull_report)> done);
 
     keeper_stats stats() const;
     std::map<std::string, volume_usage> usage() const;
@@ -172,6 +184,7 @@ private:
     struct request {
         std::string domain, name;
         std::function<void(cull_report)> done;
+        bool list_only = false;
     };
     void run();
     void sample_and_cull(bool nospace);

@@ -223,6 +223,20 @@ TEST_CASE("space keeper: cull on request", "[keeper]") {
         REQUIRE(got);
         return *got;
     };
+    // Usage lists the domain's files, culling nothing.
+    std::optional<cull_report> listed;
+    keeper.usage("d1", [&](cull_report rep) { listed = std::move(rep); });
+    for (int i = 0; i < 500 && !listed; ++i) loop.run_once(std::chrono::milliseconds(20));
+    REQUIRE(listed);
+    CHECK(listed->error.empty());
+    REQUIRE(listed->blobs.size() == 3);
+    CHECK(listed->blobs[0].name == "a");
+    CHECK(listed->blobs[2].name == "c");
+    CHECK_FALSE(listed->blobs[1].encoded);
+    CHECK(listed->bytes == allocated(a) + allocated(b) + allocated(c));
+    CHECK(listed->culled == 0);
+    CHECK(fs::exists(a));
+
     auto r = ask("d1", "a");
     CHECK(r.error.empty());
     CHECK(r.culled == 1);

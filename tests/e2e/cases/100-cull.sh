@@ -118,9 +118,20 @@ start_daemon
 wait_until 30 "the restarted daemon culled (culled objects > 0)" test "$(space culled_objects)" -gt 0
 wait_until 30 "culling done after the restart" not_culling
 [ "$(pct_free)" -ge 30 ] || fail "after the restart culling stopped at $(pct_free) % free, below brun"
+rm -f "$BLOBD_CACHE_MNT/filler"   # room for space3's files to stay after it is unmounted
 mount_erofs /run/mnt/s fsid=space3,domain_id=sp
 same_tree "$TREE" /run/mnt/s
 umount /run/mnt/s
 expect_eq "reads failed after the restart" "$(stat reads_failed)" 0
-rm -f "$BLOBD_CACHE_MNT/filler"
+# Disk use per blob on request: what the files in the domain's volume take (once the kernel has
+# linked space3's files in, a little after the umount).
+space3_linked() { ls "$CACHE_DIR/cache/Ierofs,sp/"*/Dspaceblob3 >/dev/null 2>&1; }
+wait_until 10 "space3's files are in the cache" space3_linked
+on_disk=$(find "$CACHE_DIR/cache/Ierofs,sp" -type f -printf '%b\n' | awk '{ s += $1 * 512 } END { print s + 0 }')
+expect_eq "usage --domain sp: bytes" "$(blobctl usage --domain sp --get cache_bytes)" "$on_disk"
+expect_eq "usage --domain sp: files" "$(blobctl usage --domain sp --get cache_files)" "$(cache_files)"
+blobctl usage --domain sp --raw | grep -q '"blob":"spaceblob3"' || fail "usage does not list spaceblob3"
+domain_files=$("$E2E_BIN/erofs-blobctl" --socket "$SOCK" stats --raw |
+    python3 -c 'import json, sys; print([d["cache_files"] for d in json.load(sys.stdin)["domains"] if d["domain"] == "sp"][0])')
+expect_eq "stats: domains[sp].cache_files" "$domain_files" "$(cache_files)"
 stop_daemon
