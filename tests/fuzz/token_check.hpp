@@ -4,9 +4,12 @@
 // Input: the answer's body, raw (JSON, or not). What must hold: a token is non-empty printable
 // ASCII without spaces; expires_in is 1..86400; issued_at is there exactly when the answer had a
 // valid one; the answer printed back as JSON parses to the same token; the cache time is never
-// negative nor longer than the token lives, and follows the rule in oci_util.hpp; an error never
-// repeats a token of 24 characters or more. Test code; any thread.
+// negative nor longer than the token lives, and follows the rule in oci_util.hpp; an error is one
+// of the parser's fixed messages (no byte of the answer in it). Test code; any thread.
 #pragma once
+
+#include <algorithm>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
@@ -29,16 +32,22 @@ inline void check_token_body(std::string_view body) {
     const auto t = oci::parse_token_response(body);
     const json j = json::parse(body.begin(), body.end(), nullptr, false);
     if (!t) {
-        FUZZ_REQUIRE(!t.error().empty());
-        // Whatever string the answer held under a token key stays out of the message (a long one:
-        // a short one may be a word of the message itself).
-        if (j.is_object()) {
-            for (const char* key : {"token", "access_token"}) {
-                if (auto it = j.find(key); it != j.end() && it->is_string() && it->get_ref<const std::string&>().size() >= 24) {
-                    FUZZ_REQUIRE(t.error().find(it->get_ref<const std::string&>()) == std::string::npos);
-                }
-            }
-        }
+        // No byte of the answer reaches the message (so no token can leak into a log): it is one of
+        // these fixed texts. (Checking that the token is not in the message cannot work: the
+        // fuzzer found a token made of the message's own words.)
+        static const std::string fixed[] = {
+            "token answer is not JSON",
+            "token answer is not a JSON object",
+            "token answer: \"token\" is not a string",
+            "token answer: \"access_token\" is not a string",
+            "token answer: \"token\" has characters not allowed in a header",
+            "token answer: \"access_token\" has characters not allowed in a header",
+            "token answer has no \"token\" or \"access_token\"",
+            "token answer: \"expires_in\" is not an integer",
+            "token answer: \"issued_at\" is not a string",
+            "token answer: \"issued_at\" is not an RFC 3339 time",
+        };
+        FUZZ_REQUIRE(std::find(std::begin(fixed), std::end(fixed), t.error()) != std::end(fixed));
         return;
     }
     FUZZ_REQUIRE(j.is_object());
