@@ -143,7 +143,7 @@ void engine::submit_write(write_chunk w) {
             }
             if (res == -ENOBUFS || res == -ENOSPC) ++stats_.nospace_writes;
         }
-        if (opts_.on_write) opts_.on_write(len, res);
+        if (opts_.on_write) opts_.on_write(res);
         --writes_held_;
         // The next queued write into this file goes out before the registry reacts to this one.
         auto it = write_lanes_.find(w.object.get());

@@ -68,9 +68,9 @@ struct engine_options {
     /// told (fetcher deadlines) and give up in time; the engine answers itself (-ETIMEDOUT) for
     /// one that did not, shortly after, and drops its late result. 0: no deadline.
     std::chrono::milliseconds read_deadline{0};
-    /// Called after every write into a cache file with its length and result (bytes or -errno):
-    /// the space keeper samples free space after writes, at once after ENOBUFS/ENOSPC.
-    std::function<void(std::uint64_t len, int res)> on_write = nullptr;
+    /// Called after every write into a cache file with its result (bytes written or -errno): the
+    /// space keeper samples free space after writes, at once after ENOBUFS/ENOSPC.
+    std::function<void(int res)> on_write = nullptr;
     /// Called after the frontend closed an object (the kernel let go of its cache file, or soon will).
     std::function<void()> on_close = nullptr;
 };

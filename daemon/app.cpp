@@ -28,11 +28,10 @@ app::app(event_loop& loop, device* dev, std::shared_ptr<const cfg::config> confi
     : loop_(loop), config_(std::move(config)) {
     sources_ = std::make_unique<sources::source_set>(loop_, *config_);
     engine_options eo = engine_options_from(config_);
-    eo.on_write = [this](std::uint64_t len, int res) {
+    eo.on_write = [this](int res) {
         if (!keeper_) return;
         if (const cas_store* st = sources_->store()) keeper_->set_other_bytes(st->stats().disk_bytes);
         keeper_->wrote(res > 0 ? static_cast<std::uint64_t>(res) : 0, res == -ENOBUFS || res == -ENOSPC);
-        (void)len;
     };
     eo.on_close = [this] {
         if (keeper_) keeper_->released();

@@ -126,7 +126,6 @@ void space_keeper::stop() {
 void space_keeper::wrote(std::uint64_t written, bool nospace) {
     {
         std::lock_guard g(mu_);
-        written_since_walk_ += written;
         stats_.cache_bytes += written;
         kicked_ = true;
         if (nospace) {
@@ -272,7 +271,6 @@ void space_keeper::sample_and_cull(bool nospace) {
                 stats_.cache_bytes = w.bytes;
                 stats_.cache_files = w.files;
                 usage_ = w.usage;
-                written_since_walk_ = 0;
             }
         }
         if (!cull_now) break;
@@ -317,8 +315,7 @@ void space_keeper::sample_and_cull(bool nospace) {
 
 space_keeper::walked space_keeper::walk(victim_heap* heap) {
     walked w;
-    unique_fd top(::open(opt_.cache_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    unique_fd cache = top ? open_dir(top.get(), "cache") : unique_fd();
+    unique_fd cache = open_cache_subdir("cache");
     if (!cache) return w;
     w.ok = true;
     std::uint64_t next_id = 0;
@@ -364,17 +361,45 @@ void space_keeper::forget_use(const std::string& volume_dir, std::uint64_t bytes
     if (it->second.files) --it->second.files;
 }
 
-int space_keeper::cull_file(int dir, const std::string& file) {
-    if (::fchdir(dir) != 0) return -errno;
-    return send_("cull " + file);
+unique_fd space_keeper::open_cache_subdir(const char* sub) const {
+    unique_fd top(::open(opt_.cache_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    return top ? open_dir(top.get(), sub) : unique_fd();
+}
+
+void space_keeper::cull_one(int dir, const std::string& volume, const std::string& fan, const std::string& file,
+                            std::uint64_t bytes, cull_report& tally) {
+    const int r = ::fchdir(dir) == 0 ? send_("cull " + file) : -errno;
+    if (r == 0) {
+        ++tally.culled;
+        tally.bytes += bytes;
+        forget_use(volume, bytes);
+        lg.debug("culled {}/{}/{} ({} bytes)", printable(volume), fan, printable(file), bytes);
+    } else if (r == -EBUSY) {
+        ++tally.busy;
+    } else if (r != -ESTALE && r != -ENOENT) {  // gone meanwhile: nothing to do
+        ++tally.errors;
+        static log::rate_limit rl;
+        unsigned n = 0;
+        if (rl.allow(n)) {
+            lg.err("cull {}/{}/{}: {}{}", printable(volume), fan, printable(file), std::strerror(-r), log::suppressed_note(n));
+        }
+    }
+}
+
+void space_keeper::count(const cull_report& tally) {
+    std::lock_guard g(mu_);
+    stats_.culled_objects += tally.culled;
+    stats_.culled_bytes += tally.bytes;
+    stats_.cull_busy += tally.busy;
+    stats_.cull_errors += tally.errors;
+    stats_.cache_bytes -= std::min(stats_.cache_bytes, tally.bytes);
 }
 
 std::uint64_t space_keeper::cull_victims(const space_need& need, walked& w) {
     const cull_plan plan = plan_cull(need, w.order);
-    unique_fd top(::open(opt_.cache_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    unique_fd cache = top ? open_dir(top.get(), "cache") : unique_fd();
+    unique_fd cache = open_cache_subdir("cache");
     if (!cache) return 0;
-    std::uint64_t freed = 0, culled = 0, busy = 0, errors = 0;
+    cull_report tally;
     std::string open_path;
     unique_fd dir;
     for (const auto& v : plan.victims) {
@@ -386,30 +411,11 @@ std::uint64_t space_keeper::cull_victims(const space_need& need, walked& w) {
             dir = open_dir(cache.get(), path.c_str());
             open_path = path;
         }
-        if (!dir) continue;
-        const int r = cull_file(dir.get(), n.file);
-        if (r == 0) {
-            ++culled;
-            freed += v.bytes;
-            forget_use(n.volume, v.bytes);
-            lg.debug("culled {}/{} ({} bytes)", printable(path), printable(n.file), v.bytes);
-        } else if (r == -EBUSY) {
-            ++busy;
-        } else if (r != -ESTALE && r != -ENOENT) {
-            ++errors;
-            static log::rate_limit rl;
-            unsigned s = 0;
-            if (rl.allow(s)) lg.err("cull {}/{}: {}{}", printable(path), printable(n.file), std::strerror(-r), log::suppressed_note(s));
-        }
+        if (dir) cull_one(dir.get(), n.volume, n.fan, n.file, v.bytes, tally);
     }
-    if (culled) lg.info("culled {} cache files ({} bytes); {} in use", culled, freed, busy);
-    std::lock_guard g(mu_);
-    stats_.culled_objects += culled;
-    stats_.culled_bytes += freed;
-    stats_.cull_busy += busy;
-    stats_.cull_errors += errors;
-    stats_.cache_bytes -= std::min(stats_.cache_bytes, freed);
-    return freed;
+    if (tally.culled) lg.info("culled {} cache files ({} bytes); {} in use", tally.culled, tally.bytes, tally.busy);
+    count(tally);
+    return tally.bytes;
 }
 
 cull_report space_keeper::cull_on_request(const request& r) {
@@ -427,8 +433,7 @@ cull_report space_keeper::cull_on_request(const request& r) {
             return rep;
         }
     }
-    unique_fd top(::open(opt_.cache_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    unique_fd cache = top ? open_dir(top.get(), "cache") : unique_fd();
+    unique_fd cache = open_cache_subdir("cache");
     const std::string vname = cachefiles_volume_dir(r.domain);
     unique_fd vol = cache ? open_dir(cache.get(), vname.c_str()) : unique_fd();
     if (!vol) {
@@ -459,17 +464,7 @@ cull_report space_keeper::cull_on_request(const request& r) {
                 rep.bytes += bytes;
                 continue;
             }
-            const int res = cull_file(fan.get(), file);
-            if (res == 0) {
-                ++rep.culled;
-                rep.bytes += bytes;
-                forget_use(vname, bytes);
-            } else if (res == -EBUSY) {
-                ++rep.busy;
-            } else if (res != -ESTALE && res != -ENOENT) {
-                ++rep.errors;
-                lg.err("cull {}/{}/{}: {}", printable(vname), fname, printable(file), std::strerror(-res));
-            }
+            cull_one(fan.get(), vname, fname, file, bytes, rep);
         }
     });
     if (want && !found) rep.error = "blob " + printable(r.name) + " has no cache file in domain " + printable(r.domain);
@@ -482,18 +477,12 @@ cull_report space_keeper::cull_on_request(const request& r) {
     }
     lg.info("cull on request (domain {}{}): {} culled ({} bytes), {} in use", printable(r.domain),
             r.name.empty() ? std::string() : ", blob " + printable(r.name), rep.culled, rep.bytes, rep.busy);
-    std::lock_guard g(mu_);
-    stats_.culled_objects += rep.culled;
-    stats_.culled_bytes += rep.bytes;
-    stats_.cull_busy += rep.busy;
-    stats_.cull_errors += rep.errors;
-    stats_.cache_bytes -= std::min(stats_.cache_bytes, rep.bytes);
+    count(rep);
     return rep;
 }
 
 void space_keeper::empty_graveyard() {
-    unique_fd top(::open(opt_.cache_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    unique_fd grave = top ? open_dir(top.get(), "graveyard") : unique_fd();
+    unique_fd grave = open_cache_subdir("graveyard");
     if (!grave) return;
     const std::uint64_t n = remove_below(grave.get(), 4);
     if (n == 0) return;

@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "base/metrics.hpp"
+#include "base/unique_fd.hpp"
 #include "core/space_policy.hpp"
 #include "io/event_loop.hpp"
 
@@ -193,8 +194,14 @@ private:
     walked walk(victim_heap* heap);
     std::uint64_t cull_victims(const space_need& need, walked& w);
     cull_report cull_on_request(const request& r);
-    /// `cull <file>` in directory fd `dir`: 0, -EBUSY, or another -errno.
-    int cull_file(int dir, const std::string& file);
+    /// `<cache_dir>/<sub>` ("cache", "graveyard") as a directory fd, or none.
+    unique_fd open_cache_subdir(const char* sub) const;
+    /// `cull <file>` in fan-out directory fd `dir` (volume/fan name it, for the usage figures and
+    /// logs); counts the outcome in `tally`: culled (and its bytes), busy, or an error (logged).
+    void cull_one(int dir, const std::string& volume, const std::string& fan, const std::string& file,
+                  std::uint64_t bytes, cull_report& tally);
+    /// Adds what `tally` counted to the stats.
+    void count(const cull_report& tally);
     /// A file of volume directory `volume_dir` was culled: the disk use figures drop by it.
     void forget_use(const std::string& volume_dir, std::uint64_t bytes);
     void empty_graveyard();
@@ -208,7 +215,7 @@ private:
     std::condition_variable cv_;
     bool stopping_ = false, kicked_ = false, urgent_ = false;
     std::deque<request> requests_;
-    std::uint64_t written_since_walk_ = 0, other_bytes_ = 0;
+    std::uint64_t other_bytes_ = 0;
     std::chrono::steady_clock::time_point last_release_{};
     keeper_stats stats_;
     std::map<std::string, volume_usage> usage_;
