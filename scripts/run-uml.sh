@@ -13,6 +13,10 @@
 #   --workdir DIR     use DIR as the work dir (created; kept). Default: a temp dir under
 #                     $BLOBD_UML_TMP (default /tmp), removed after a passing run, kept on failure
 #   --env NAME=VALUE  export NAME=VALUE to the guest script (repeatable)
+#   --systemd         boot systemd (/lib/systemd/systemd) as PID 1 in the guest: it runs
+#                     GUEST_SCRIPT as blobd-e2e.service and the script can manage units from the
+#                     guest-private unit dir /run/blobd-e2e/units with systemctl (see
+#                     scripts/uml-guest-init.sh and docs/real-kernel-testing.md)
 #   --verbose         show all kernel messages on the console (default `quiet`: errors and worse)
 #   -h, --help        this text
 #
@@ -40,7 +44,7 @@ prog=run-uml
 die() { echo "$prog: $*" >&2; exit 125; }
 usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
-timeout_s=120 mem=256M disk='' disk_size=256M keep_disk=0 log='' workdir='' verbose=0
+timeout_s=120 mem=256M disk='' disk_size=256M keep_disk=0 log='' workdir='' verbose=0 systemd=0
 envs=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -54,6 +58,7 @@ while [ $# -gt 0 ]; do
         --env) case "${2:?}" in [A-Za-z_]*=*) envs+=("$2") ;; *) die "--env wants NAME=VALUE, got '$2'" ;; esac
                shift 2 ;;
         --verbose) verbose=1; shift ;;
+        --systemd) systemd=1; shift ;;
         -h|--help) usage; exit 0 ;;
         --) shift; break ;;
         *) echo "$prog: unknown option '$1'" >&2; usage >&2; exit 125 ;;
@@ -112,6 +117,7 @@ case "$disk" in *[[:space:],]*) die "disk path with whitespace or comma is not s
     printf 'GUEST_SCRIPT=%q\n' "$script"
     printf 'GUEST_ARGS=('; [ $# -gt 0 ] && printf '%q ' "$@"; printf ')\n'
     printf 'GUEST_CWD=%q\n' "$PWD"
+    printf 'GUEST_SYSTEMD=%s\n' "$systemd"
     for e in "${envs[@]}"; do printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"; done
 } >"$work/guest.env"
 

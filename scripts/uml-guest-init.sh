@@ -11,6 +11,14 @@
 # Guest view: proc, sysfs, devtmpfs (/dev, /dev/cachefiles), a private tmpfs at /run, the ubd0
 # disk (ext4) mounted at $BLOBD_CACHE_MNT (default /run/cache). /tmp is the host's /tmp.
 # Init must never exit (the kernel would panic), so it ends with `busybox halt -f`.
+#
+# systemd mode (run-uml.sh --systemd, GUEST_SYSTEMD=1 in guest.env): after the mounts above, this
+# script covers the host directories systemd writes to with guest-private tmpfs mounts, writes a
+# minimal unit set to /run/blobd-e2e/units (the only unit path: nothing from the host's
+# /lib/systemd/system or /etc/systemd/system is loaded, no generators run) and execs
+# /lib/systemd/systemd as PID 1 with blobd-e2e.service as the unit to start. That service runs this
+# script again with --systemd-stage2, which runs the guest script and ends the run as below
+# (result, kernel log, halt), so the harness sees the same result files and exit status.
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 umask 022
@@ -57,6 +65,20 @@ finish() {
     while :; do sleep 1000; done
 }
 
+# Stage 2 of systemd mode: run as blobd-e2e.service by systemd (PID 1); the mounts are in place.
+if [ "${1:-}" = --systemd-stage2 ]; then
+    # shellcheck disable=SC1091
+    . "$run/guest.env"
+    cache_mnt=${BLOBD_CACHE_MNT:-/run/cache}
+    export BLOBD_CACHE_MNT=$cache_mnt BLOBD_UML_RUN=$run BLOBD_IN_UML=1
+    cd "${GUEST_CWD:-/}" 2>/dev/null || cd /
+    "$GUEST_SCRIPT" "${GUEST_ARGS[@]}"
+    status=$?
+    # Stop the services first (systemd's own way; a daemon's fd store is released), then the rest.
+    systemctl stop --no-block erofs-blobd.service 2>/dev/null
+    finish $status
+fi
+
 mount -t proc proc /proc 2>/dev/null
 mount -t sysfs sysfs /sys 2>/dev/null
 mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
@@ -83,6 +105,45 @@ mkdir -p "$cache_mnt"
 if ! mount -t ext4 /dev/ubda "$cache_mnt"; then
     say "cannot mount /dev/ubda (ext4) at $cache_mnt"
     finish 125
+fi
+
+if [ "${GUEST_SYSTEMD:-0}" = 1 ]; then
+    # Everything systemd (or a unit's StateDirectory=, LogsDirectory=, PrivateTmp=, ...) may write
+    # under /var goes to guest-private tmpfs: the host's / is the guest's root, read-write.
+    # /etc is not covered: systemd only reads it here (/etc/machine-id must exist and be valid on
+    # the host, or systemd would write one), and units come from the unit dir below.
+    [ -s /etc/machine-id ] || { say "systemd mode needs a valid /etc/machine-id on the host"; finish 125; }
+    for d in /var/lib /var/log /var/tmp /var/cache /var/spool; do
+        [ -d "$d" ] && mount -t tmpfs -o mode=0755 tmpfs "$d"
+    done
+    chmod 1777 /var/tmp
+    units=/run/blobd-e2e/units
+    mkdir -p "$units" /run/blobd-e2e/empty
+    # The targets and the slice that DefaultDependencies=yes units (the daemon's) refer to: empty.
+    for t in sysinit basic shutdown umount swap local-fs-pre local-fs network network-online remote-fs-pre multi-user; do
+        printf '[Unit]\nDescription=%s (blobd e2e: empty)\n' "$t" >"$units/$t.target"
+    done
+    printf '[Unit]\nDescription=system.slice\nDefaultDependencies=no\n[Slice]\n' >"$units/system.slice"
+    cat >"$units/blobd-e2e.service" <<UNIT
+[Unit]
+Description=the guest test script (scripts/uml-guest-init.sh --systemd-stage2)
+DefaultDependencies=no
+
+[Service]
+Type=simple
+ExecStart=$0 --systemd-stage2
+Environment=BLOBD_UML_RUN=$run PATH=$PATH
+StandardInput=null
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/console
+KillMode=process
+UNIT
+    # systemd execs from here on as PID 1; the dmesg follower stays its (adopted) child.
+    exec env -i PATH="$PATH" SYSTEMD_UNIT_PATH="$units" SYSTEMD_GENERATOR_PATH=/run/blobd-e2e/empty \
+        SYSTEMD_ENVIRONMENT_GENERATOR_PATH=/run/blobd-e2e/empty \
+        /lib/systemd/systemd --system --unit=blobd-e2e.service --show-status=no \
+        --log-target=kmsg --default-standard-output=tty --default-standard-error=tty
 fi
 cd "${GUEST_CWD:-/}" 2>/dev/null || cd /
 "$GUEST_SCRIPT" "${GUEST_ARGS[@]}"

@@ -26,6 +26,9 @@ for v in BLOBD_E2E_SABOTAGE BLOBD_E2E_HANG_S BLOBD_E2E_SABOTAGE_HANG_S; do
 done
 # A case may ask for its own cache disk size with a header line "# Disk-size: 48M".
 disk_size=$(sed -n 's/^# Disk-size: *\([0-9]*[KMG]\)$/\1/p' "$case" | head -n1)
-exec "$top/scripts/run-uml.sh" --timeout "${BLOBD_E2E_TIMEOUT:-240}" --log "$log_dir/$name.dmesg" \
+# A case that needs systemd as the guest's PID 1 says so with a header line "# Init: systemd".
+systemd=
+grep -qx '# Init: systemd' "$case" && systemd=--systemd
+exec "$top/scripts/run-uml.sh" ${systemd} --timeout "${BLOBD_E2E_TIMEOUT:-240}" --log "$log_dir/$name.dmesg" \
     ${disk_size:+--disk-size "$disk_size"} \
     --env E2E_BIN="$bin" --env E2E_DATA="$data" ${envs[@]+"${envs[@]}"} -- "$case"
