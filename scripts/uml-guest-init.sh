@@ -140,7 +140,10 @@ TTYPath=/dev/console
 KillMode=process
 UNIT
     # systemd execs from here on as PID 1; the dmesg follower stays its (adopted) child.
-    exec env -i PATH="$PATH" SYSTEMD_UNIT_PATH="$units" SYSTEMD_GENERATOR_PATH=/run/blobd-e2e/empty \
+    # container= (empty): PID 1's own environment is authoritative for systemd's container
+    # detection, and the host's /.dockerenv (seen through hostfs) would make it run in container
+    # mode; this guest is a virtual machine (systemd detects "uml" from /proc/cpuinfo).
+    exec env -i PATH="$PATH" container= SYSTEMD_UNIT_PATH="$units" SYSTEMD_GENERATOR_PATH=/run/blobd-e2e/empty \
         SYSTEMD_ENVIRONMENT_GENERATOR_PATH=/run/blobd-e2e/empty \
         /lib/systemd/systemd --system --unit=blobd-e2e.service --show-status=no \
         --log-target=kmsg --default-standard-output=tty --default-standard-error=tty
