@@ -138,6 +138,10 @@ StandardOutput=tty
 StandardError=tty
 TTYPath=/dev/console
 KillMode=process
+# Stage 2 ends the run itself (halt); should it not even start, halt at once: run-uml.sh then
+# reports "no result" instead of waiting for its timeout.
+SuccessAction=halt-force
+FailureAction=halt-force
 UNIT
     # systemd execs from here on as PID 1; the dmesg follower stays its (adopted) child.
     # container= (empty): PID 1's own environment is authoritative for systemd's container
