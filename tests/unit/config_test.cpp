@@ -112,12 +112,9 @@ bool same(const config& a, const config& b) {
            a.cache_max_bytes == b.cache_max_bytes && a.cache_check_interval_ms == b.cache_check_interval_ms;
 }
 
-// The checkout root, derived from this file's path so the shipped configs can be loaded wherever
-// the test binary runs.
-std::string source_root() {
-    std::string file = __FILE__;
-    return file.substr(0, file.rfind("tests/unit/config_test.cpp"));
-}
+// The checkout root (from CMake), so the shipped configs can be loaded wherever the test binary
+// runs. Not __FILE__: with ccache's base_dir the compiler sees a path relative to the build dir.
+std::string source_root() { return std::string(BLOBD_SOURCE_DIR) + "/"; }
 
 struct temp_file {
     std::string path;
