@@ -12,13 +12,16 @@
 UNITS=/run/blobd-e2e/units
 UNIT=erofs-blobd.service
 top=$(cd "$(dirname "$0")/../../.." && pwd)
+# The default control socket, in the unit's RuntimeDirectory= (so erofs-blobctl in ExecReload=
+# finds it without --socket).
+SOCK=/run/erofs-blobd/control.sock
 
 # The unit: the build's generated one if there is one, else the source tree's; its binary and
 # config paths are pointed at the build and the test config.
 src_unit=$(find "$E2E_BIN/.." -maxdepth 3 -name "$UNIT" -print -quit 2>/dev/null)
 [ -n "$src_unit" ] || src_unit=$top/packaging/$UNIT
 [ -f "$src_unit" ] || fail "no unit file $src_unit"
-sed -E -e "s#^(Exec[A-Za-z]*=[-+!@:|]*)[^ ]*/erofs-blobd( |\$)#\\1$E2E_BIN/erofs-blobd\\2#" \
+sed -E -e "s#^(Exec[A-Za-z]*=[-+!@:|]*)[^ ]*/erofs-blob(d|ctl)( |\$)#\\1$E2E_BIN/erofs-blob\\2\\3#" \
        -e "s#[^ =]*/erofs-blobd/config\\.json#$CONF#g" "$src_unit" >"$UNITS/$UNIT"
 if sabotage no-fdstore; then sed -i '/^FileDescriptorStoreMax=/d' "$UNITS/$UNIT"; fi
 grep -q "^ExecStart=$E2E_BIN/erofs-blobd " "$UNITS/$UNIT" || fail "could not adapt ExecStart in $src_unit"
