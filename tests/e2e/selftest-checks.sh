@@ -21,7 +21,8 @@ table='040-failures:hang-mount|FAIL: mount of img9 hung
 040-failures:hang-truncated|FAIL: reading a truncated blob hung
 090-outage:no-breaker|FAIL: the stalled source was asked again with its breaker open
 100-cull:no-keeper|FAIL: /run/mnt/s differs from
-110-systemd:no-fdstore|FAIL: /run/mnt/a differs from'
+110-systemd:no-fdstore|FAIL: /run/mnt/a differs from
+110-systemd:no-restart|FAIL: systemd did not bring up a new daemon'
 logs=$(mktemp -d /tmp/e2e-selftest.XXXXXX)
 failures=0 runs=0
 while IFS='|' read -r what want; do

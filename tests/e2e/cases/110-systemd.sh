@@ -24,6 +24,9 @@ src_unit=$(find "$E2E_BIN/.." -maxdepth 3 -name "$UNIT" -print -quit 2>/dev/null
 sed -E -e "s#^(Exec[A-Za-z]*=[-+!@:|]*)[^ ]*/erofs-blob(d|ctl)( |\$)#\\1$E2E_BIN/erofs-blob\\2\\3#" \
        -e "s#[^ =]*/erofs-blobd/config\\.json#$CONF#g" "$src_unit" >"$UNITS/$UNIT"
 if sabotage no-fdstore; then sed -i '/^FileDescriptorStoreMax=/d' "$UNITS/$UNIT"; fi
+if sabotage no-restart; then
+    sed -i 's/^Restart=.*/Restart=no/' "$UNITS/$UNIT"; HANG_S=${BLOBD_E2E_SABOTAGE_HANG_S:-10}
+fi
 grep -q "^ExecStart=$E2E_BIN/erofs-blobd " "$UNITS/$UNIT" || fail "could not adapt ExecStart in $src_unit"
 mkdir -p "$UNITS/$UNIT.d"
 # The guest has no journald: the daemon's output goes to the run dir's daemon log. No core files
@@ -41,10 +44,11 @@ write_config
 
 prop() { systemctl show -p "$1" --value "$UNIT"; }
 takeovers() { grep -c 'took over the bound device' "$DAEMON_LOG"; }
-# wait_restarted OLD_PID: until systemd runs a new main process that answers on the socket.
+# wait_restarted OLD_PID: until systemd runs a new main process that answers on the socket
+# (at most HANG_S seconds).
 wait_restarted() {
-    local pid
-    for _ in $(seq 1 600); do
+    local pid end=$((SECONDS + HANG_S))
+    while [ $SECONDS -lt $end ]; do
         pid=$(prop MainPID)
         if [ "$(prop ActiveState)" = active ] && [ "$pid" != 0 ] && [ "$pid" != "$1" ] &&
             "$E2E_BIN/erofs-blobctl" --socket "$SOCK" ping >/dev/null 2>&1; then
