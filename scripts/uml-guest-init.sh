@@ -75,7 +75,7 @@ if [ "${1:-}" = --systemd-stage2 ]; then
     "$GUEST_SCRIPT" "${GUEST_ARGS[@]}"
     status=$?
     # Stop the services first (systemd's own way; a daemon's fd store is released), then the rest.
-    systemctl stop --no-block erofs-blobd.service 2>/dev/null
+    systemctl stop --no-block erofs-blobd.service 2>/dev/null   # the project's unit, if a case ran it
     finish $status
 fi
 
@@ -132,7 +132,7 @@ DefaultDependencies=no
 [Service]
 Type=simple
 ExecStart=$0 --systemd-stage2
-Environment=BLOBD_UML_RUN=$run PATH=$PATH
+Environment=BLOBD_UML_RUN=$run PATH=$PATH HOME=/ TERM=linux
 StandardInput=null
 StandardOutput=tty
 StandardError=tty
