@@ -30,12 +30,15 @@ fi
 grep -q "^ExecStart=$E2E_BIN/erofs-blobd " "$UNITS/$UNIT" || fail "could not adapt ExecStart in $src_unit"
 mkdir -p "$UNITS/$UNIT.d"
 # The guest has no journald: the daemon's output goes to the run dir's daemon log. No core files
-# (a watchdog SIGABRT would write one into the daemon's cwd, the host's /).
+# (a watchdog SIGABRT would write one into the daemon's cwd, the host's /). The cache dir is on the
+# ext4 disk (cachefiles needs xattrs; the guest's /var/cache is a tmpfs without them), so it is
+# made writable as the unit's own cache dir would be under ProtectSystem=strict.
 cat >"$UNITS/$UNIT.d/e2e.conf" <<CONF
 [Service]
 StandardOutput=append:$DAEMON_LOG
 StandardError=append:$DAEMON_LOG
 LimitCORE=0
+ReadWritePaths=$BLOBD_CACHE_MNT
 CONF
 # A watchdog the unit asks for is shortened to 3 s, so the stall check below is quick.
 grep -q '^WatchdogSec=' "$UNITS/$UNIT" && printf 'WatchdogSec=3s\n' >>"$UNITS/$UNIT.d/e2e.conf"
