@@ -49,6 +49,26 @@ app::app(event_loop& loop, device* dev, std::shared_ptr<const cfg::config> confi
             // the keeper's thread is as good as one from the loop.
             keeper_ = std::make_unique<space_keeper>(loop_, std::move(ko),
                                                      [dev](std::string_view cmd) { return dev->send(cmd); });
+            if (const cas_store* st = sources_->store()) {
+                // One eviction order for cache and store files (docs/operations.md, "Culling").
+                // The hooks run on the loop, where the store lives; the store is the current
+                // source set's at the time of the call.
+                store_hooks hooks;
+                hooks.dir = st->dir();
+                hooks.files = [this] {
+                    std::vector<store_file> out;
+                    if (const cas_store* cur = sources_->store()) {
+                        for (auto& f : cur->files()) out.push_back({std::move(f.key), f.bytes, f.used_ns, f.in_use});
+                    }
+                    return out;
+                };
+                hooks.remove = [this](std::vector<std::string> keys, std::function<void(std::uint64_t, std::uint64_t)> done) {
+                    cas_store* cur = sources_->store();
+                    if (!cur) return done(0, 0);
+                    cur->remove(keys, std::move(done));
+                };
+                keeper_->set_store(std::move(hooks));
+            }
         }
     } else {
         fanotify_ = std::make_unique<fanotify_frontend>(loop_, *engine_, config_->cache_dir);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <span>
@@ -233,15 +234,25 @@ void cas_store::scan() {
             // A file this process used before the scan finished is known better already.
             if (files_.count(f.key)) continue;
             stats_.disk_bytes += f.bytes;
-            files_.emplace(std::move(f.key), file_use{f.bytes, rank});
+            files_.emplace(std::move(f.key), file_use{f.bytes, rank, f.mtime_ns});
         }
         if (!r->files.empty()) lg.info("blob store {}: {} files, {} bytes on disk", opt_.dir, r->files.size(), bytes);
         evict();  // the limit may have been lowered
     });
 }
 
+namespace {
+std::int64_t wall_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+}  // namespace
+
 void cas_store::touch(const std::string& key) {
-    if (auto it = files_.find(key); it != files_.end()) it->second.last_use = ++use_clock_;
+    if (auto it = files_.find(key); it != files_.end()) {
+        it->second.last_use = ++use_clock_;
+        it->second.used_ns = wall_ns();
+    }
 }
 
 void cas_store::set_space(const std::string& key, std::uint64_t bytes) {
@@ -249,6 +260,72 @@ void cas_store::set_space(const std::string& key, std::uint64_t bytes) {
     stats_.disk_bytes = stats_.disk_bytes - f.bytes + bytes;
     f.bytes = bytes;
     f.last_use = ++use_clock_;
+    f.used_ns = wall_ns();
+}
+
+bool cas_store::in_use(const std::string& key) const {
+    // Open files serve blobs in use; a file being hashed must stay what the hash reads; one
+    // being created or deleted is not this round's to judge.
+    return entries_.count(key) || users_.count(key) || hashing_.count(key) || path_ops_.count(key);
+}
+
+std::vector<cas_store::file_info> cas_store::files() const {
+    std::vector<file_info> out;
+    if (!scanned_) return out;
+    out.reserve(files_.size());
+    for (const auto& [key, f] : files_) out.push_back({key, f.bytes, f.used_ns, in_use(key)});
+    return out;
+}
+
+void cas_store::unlink_file(const std::string& key, std::function<void(bool ok, std::uint64_t bytes)> after) {
+    // Counted as gone now, so that the next evict() (before the unlink retired) does not pick
+    // more victims for the same excess; put back if the unlink fails.
+    auto it = files_.find(key);
+    const std::uint64_t bytes = it->second.bytes;
+    files_.erase(it);
+    stats_.disk_bytes -= bytes;
+    verified_.erase(key);
+    writers_.erase(key);
+    with_path(key, [this, key, bytes, after = std::move(after)]() mutable {
+        pool_.submit([path = path_of(key)] { return ::unlink(path.c_str()) < 0 && errno != ENOENT ? -errno : 0; },
+                     [this, key, bytes, after = std::move(after)](result<int, int> r) {
+                         const int err = r ? *r : r.error();
+                         if (err != 0) {
+                             ++stats_.store_errors;
+                             lg.warn("{}: cannot delete {}: {}", opt_.dir, key, std::strerror(-err));
+                             if (files_.emplace(key, file_use{bytes, 0, 0}).second) stats_.disk_bytes += bytes;
+                         }
+                         path_done(key);
+                         after(err == 0, bytes);
+                     });
+    });
+}
+
+void cas_store::remove(const std::vector<std::string>& keys,
+                       std::function<void(std::uint64_t files, std::uint64_t bytes)> done) {
+    struct tally {
+        std::uint64_t pending = 1, files = 0, bytes = 0;  // pending: the unlinks, plus this call
+        std::function<void(std::uint64_t, std::uint64_t)> done;
+    };
+    auto t = std::make_shared<tally>();
+    t->done = std::move(done);
+    auto retire = [this, t] {
+        if (--t->pending == 0) loop_.defer([t] { t->done(t->files, t->bytes); });
+    };
+    for (const auto& key : keys) {
+        // Used again since the keeper listed it, or gone: it stays (or there is nothing to do).
+        if (!files_.count(key) || in_use(key)) continue;
+        ++t->pending;
+        unlink_file(key, [this, t, retire, key](bool ok, std::uint64_t bytes) {
+            if (ok) {
+                ++t->files;
+                t->bytes += bytes;
+                lg.info("{}: deleted from the blob store for space ({} bytes)", key, bytes);
+            }
+            retire();
+        });
+    }
+    retire();
 }
 
 void cas_store::with_path(const std::string& key, std::function<void()> start) {
@@ -283,38 +360,16 @@ void cas_store::evict() {
     const std::uint64_t target = opt_.max_bytes - opt_.max_bytes / 10;
     std::vector<std::pair<std::uint64_t, std::string>> order;  // (last use, key)
     for (const auto& [key, f] : files_) {
-        // Open files serve blobs in use; a file being hashed must stay what the hash reads; one
-        // being created or deleted is not this round's to judge.
-        if (!entries_.count(key) && !users_.count(key) && !hashing_.count(key) && !path_ops_.count(key)) {
-            order.emplace_back(f.last_use, key);
-        }
+        if (!in_use(key)) order.emplace_back(f.last_use, key);
     }
     std::sort(order.begin(), order.end());
     for (const auto& [use, key] : order) {
         if (stats_.disk_bytes <= target) break;
-        // Counted as gone now, so that the next evict() (before the unlink retired) does not pick
-        // more victims for the same excess; put back if the unlink fails.
-        auto it = files_.find(key);
-        const std::uint64_t bytes = it->second.bytes;
-        files_.erase(it);
-        stats_.disk_bytes -= bytes;
-        verified_.erase(key);
-        writers_.erase(key);
-        with_path(key, [this, key, bytes] {
-            pool_.submit([path = path_of(key)] { return ::unlink(path.c_str()) < 0 && errno != ENOENT ? -errno : 0; },
-                         [this, key, bytes](result<int, int> r) {
-                             const int err = r ? *r : r.error();
-                             if (err != 0) {
-                                 ++stats_.store_errors;
-                                 lg.warn("{}: cannot evict {}: {}", opt_.dir, key, std::strerror(-err));
-                                 if (files_.emplace(key, file_use{bytes, 0}).second) stats_.disk_bytes += bytes;
-                             } else {
-                                 ++stats_.evicted_files;
-                                 stats_.evicted_bytes += bytes;
-                                 lg.info("{}: evicted from the blob store ({} bytes, least recently used)", key, bytes);
-                             }
-                             path_done(key);
-                         });
+        unlink_file(key, [this, key](bool ok, std::uint64_t bytes) {
+            if (!ok) return;
+            ++stats_.evicted_files;
+            stats_.evicted_bytes += bytes;
+            lg.info("{}: evicted from the blob store ({} bytes, least recently used)", key, bytes);
         });
     }
     if (stats_.disk_bytes > opt_.max_bytes) {

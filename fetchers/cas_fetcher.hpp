@@ -26,6 +26,8 @@
 // mtimes) are deleted until it is under 90 % of it, sparing files that are open (from a blob's
 // stat in any domain until the last of those domains released it) or being verified. A deleted
 // blob is fetched from its source again when next wanted, and stored again from its next OPEN on.
+// The cachefiles space keeper may delete files too (files() and remove()): it weighs them with
+// the cache files in one order when the store shares the cache's disk (docs/operations.md).
 //
 // Integrity: when a digest-named blob is complete in the store (after a fetch, or at its first stat
 // in this process), its sha256 is checked on a worker. On a mismatch the writers are refused at
@@ -99,6 +101,13 @@ public:
         std::uint64_t evicted_bytes = 0;   ///< ... and their disk space
         std::uint64_t max_bytes = 0;       ///< options::max_bytes (0: no limit), beside disk_bytes
     };
+    /// One file of the store, as the space keeper weighs it against the cache files.
+    struct file_info {
+        std::string key;           ///< "sha256/<64 hex>" or "src-<16 hex>/<name>"
+        std::uint64_t bytes = 0;   ///< allocated on disk
+        std::int64_t used_ns = 0;  ///< CLOCK_REALTIME of its last use (files found by the scan: mtime)
+        bool in_use = false;       ///< open, stat'ed by a domain, being hashed, created or deleted
+    };
 
     /// Starts the workers and the scan of `opt.dir` (created there if missing).
     cas_store(event_loop& loop, options opt);
@@ -107,6 +116,13 @@ public:
     cas_store& operator=(const cas_store&) = delete;
 
     const stats_t& stats() const noexcept { return stats_; }
+    const std::string& dir() const noexcept { return opt_.dir; }
+    /// Every file of the store now; empty until the scan at start is done (nothing may go before).
+    std::vector<file_info> files() const;
+    /// Deletes the files of `keys` that are still not in use (for the space keeper: the store's
+    /// share of one eviction order with the cache files); done(files, bytes) on the loop once
+    /// every unlink retired. Never inline.
+    void remove(const std::vector<std::string>& keys, std::function<void(std::uint64_t files, std::uint64_t bytes)> done);
     /// Called (loop thread) after a blob failed its digest check, with the blob name as the
     /// cookie knows it, once the bad file is gone and its writers are refused for it.
     std::function<void(const std::string& name)> on_integrity_failure;
@@ -155,6 +171,11 @@ private:
     void set_space(const std::string& key, std::uint64_t bytes);
     /// Deletes least recently used files not in use until under 90 % of max_bytes.
     void evict();
+    /// Whether `key`'s file must stay: open, stat'ed by a domain, being hashed, created or deleted.
+    bool in_use(const std::string& key) const;
+    /// Forgets `key`'s file now and unlinks it (a worker, after the key's other path operations);
+    /// then after(ok, bytes) on the loop. A failed unlink puts the file back in the accounting.
+    void unlink_file(const std::string& key, std::function<void(bool ok, std::uint64_t bytes)> after);
     /// Runs `start` once no other path operation (create, truncate, delete) of `key` is running;
     /// `start` calls path_done(key) when its operation finished.
     void with_path(const std::string& key, std::function<void()> start);
@@ -180,6 +201,7 @@ private:
     struct file_use {
         std::uint64_t bytes = 0;     // allocated
         std::uint64_t last_use = 0;  // use_clock_ at its last use
+        std::int64_t used_ns = 0;    // the same use in wall-clock time (the keeper's order)
     };
     std::map<std::string, file_use> files_;        // every file in the store, by key
     // Uses in this process count from here; files found by the scan get their mtime rank below it,

@@ -62,6 +62,7 @@ public:
     const std::vector<entry>& entries() const noexcept { return sources_; }
     /// The blob store, or null when no chain uses it.
     const cas_store* store() const noexcept { return store_.get(); }
+    cas_store* store() noexcept { return store_.get(); }
     /// "local:/srv/blobs, http://..." of the default chain, for the start-up log.
     std::string describe_default() const { return default_chain_->describe(); }
 

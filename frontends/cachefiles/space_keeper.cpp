@@ -12,6 +12,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "base/digest.hpp"
 #include "base/log.hpp"
 #include "base/text.hpp"
 #include "base/unique_fd.hpp"
@@ -91,11 +92,33 @@ std::optional<std::string> cachefiles_volume_domain(std::string_view dir_name) {
     return std::string(dir_name.substr(volume_prefix.size()));
 }
 
+std::string store_match_of_key(std::string_view key) {
+    // cas_fetcher.hpp's layout: sha256/<hex> for digest names, src-<id>/<name> for the others.
+    if (key.starts_with("sha256/")) return std::string(key);
+    const auto slash = key.find('/');
+    return "name:" + std::string(slash == std::string_view::npos ? key : key.substr(slash + 1));
+}
+
+std::string store_match_of_cookie(std::string_view cookie) {
+    const std::string hex = sha256_of_name(cookie);
+    return hex.empty() ? "name:" + std::string(cookie) : "sha256/" + hex;
+}
+
+namespace {
+// Ids of store files in a walk's victim heap: beside the cache files' running count.
+constexpr std::uint64_t store_id_bit = std::uint64_t{1} << 63;
+}  // namespace
+
 struct space_keeper::walked {
     struct victim {
         std::string volume, fan, file;
     };
     std::unordered_map<std::uint64_t, victim> names;  // only ids the heap keeps
+    // The store's files (when they compete for the space) and, per match key, their indexes;
+    // held[i]: a cache file holds at least as much of store[i]'s blob (tier 0).
+    std::vector<store_file> store;
+    std::unordered_map<std::string, std::vector<std::size_t>> store_by_match;
+    std::vector<bool> held;
     std::vector<cull_candidate> order;                // best victim first
     std::map<std::string, volume_usage> usage;
     std::uint64_t bytes = 0, files = 0;
@@ -143,6 +166,56 @@ void space_keeper::released() {
         kicked_ = true;
     }
     cv_.notify_one();
+}
+
+void space_keeper::set_store(store_hooks hooks) { store_ = std::move(hooks); }
+
+template <class T>
+std::optional<T> space_keeper::on_loop(std::function<void(std::function<void(T)> reply)> start,
+                                       std::chrono::milliseconds limit) {
+    // The answer lands in a state of its own: it may come after this call gave up, or after the
+    // keeper is gone.
+    struct slot {
+        std::mutex mu;
+        std::condition_variable cv;
+        std::optional<T> value;
+    };
+    auto st = std::make_shared<slot>();
+    loop_.post([st, start = std::move(start)] {
+        start([st](T v) {
+            std::lock_guard g(st->mu);
+            st->value = std::move(v);
+            st->cv.notify_all();
+        });
+    });
+    const auto until = std::chrono::steady_clock::now() + limit;
+    std::unique_lock lk(st->mu);
+    while (!st->value) {
+        {
+            // stop() does not wake this wait (and the loop may never answer once stopping): look
+            // again every 50 ms.
+            std::lock_guard g(mu_);
+            if (stopping_) return std::nullopt;
+        }
+        if (st->cv.wait_for(lk, std::chrono::milliseconds(50)) == std::cv_status::timeout &&
+            std::chrono::steady_clock::now() >= until) {
+            return std::nullopt;
+        }
+    }
+    return std::move(st->value);
+}
+
+std::vector<store_file> space_keeper::store_candidates() {
+    if (!store_.files || store_.dir.empty()) return {};
+    // Deleting store files frees the cache filesystem only when they are on it; elsewhere they
+    // count only towards the budget.
+    struct stat a{}, b{};
+    const bool same_fs = ::stat(store_.dir.c_str(), &a) == 0 && ::stat(opt_.cache_dir.c_str(), &b) == 0 &&
+                         a.st_dev == b.st_dev;
+    if (!same_fs && opt_.limits.max_bytes == 0) return {};
+    auto files = store_.files;
+    return on_loop<std::vector<store_file>>([files](auto reply) { reply(files()); }, std::chrono::seconds(5))
+        .value_or(std::vector<store_file>{});
 }
 
 void space_keeper::set_other_bytes(std::uint64_t bytes) {
@@ -319,6 +392,11 @@ space_keeper::walked space_keeper::walk(victim_heap* heap) {
     if (!cache) return w;
     w.ok = true;
     std::uint64_t next_id = 0;
+    if (heap) {
+        w.store = store_candidates();
+        w.held.assign(w.store.size(), false);
+        for (std::size_t i = 0; i < w.store.size(); ++i) w.store_by_match[store_match_of_key(w.store[i].key)].push_back(i);
+    }
     each_entry(cache.get(), [&](const char* vname, unsigned char) {
         if (vname[0] != 'I') return;
         unique_fd vol = open_dir(cache.get(), vname);
@@ -339,6 +417,13 @@ space_keeper::walked space_keeper::walk(victim_heap* heap) {
                 use.bytes += bytes;
                 ++use.files;
                 if (!heap) return;
+                if (!w.store_by_match.empty() && file[0] == 'D') {
+                    if (auto it = w.store_by_match.find(store_match_of_cookie(file + 1)); it != w.store_by_match.end()) {
+                        for (std::size_t i : it->second) {
+                            if (bytes >= w.store[i].bytes) w.held[i] = true;
+                        }
+                    }
+                }
                 cull_candidate c{next_id++, bytes, last_use_of(st), 1, false};
                 if (!heap->would_keep(c)) return;
                 // Ask the kernel only about a file that would be kept as a victim.
@@ -350,6 +435,13 @@ space_keeper::walked space_keeper::walk(victim_heap* heap) {
             });
         });
     });
+    if (heap) {
+        // After the whole walk: only then is it known which store copies a cache file also holds.
+        for (std::size_t i = 0; i < w.store.size(); ++i) {
+            const store_file& f = w.store[i];
+            heap->offer({store_id_bit | i, f.bytes, f.last_use, static_cast<std::uint8_t>(w.held[i] ? 0 : 1), f.in_use});
+        }
+    }
     return w;
 }
 
@@ -399,11 +491,18 @@ std::uint64_t space_keeper::cull_victims(const space_need& need, walked& w) {
     const cull_plan plan = plan_cull(need, w.order);
     unique_fd cache = open_cache_subdir("cache");
     if (!cache) return 0;
+    // The store's victims first: the plan puts tier 0 (store copies a cache file also holds) ahead
+    // of every cache file, and store files of tier 1 are few.
+    std::vector<std::string> store_keys;
+    for (const auto& v : plan.victims) {
+        if (v.id & store_id_bit) store_keys.push_back(w.store[v.id & ~store_id_bit].key);
+    }
+    const std::uint64_t store_bytes = remove_store_files(std::move(store_keys));
     cull_report tally;
     std::string open_path;
     unique_fd dir;
     for (const auto& v : plan.victims) {
-        auto it = w.names.find(v.id);
+        auto it = (v.id & store_id_bit) ? w.names.end() : w.names.find(v.id);
         if (it == w.names.end()) continue;
         const auto& n = it->second;
         const std::string path = n.volume + "/" + n.fan;
@@ -415,7 +514,27 @@ std::uint64_t space_keeper::cull_victims(const space_need& need, walked& w) {
     }
     if (tally.culled) lg.info("culled {} cache files ({} bytes); {} in use", tally.culled, tally.bytes, tally.busy);
     count(tally);
-    return tally.bytes;
+    return tally.bytes + store_bytes;
+}
+
+std::uint64_t space_keeper::remove_store_files(std::vector<std::string> keys) {
+    if (keys.empty() || !store_.remove) return 0;
+    // The store deletes on the loop (it owns the files' accounting and their path order); the
+    // answer comes when the unlinks retired.
+    using freed = std::pair<std::uint64_t, std::uint64_t>;
+    auto r = on_loop<freed>(
+        [remove = store_.remove, keys = std::move(keys)](auto reply) mutable {
+            remove(std::move(keys), [reply](std::uint64_t files, std::uint64_t bytes) { reply({files, bytes}); });
+        },
+        std::chrono::seconds(10));
+    if (!r) return 0;
+    const auto [files, bytes] = *r;
+    if (files) lg.info("deleted {} blob store files ({} bytes) for space", files, bytes);
+    std::lock_guard g(mu_);
+    stats_.store_culled_files += files;
+    stats_.store_culled_bytes += bytes;
+    other_bytes_ -= std::min(other_bytes_, bytes);
+    return bytes;
 }
 
 cull_report space_keeper::cull_on_request(const request& r) {

@@ -15,7 +15,12 @@
 //     mount, including one being fetched into), so an object in use is never culled, whatever the
 //     keeper believes; `inuse` is asked only of files the victim heap would keep, so a walk of
 //     millions of files asks it a few thousand times, not millions;
-//   - it empties `<dir>/graveyard/`, where cachefiles moves directories it retires.
+//   - it empties `<dir>/graveyard/`, where cachefiles moves directories it retires;
+//   - with set_store(), the blob store's files are victims in the same order (tier 0: store
+//     copies of blobs a cache file also holds; then cache and store files least recently used
+//     first): the walk matches store files to cache files by blob name, and the store deletes its
+//     own files on the loop thread, the keeper waiting for the answer (bounded, and given up on
+//     stop()).
 //
 // Memory: a walk keeps at most `batch` victims (and their names); the rest is counted and
 // forgotten. Time: walks only when culling, on request, or to refresh the disk use figures (at
@@ -93,6 +98,8 @@ struct keeper_stats {
     std::uint64_t fs_free_bytes = 0;    ///< free bytes of the cache filesystem, last sample
     std::uint64_t fs_free_files = 0;    ///< free inodes of the cache filesystem, last sample
     std::uint64_t last_walk_ms = 0;     ///< how long the last walk took
+    std::uint64_t store_culled_files = 0;  ///< blob store files deleted to free space (in the one order)
+    std::uint64_t store_culled_bytes = 0;  ///< ... and their disk space
 };
 
 inline constexpr auto keeper_metrics = [] {
@@ -116,7 +123,9 @@ inline constexpr auto keeper_metrics = [] {
         gauge(&s::cache_files, "cache_files", "Cache files at the last walk."),
         gauge(&s::fs_free_bytes, "fs_free", "Free space of the cache filesystem at the last sample.", unit::bytes),
         gauge(&s::fs_free_files, "fs_free_files", "Free inodes of the cache filesystem at the last sample."),
-        gauge(&s::last_walk_ms, "last_walk_ms", "How long the last walk of the cache tree took, in milliseconds."));
+        gauge(&s::last_walk_ms, "last_walk_ms", "How long the last walk of the cache tree took, in milliseconds."),
+        counter(&s::store_culled_files, "store_culled_files", "Blob store files the keeper deleted to free space."),
+        counter(&s::store_culled_bytes, "store_culled", "Disk space of the blob store files the keeper deleted.", unit::bytes));
 }();
 
 /// Disk use of one volume (a domain, or the fsid of a mount without domain_id), last walk.
@@ -146,6 +155,27 @@ struct cull_report {
     std::string error;  ///< set when the request itself could not be carried out
 };
 
+/// A file of the blob store, as the keeper weighs it against the cache files.
+struct store_file {
+    std::string key;             ///< the store's name for it: "sha256/<64 hex>" or "src-<16 hex>/<name>"
+    std::uint64_t bytes = 0;     ///< allocated on disk
+    std::int64_t last_use = 0;   ///< CLOCK_REALTIME in ns (the cache files' order: atime/mtime)
+    bool in_use = false;         ///< the store must keep it now (open, being hashed, ...)
+};
+/// How the keeper reaches the blob store, which lives on the loop thread: both functions are
+/// called there (the keeper posts them and waits for the answer).
+struct store_hooks {
+    std::string dir;  ///< the store directory: its files compete for space only on the cache's filesystem
+    std::function<std::vector<store_file>()> files;
+    /// Deletes the files of `keys` still not in use; done(files, bytes) on the loop.
+    std::function<void(std::vector<std::string> keys, std::function<void(std::uint64_t, std::uint64_t)> done)> remove;
+};
+/// What a store file's content is called in a cache file's name: "sha256/<hex>" for digest names
+/// (however the store or the cookie spells them), "name:<name>" otherwise. A store file and a cache
+/// file with the same match key hold the same blob (tier 0 of the eviction order).
+std::string store_match_of_key(std::string_view store_key);
+std::string store_match_of_cookie(std::string_view cookie);
+
 class space_keeper {
 public:
     /// Writes one command to the cachefiles device and returns 0 or -errno; called on the keeper's
@@ -157,6 +187,10 @@ public:
     space_keeper(const space_keeper&) = delete;
     space_keeper& operator=(const space_keeper&) = delete;
 
+    /// The blob store, to cull with the cache files in one order (core/space_policy.hpp): its
+    /// copies of blobs a cache file also holds first, then every cache file and store file least
+    /// recently used first. Call before start(); without it only cache files are culled.
+    void set_store(store_hooks hooks);
     /// Starts the thread; its first sample and walk follow at once.
     void start();
     /// Finishes the running step, drops queued requests (their callbacks are not called) and joins.
@@ -205,6 +239,14 @@ private:
     /// A file of volume directory `volume_dir` was culled: the disk use figures drop by it.
     void forget_use(const std::string& volume_dir, std::uint64_t bytes);
     void empty_graveyard();
+    /// Runs `start` on the loop and waits until it (or a later loop callback) calls its reply;
+    /// nullopt when stopping, or after `limit` (a later reply is then dropped).
+    template <class T>
+    std::optional<T> on_loop(std::function<void(std::function<void(T)> reply)> start, std::chrono::milliseconds limit);
+    /// The store's files when they compete with the cache for space (same filesystem, or a budget).
+    std::vector<store_file> store_candidates();
+    /// Has the store delete `keys` (those still not in use) and waits for it; returns the bytes freed.
+    std::uint64_t remove_store_files(std::vector<std::string> keys);
 
     event_loop& loop_;
     keeper_options opt_;
@@ -216,6 +258,7 @@ private:
     bool stopping_ = false, kicked_ = false, urgent_ = false;
     std::deque<request> requests_;
     std::uint64_t other_bytes_ = 0;
+    store_hooks store_;  // set before start(), then read by the keeper's thread only
     std::chrono::steady_clock::time_point last_release_{};
     keeper_stats stats_;
     std::map<std::string, volume_usage> usage_;

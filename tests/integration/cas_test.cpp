@@ -198,3 +198,58 @@ TEST_CASE("hashing a large blob does not block the loop", "[integration][cas]") 
     CHECK(ms(longest) < 100);
     if (took > std::chrono::milliseconds(50)) CHECK(ticks >= 3);
 }
+
+// Description: the store's side of the one eviction order (the space keeper culls cache and store
+// files together): files() lists every file with its disk space, last use and whether it must stay
+// (a blob stat'ed and not released); remove() deletes only those still not in use, answers on a
+// later loop turn with what it freed, and the accounting drops by it; a blob deleted this way is
+// fetched again from its source, with the right bytes.
+TEST_CASE("store files for the space keeper: listed, and removed unless in use", "[integration][cas]") {
+    cas_env env;
+    env.blob("kept", MiB, 5);
+    env.blob("spare", MiB, 6);
+    auto store = std::make_shared<cas_store>(env.loop, cas_store::options{(env.root / "store").string(), false});
+    cas_fetcher view(env.loop, env.src, store);
+    REQUIRE(env.stat(view, "d1", "kept") == MiB);
+    REQUIRE(env.fetch(view, "d1", "kept", 0, MiB));
+    REQUIRE(env.stat(view, "d1", "spare") == MiB);
+    REQUIRE(env.same(env.fetch(view, "d1", "spare", 0, MiB), 0, MiB));
+    view.release(blob_ref{"d1", "spare"});
+    env.run_until([&] { return store->stats().disk_bytes >= 2 * MiB; });
+
+    const auto before = std::chrono::system_clock::now().time_since_epoch();
+    auto files = store->files();
+    REQUIRE(files.size() == 2);
+    std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
+    CHECK(files[0].key.ends_with("/kept"));
+    CHECK(files[0].in_use);  // stat'ed by d1 and not released
+    CHECK(files[1].key.ends_with("/spare"));
+    CHECK_FALSE(files[1].in_use);
+    for (const auto& f : files) {
+        CHECK(f.bytes >= MiB);
+        CHECK(f.used_ns > 0);
+        CHECK(f.used_ns <= std::chrono::duration_cast<std::chrono::nanoseconds>(before).count());
+    }
+
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> got;
+    store->remove({files[0].key, files[1].key, "src-0000000000000000/none"},
+                  [&](std::uint64_t n, std::uint64_t bytes) { got.emplace(n, bytes); });
+    CHECK_FALSE(got);  // never inline
+    env.run_until([&] { return got.has_value(); });
+    CHECK(got->first == 1);  // only the spare one: the other is in use, the third unknown
+    CHECK(got->second == files[1].bytes);
+    CHECK(store->stats().disk_bytes == files[0].bytes);
+    CHECK_FALSE(fs::exists(env.root / "store" / files[1].key));
+    CHECK(fs::exists(env.root / "store" / files[0].key));
+    // Nothing to remove: still answered, later.
+    got.reset();
+    store->remove({}, [&](std::uint64_t n, std::uint64_t bytes) { got.emplace(n, bytes); });
+    CHECK_FALSE(got);
+    env.run_until([&] { return got.has_value(); });
+    CHECK(got->first == 0);
+    // The removed blob comes from its source again.
+    const auto src_before = env.src->stats().bytes;
+    REQUIRE(env.stat(view, "d2", "spare") == MiB);
+    CHECK(env.same(env.fetch(view, "d2", "spare", 0, MiB), 0, MiB));
+    CHECK(env.src->stats().bytes == src_before + MiB);
+}

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -200,6 +201,106 @@ TEST_CASE("space keeper: all in use: nothing culled, no spinning", "[keeper]") {
     // The pause after an unsatisfied pass (100 ms here): a handful of walks in ~0.3 s, not one per write.
     CHECK(s.walks <= 6);
     for (int i = 0; i < 4; ++i) CHECK(fs::exists(t.root / "cache" / cachefiles_volume_dir("d") / "@00" / ("Db" + std::to_string(i))));
+}
+
+// Description: the blob store's files are culled in one order with the cache files: first a store
+// copy of a blob that a cache file also holds (tier 0, although it is younger than every other
+// candidate), then the least recently used of cache and store files alike; a store file the store
+// says is in use stays however old it is. The store deletes on the loop (hooks), and what it freed
+// counts towards the budget at once.
+TEST_CASE("space keeper: one eviction order with the blob store", "[keeper]") {
+    cache_tree t;
+    fake_cull_kernel k;
+    const std::string hex(64, 'a');
+    auto young = t.add("d1", "@01", "young", 64, 1);
+    auto old_cache = t.add("d1", "@01", "old-cache", 64, 100);
+    auto digest_cache = t.add("d1", "@02", "sha256:" + hex, 64, 5);
+    const std::uint64_t each = allocated(young);
+
+    // The store: three files on the same filesystem, in the test's own bookkeeping.
+    struct stored {
+        fs::path path;
+        std::uint64_t bytes;
+        int age;
+        bool in_use;
+    };
+    std::map<std::string, stored> store;
+    auto put = [&](const std::string& key, int age, bool in_use) {
+        const fs::path p = t.root / "store" / key;
+        fs::create_directories(p.parent_path());
+        std::ofstream(p, std::ios::binary) << std::string(64 * 1024, 's');
+        store[key] = {p, allocated(p), age, in_use};
+    };
+    put("sha256/" + hex, 50, false);        // held by d1's cache file: tier 0
+    put("src-0123456789abcdef/lonely", 200, false);  // the oldest candidate of tier 1
+    put("src-0123456789abcdef/busy", 300, true);     // older still, but in use
+    std::uint64_t store_bytes = 0;
+    for (auto& [key, f] : store) store_bytes += f.bytes;
+
+    event_loop loop(64);
+    const std::thread::id loop_thread = std::this_thread::get_id();
+    std::atomic<bool> off_loop{false};
+    store_hooks hooks;
+    hooks.dir = (t.root / "store").string();
+    hooks.files = [&] {
+        if (std::this_thread::get_id() != loop_thread) off_loop = true;
+        std::vector<store_file> out;
+        const auto now = std::chrono::system_clock::now();
+        for (auto& [key, f] : store) {
+            const auto at = now - std::chrono::seconds(f.age);
+            out.push_back({key, f.bytes, std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count(),
+                           f.in_use});
+        }
+        return out;
+    };
+    std::vector<std::string> removed;
+    hooks.remove = [&](std::vector<std::string> keys, std::function<void(std::uint64_t, std::uint64_t)> done) {
+        if (std::this_thread::get_id() != loop_thread) off_loop = true;
+        std::uint64_t files = 0, bytes = 0;
+        for (const auto& key : keys) {
+            auto it = store.find(key);
+            if (it == store.end() || it->second.in_use) continue;
+            fs::remove(it->second.path);
+            bytes += it->second.bytes;
+            ++files;
+            removed.push_back(key);
+            store.erase(it);
+        }
+        loop.defer([=] { done(files, bytes); });
+    };
+    // Six files in all; a budget of five leaves 4.5 after culling: two go.
+    space_keeper keeper(loop, options(t, budget(each * 5)), [&](std::string_view c) { return k(c); });
+    keeper.set_store(std::move(hooks));
+    keeper.set_other_bytes(store_bytes);
+    keeper.start();
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < until &&
+           !(keeper.stats().store_culled_files >= 2 && keeper.stats().culling == 0)) {
+        loop.run_once(std::chrono::milliseconds(20));
+    }
+    keeper.stop();
+    const auto s = keeper.stats();
+    CHECK_FALSE(off_loop.load());  // the hooks ran on the loop thread only
+    CHECK(s.store_culled_files == 2);
+    CHECK(s.store_culled_bytes == 2 * each);
+    CHECK(s.culled_objects == 0);  // no cache file had to go
+    REQUIRE(removed.size() == 2);
+    CHECK(removed[0] == "sha256/" + hex);  // tier 0 first
+    CHECK(removed[1] == "src-0123456789abcdef/lonely");
+    CHECK(store.count("src-0123456789abcdef/busy"));
+    CHECK(fs::exists(old_cache));
+    CHECK(fs::exists(digest_cache));
+    CHECK(fs::exists(young));
+}
+
+TEST_CASE("space keeper: store and cookie names meet in one match key", "[keeper]") {
+    const std::string hex(64, 'b');
+    CHECK(store_match_of_key("sha256/" + hex) == "sha256/" + hex);
+    CHECK(store_match_of_cookie("sha256:" + hex) == "sha256/" + hex);
+    CHECK(store_match_of_cookie(hex) == "sha256/" + hex);
+    CHECK(store_match_of_key("src-0123456789abcdef/blob1") == "name:blob1");
+    CHECK(store_match_of_cookie("blob1") == "name:blob1");
+    CHECK(store_match_of_cookie("sha256:" + hex.substr(1)) == "name:sha256:" + hex.substr(1));
 }
 
 // Description: culling on request: a whole domain, or one blob of it; files the kernel holds are
