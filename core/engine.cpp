@@ -32,6 +32,7 @@ void engine::open_sized(request_token req, object_key key, std::string domain, s
 }
 
 void engine::read(request_token req, object_key key, std::uint64_t off, std::uint64_t len) {
+    read_started_.try_emplace(req.id, std::chrono::steady_clock::now());
     execute(registry_.read(req, key, off, len));
 }
 
@@ -98,6 +99,11 @@ void engine::execute(effects&& effs) {
             } else if constexpr (std::is_same_v<T, release_blob>) {
                 sources_.for_domain(eff.domain).release(blob_ref{eff.domain, eff.name});
             } else if constexpr (std::is_same_v<T, complete_read>) {
+                if (auto it = read_started_.find(eff.req.id); it != read_started_.end()) {
+                    stats_.read_seconds.observe(
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second).count());
+                    read_started_.erase(it);
+                }
                 port_->answer_read(eff.object.get(), eff.req, eff.status);
             }
         }, e);

@@ -76,20 +76,28 @@ struct engine_options {
 };
 
 /// Counters of the engine's scheduling (the registry counts requests, fetches and writes).
+/// Bounds of the READ service time histogram, in seconds: from the store's page cache (well
+/// under a millisecond) to a stalled source (the read deadline).
+inline constexpr double read_seconds_bounds[] = {0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                 0.1,    0.25,   0.5,   1,      2.5,   5,     10,   30};
+
 struct engine_stats {
     std::uint64_t write_waits = 0;           ///< writes that queued behind their file's lane
     std::uint64_t writes_per_file_peak = 0;  ///< most writes in flight into one file at once
     std::uint64_t deadline_misses = 0;       ///< fetches and size lookups the engine answered at their deadline
     std::uint64_t late_results = 0;          ///< results that came after that answer, dropped
     std::uint64_t nospace_writes = 0;        ///< cache writes refused for space (ENOBUFS, ENOSPC)
+    /// From the engine taking a READ to its answer (a hit, a fetch and write, or a failure).
+    metrics::histogram read_seconds{read_seconds_bounds};
 };
 
 /// engine_stats as metrics: top-level keys of the stats JSON, erofs_blobd_<name> in Prometheus.
 inline constexpr auto engine_metrics = [] {
     using s = engine_stats;
-    using metrics::counter, metrics::gauge;
+    using metrics::counter, metrics::gauge, metrics::histogram_of, metrics::unit;
     return metrics::make_table(
         metrics::group{"", {}, ""},
+        histogram_of(&s::read_seconds, "read_service", "Time from a READ reaching the engine to its answer.", unit::seconds),
         counter(&s::write_waits, "write_waits",
                 "Cache-file writes that queued behind the 4 MiB of writes in flight into their file."),
         gauge(&s::writes_per_file_peak, "writes_per_file_peak", "Most writes seen in flight into one cache file at once."),
@@ -209,6 +217,8 @@ private:
     /// memory held stays bounded when writes are slower than fetches.
     std::size_t writes_held_ = 0;
     engine_stats stats_;
+    // When each READ not answered yet reached the engine (by request id), for read_seconds.
+    std::unordered_map<std::uint64_t, std::chrono::steady_clock::time_point> read_started_;
     bool stopping_ = false;
     bool failed_pending_ = false;
     // Timers cannot be cancelled: theirs hold a weak reference and do nothing once the engine is gone.

@@ -152,6 +152,7 @@ void app::control(std::string_view request, control_server::reply_fn reply) {
     };
     if (cmd == "stats") return reply(stats_json());
     if (cmd == "ping") return reply(R"({"ok":true})");
+    if (cmd == "metrics") return reply(nlohmann::json{{"ok", true}, {"text", metrics_text()}}.dump());
     if (cmd == "mount" || cmd == "umount") {
         if (!fanotify_) return fail(cmd + " needs \"frontend\": \"fanotify\" (with cachefiles the kernel mounts: mount -t erofs -o fsid=...)");
         auto mp = str("mountpoint");
@@ -225,6 +226,7 @@ metrics::snapshot app::snapshot() const {
             std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()),
         config_->chunk_size, upstream};
     snap.add(daemon_metrics, d);
+    snap.add(build_metrics, build_info{}, {BLOBD_VERSION});
     snap.add(registry_metrics, engine_->stats());
     snap.add(engine_metrics, engine_->scheduling());
     snap.add(cachefiles_metrics, frontend_ ? frontend_->stats() : cachefiles_stats{});
@@ -246,6 +248,8 @@ metrics::snapshot app::snapshot() const {
     }
     return snap;
 }
+
+std::string app::metrics_text() const { return metrics::to_prometheus(snapshot()); }
 
 std::string app::stats_json() const {
     nlohmann::ordered_json j = {{"ok", true}};

@@ -44,6 +44,18 @@ inline constexpr auto daemon_metrics = [] {
         counter(&s::upstream_bytes, "upstream", "Bytes all sources delivered (the sum over sources).", unit::bytes));
 }();
 
+/// The build, as Prometheus' conventional info metric: erofs_blobd_build_info{version="..."} 1
+/// (JSON: "build": [{"version": "...", "build_info": 1}]).
+struct build_info {
+    std::uint64_t info = 1;
+};
+inline constexpr std::string_view build_labels[] = {"version"};
+inline constexpr auto build_metrics = [] {
+    using metrics::gauge;
+    return metrics::make_table(metrics::group{"", build_labels, "build"},
+                               gauge(&build_info::info, "build_info", "Always 1; the labels say which build runs."));
+}();
+
 class app {
 public:
     /// The cachefiles frontend on a bound device. Throws std::system_error when a source cannot be
@@ -69,6 +81,8 @@ public:
     std::string stats_json() const;
     /// Every declared table with its current values (stats_json, Prometheus text).
     metrics::snapshot snapshot() const;
+    /// The same counters in the Prometheus text exposition format (`erofs-blobctl metrics`).
+    std::string metrics_text() const;
     const registry_stats& stats() const { return engine_->stats(); }
 
 private:

@@ -24,6 +24,8 @@ constexpr const char* usage = R"(Usage: erofs-blobctl [--socket PATH | --config 
 
 Commands:
   stats   the daemon's counters (opens, reads, bytes fetched and written, per-source figures)
+  metrics the same counters in the Prometheus text format (for node_exporter's textfile
+          collector: erofs-blobctl metrics > F.tmp && mv F.tmp DIR/erofs-blobd.prom)
   ping    check that the daemon answers
   mount [--domain D] FSID MOUNTPOINT
           ("frontend": "fanotify" only) fetch bootstrap FSID from domain D's sources (default
@@ -213,6 +215,14 @@ int main(int argc, char** argv) {
         if (j.value("ok", false)) return 0;
         std::fprintf(stderr, "erofs-blobctl: cull: %s\n", j.value("error", std::string("?")).c_str());
         return 1;
+    }
+    if (command == "metrics" && !raw) {
+        if (!j.value("ok", false) || !j.contains("text") || !j["text"].is_string()) {
+            std::fprintf(stderr, "erofs-blobctl: metrics: %s\n", j.value("error", std::string("no metrics in the reply")).c_str());
+            return 1;
+        }
+        std::fputs(j["text"].get_ref<const std::string&>().c_str(), stdout);
+        return 0;
     }
     std::printf("%s\n", raw ? j.dump().c_str() : j.dump(2).c_str());
     return j.value("ok", false) ? 0 : 1;

@@ -139,8 +139,13 @@ void guarded_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64
         return;
     }
     inner_->fetch(blob, off, len, due,
-                  [this, alive = alive_, probe, done = std::move(done)](result<buffer_ptr, int> r) mutable {
-                      if (*alive) outcome(r ? 0 : r.error(), probe);
+                  [this, alive = alive_, probe, started = std::chrono::steady_clock::now(),
+                   done = std::move(done)](result<buffer_ptr, int> r) mutable {
+                      if (*alive) {
+                          timing_.fetch_seconds.observe(
+                              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+                          outcome(r ? 0 : r.error(), probe);
+                      }
                       done(std::move(r));
                   });
 }
@@ -151,6 +156,7 @@ void guarded_fetcher::collect(metrics::snapshot& out, const std::string& label) 
     // Read at snapshot time: an open breaker turns half-open by the clock, not by an event.
     s.state = static_cast<std::uint64_t>(breaker_.current(std::chrono::steady_clock::now()));
     out.add(breaker_metrics, s, {label});
+    out.add(source_timing_metrics, timing_, {label});
 }
 
 }  // namespace blobd

@@ -92,6 +92,21 @@ inline constexpr auto breaker_metrics = [] {
             .json("breaker_probes"));
 }();
 
+/// Bounds of the fetch time histogram, in seconds (a local file to a slow registry).
+inline constexpr double fetch_seconds_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+
+/// How long the source took per range fetch (the breaker sees every fetch that reaches it).
+struct source_timing {
+    metrics::histogram fetch_seconds{fetch_seconds_bounds};
+};
+inline constexpr auto source_timing_metrics = [] {
+    using metrics::histogram_of, metrics::unit;
+    return metrics::make_table(metrics::group{"source", source_labels, "sources"},
+                               histogram_of(&source_timing::fetch_seconds, "fetch_duration",
+                                            "Time the source took to answer a range fetch (success or failure).",
+                                            unit::seconds));
+}();
+
 class guarded_fetcher final : public fetcher {
 public:
     guarded_fetcher(event_loop& loop, std::shared_ptr<fetcher> inner, breaker_options opts)
@@ -119,6 +134,7 @@ private:
     std::shared_ptr<fetcher> inner_;
     circuit_breaker breaker_;
     breaker_stats counts_;
+    source_timing timing_;
     std::chrono::steady_clock::time_point opened_at_{};
     // The source's callbacks may run after we are gone (it can outlive us in source_set).
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -17,6 +17,8 @@ packages=(
     nginx-light openssl
     # a real OCI registry (distribution 2.8) for the OCI fetcher's tests (tests/support/registry)
     docker-registry curl
+    # the Prometheus text of `erofs-blobctl metrics`, checked by Prometheus' own parser (promtool)
+    prometheus
 )
 if [ "${BLOBD_SKIP_APT:-0}" = 1 ]; then exit 0; fi
 sudo=
@@ -34,8 +36,9 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 # nginx's Debian package starts a system instance on port 80; the tests run their own.
-# So does docker-registry's, on port 5000.
+# So do docker-registry's (port 5000) and prometheus's (port 9090).
 if command -v systemctl >/dev/null 2>&1; then
     $sudo systemctl disable --now nginx >/dev/null 2>&1 || true
     $sudo systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi

@@ -339,7 +339,7 @@ void space_keeper::sample_and_cull(bool nospace) {
             std::lock_guard g(mu_);
             ++stats_.walks;
             stats_.walked_files += w.files;
-            stats_.last_walk_ms = static_cast<std::uint64_t>(last_walk_took_.count());
+            stats_.walk_seconds.observe(std::chrono::duration<double>(last_walk_ - t0).count());
             if (w.ok) {
                 stats_.cache_bytes = w.bytes;
                 stats_.cache_files = w.files;

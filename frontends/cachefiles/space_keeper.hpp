@@ -79,6 +79,9 @@ struct keeper_options {
     std::size_t batch = 4096;                        ///< victims kept per walk
 };
 
+/// Bounds of the walk time histogram, in seconds: a few files to millions.
+inline constexpr double walk_seconds_bounds[] = {0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60};
+
 /// Counters and gauges of the keeper (a copy, taken under its lock).
 struct keeper_stats {
     std::uint64_t samples = 0;          ///< statvfs samples taken
@@ -97,7 +100,7 @@ struct keeper_stats {
     std::uint64_t cache_files = 0;      ///< cache files at the last walk
     std::uint64_t fs_free_bytes = 0;    ///< free bytes of the cache filesystem, last sample
     std::uint64_t fs_free_files = 0;    ///< free inodes of the cache filesystem, last sample
-    std::uint64_t last_walk_ms = 0;     ///< how long the last walk took
+    metrics::histogram walk_seconds{walk_seconds_bounds};  ///< how long walks of the cache tree took
     std::uint64_t store_culled_files = 0;  ///< blob store files deleted to free space (in the one order)
     std::uint64_t store_culled_bytes = 0;  ///< ... and their disk space
 };
@@ -123,7 +126,7 @@ inline constexpr auto keeper_metrics = [] {
         gauge(&s::cache_files, "cache_files", "Cache files at the last walk."),
         gauge(&s::fs_free_bytes, "fs_free", "Free space of the cache filesystem at the last sample.", unit::bytes),
         gauge(&s::fs_free_files, "fs_free_files", "Free inodes of the cache filesystem at the last sample."),
-        gauge(&s::last_walk_ms, "last_walk_ms", "How long the last walk of the cache tree took, in milliseconds."),
+        metrics::histogram_of(&s::walk_seconds, "walk_duration", "How long walks of the cache tree took.", unit::seconds),
         counter(&s::store_culled_files, "store_culled_files", "Blob store files the keeper deleted to free space."),
         counter(&s::store_culled_bytes, "store_culled", "Disk space of the blob store files the keeper deleted.", unit::bytes));
 }();

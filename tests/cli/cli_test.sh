@@ -73,6 +73,7 @@ mk_config "$tmp/regular-file"
 check "device is a regular file" 2 "not a character device" -- "$daemon" --config "$tmp/run.json"
 
 check "blobctl --help" 0 "stats" -- "$ctl" --help
+check "blobctl --help lists metrics" 0 "^  metrics the same counters in the Prometheus text format" -- "$ctl" --help
 check "blobctl without a daemon" 2 "is erofs-blobd running" -- "$ctl" --socket "$tmp/none.sock" stats
 check "blobctl without a command" 1 "Usage" -- "$ctl"
 check "blobctl cull without --domain" 1 "cull needs --domain" -- "$ctl" --socket "$tmp/none.sock" cull

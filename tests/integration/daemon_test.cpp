@@ -3,15 +3,19 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -596,4 +600,72 @@ TEST_CASE("a storm of valid and malformed messages", "[integration][storm]") {
         REQUIRE(h.run_until([&] { return h.stats()["objects_open"] == 0 && h.loop->inflight() == 0; }));
         CHECK(test::open_fd_count() - h.k.own_fds() == fds_base);
     }
+}
+
+namespace {
+// One request line to the daemon's control socket from another thread while this one runs the
+// loop; the reply line, or "" when none came.
+std::string control_request(harness& h, const std::string& path, const std::string& line) {
+    std::string reply;
+    std::atomic<bool> done{false};
+    std::thread client([&] {
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::memcpy(addr.sun_path, path.data(), std::min(path.size(), sizeof addr.sun_path - 1));
+        unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (fd && ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+            ::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(line.size())) {
+            char buf[4096];
+            for (ssize_t n; (n = ::recv(fd.get(), buf, sizeof buf, 0)) > 0;) reply.append(buf, static_cast<std::size_t>(n));
+        }
+        done = true;
+    });
+    h.run_until([&] { return done.load(); });
+    client.join();
+    return reply;
+}
+}  // namespace
+
+// Description: `metrics` answers the Prometheus text of the same counters as `stats`: READ service
+// time and per-source fetch time histograms that counted the READs served, build_info with the
+// version, and text that Prometheus' own parser accepts (`promtool check metrics`, Debian's
+// prometheus package; without it the check fails in CI and is skipped elsewhere).
+TEST_CASE("metrics: Prometheus text, histograms, build_info, promtool accepts it", "[integration]") {
+    tmpdir sockdir;
+    const std::string sock = (sockdir.path / "control.sock").string();
+    harness h(MiB, [&](cfg::config& c) { c.control_socket = sock; });
+    h.blob("img1", 2 * MiB);
+    auto obj = h.open_ok("erofs,d1", "img1");
+    for (std::uint64_t off : {std::uint64_t{0}, MiB}) {
+        auto m = h.k.read(obj, off, 4096);
+        REQUIRE(h.run_until([&] { return h.k.read_done(m); }));
+    }
+    const auto reply = nlohmann::json::parse(control_request(h, sock, "{\"cmd\":\"metrics\"}\n"), nullptr, false);
+    REQUIRE(reply.is_object());
+    REQUIRE(reply.value("ok", false));
+    const std::string text = reply.value("text", std::string());
+    CHECK(text.find("# TYPE erofs_blobd_read_service_seconds histogram\n") != std::string::npos);
+    CHECK(text.find("erofs_blobd_read_service_seconds_count 2\n") != std::string::npos);
+    CHECK(text.find("# TYPE erofs_blobd_source_fetch_duration_seconds histogram\n") != std::string::npos);
+    CHECK(text.find("erofs_blobd_source_fetch_duration_seconds_count{source=\"local:" + h.blobs.path.string() + "\"} 2\n") !=
+          std::string::npos);
+    CHECK(text.find("erofs_blobd_build_info{version=\"" BLOBD_VERSION "\"} 1\n") != std::string::npos);
+    CHECK(text.find("erofs_blobd_reads_total 2\n") != std::string::npos);
+    // The same figures as `stats`.
+    CHECK(h.stats()["read_service_seconds"]["count"] == 2);
+
+    const fs::path file = sockdir.path / "metrics.prom";
+    std::ofstream(file) << text;
+    if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
+        if (std::getenv("CI")) FAIL("promtool is missing (scripts/install-deps.sh installs prometheus)");
+        WARN("promtool not installed: the text was not checked by Prometheus' parser");
+        return;
+    }
+    const std::string cmd = "promtool check metrics < '" + file.string() + "' > '" + file.string() + ".out' 2>&1";
+    const int rc = std::system(cmd.c_str());
+    std::ifstream out(file.string() + ".out");
+    const std::string said((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
+    INFO("promtool said: " << said);
+    CHECK(rc == 0);
+    CHECK(said.empty());  // no lint warnings either
 }

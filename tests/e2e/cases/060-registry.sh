@@ -5,7 +5,8 @@
 # it; the daemon has a single oci source with user/password. Both images mounted in one domain read
 # byte for byte like their source trees; the registry served each blob's bytes exactly once (its
 # access log and the daemon's counters agree); tokens are fetched once, not per chunk; the password
-# never reaches the daemon's log; umount closes everything.
+# never reaches the daemon's log; `erofs-blobctl metrics` passes `promtool check metrics` (no errors,
+# no lint warnings) with the OCI source's series in it; umount closes everything.
 . "$(dirname "$0")/../lib.sh"
 REG_TOOLS=$(cd "$(dirname "$0")/../../support/registry" && pwd)
 REG_DIR=/run/registry
@@ -82,6 +83,14 @@ expect_eq "tokens the daemon fetched" "$daemon_tokens" 1
 [ -s "$DAEMON_LOG" ] || fail "no daemon log to search for the password"
 grep -q -- "$PASSWORD" "$DAEMON_LOG" && fail "the password appears in the daemon log"
 echo "ok: password not in the daemon log"
+
+step "metrics: the Prometheus text of a daemon with an OCI source passes Prometheus' parser"
+"$E2E_BIN/erofs-blobctl" --socket "$SOCK" metrics >"$REG_DIR/metrics.prom" || fail "erofs-blobctl metrics failed"
+promtool check metrics <"$REG_DIR/metrics.prom" >"$REG_DIR/promtool.out" 2>&1 || { cat "$REG_DIR/promtool.out"; fail "promtool rejects the metrics"; }
+[ ! -s "$REG_DIR/promtool.out" ] || { cat "$REG_DIR/promtool.out"; fail "promtool lint warnings"; }
+grep -q '^erofs_blobd_source_fetch_duration_seconds_count{source="oci:' "$REG_DIR/metrics.prom" ||
+    fail "no fetch time histogram of the OCI source"
+echo "ok: promtool check metrics: no errors, no warnings ($(grep -c '^# TYPE' "$REG_DIR/metrics.prom") families)"
 
 step "umount: every object closed"
 umount /run/mnt/a /run/mnt/b
