@@ -27,8 +27,16 @@ check "unknown argument" 1 "unknown argument '--bogus'" -- "$daemon" --bogus
 check "bad log level" 1 "unknown log level" -- "$daemon" --log-level loud --config x
 check "check example config" 0 '"chunk_size": 1048576' -- "$daemon" --check-config "$src/config/example.json"
 check "check packaged config" 0 '"dir": "/var/cache/erofs-blobd"' -- "$daemon" --check-config "$src/packaging/config.json"
+quiet_out=$("$daemon" --check-config "$src/packaging/config.json" --quiet 2>&1); quiet_rc=$?
+if [ "$quiet_rc" = 0 ] && [ -z "$quiet_out" ]; then
+    echo "ok: --check-config --quiet: valid config, no output"; passes=$((passes + 1))
+else
+    echo "FAIL: --check-config --quiet: exit $quiet_rc, output: $quiet_out"; failures=$((failures + 1))
+fi
 
 printf '{"cache": {"dir": "/c"}, "sources": [{"type": "local", "path": 7}]}' >"$tmp/bad.json"
+check "--quiet: the error still says where" 1 'sources\[0\]\.path: expected a string' -- "$daemon" --check-config "$tmp/bad.json" --quiet
+check "--quiet outside --check-config" 1 "--quiet is for --check-config" -- "$daemon" --config "$tmp/bad.json" --quiet
 check "bad config names the JSON path" 1 'sources\[0\]\.path: expected a string' -- "$daemon" --check-config "$tmp/bad.json"
 check "bad config refuses to start" 1 'bad config' -- "$daemon" --config "$tmp/bad.json"
 check "missing config file" 1 "cannot open|No such file" -- "$daemon" --check-config "$tmp/none.json"

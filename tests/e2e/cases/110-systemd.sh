@@ -1,6 +1,6 @@
 #!/bin/bash
 # Description: systemd 252 itself (PID 1 of the guest) runs erofs-blobd from the project's unit
-# (packaging/erofs-blobd.service, paths adapted to the build): `systemctl start` returns once the
+# (generated from packaging/erofs-blobd.service.in, paths adapted to the build): `systemctl start` returns once the
 # daemon is READY and fscache mounts in a shared domain read byte for byte; `systemctl restart` and
 # a crash (`systemctl kill -s KILL`, Restart=on-failure) keep the mounts working without a remount
 # (the device fd waits in systemd's fd store; page cache dropped before every check, so the reads
@@ -16,11 +16,10 @@ top=$(cd "$(dirname "$0")/../../.." && pwd)
 # finds it without --socket).
 SOCK=/run/erofs-blobd/control.sock
 
-# The unit: the build's generated one if there is one, else the source tree's; its binary and
+# The unit the build generated (CMake configure_file, with its install paths); its binary and
 # config paths are pointed at the build and the test config.
-src_unit=$(find "$E2E_BIN/.." -maxdepth 3 -name "$UNIT" -print -quit 2>/dev/null)
-[ -n "$src_unit" ] || src_unit=$top/packaging/$UNIT
-[ -f "$src_unit" ] || fail "no unit file $src_unit"
+src_unit=$E2E_BIN/../packaging/$UNIT
+[ -f "$src_unit" ] || fail "no generated unit file $src_unit"
 sed -E -e "s#^(Exec[A-Za-z]*=[-+!@:|]*)[^ ]*/erofs-blob(d|ctl)( |\$)#\\1$E2E_BIN/erofs-blob\\2\\3#" \
        -e "s#[^ =]*/erofs-blobd/config\\.json#$CONF#g" "$src_unit" >"$UNITS/$UNIT"
 if sabotage no-fdstore; then sed -i '/^FileDescriptorStoreMax=/d' "$UNITS/$UNIT"; fi
