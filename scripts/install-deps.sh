@@ -19,6 +19,8 @@ packages=(
     docker-registry curl
     # the Prometheus text of `erofs-blobctl metrics`, checked by Prometheus' own parser (promtool)
     prometheus
+    # the .deb (scripts/package.sh): dpkg-shlibdeps for its dependencies, lintian to check it
+    dpkg-dev lintian
 )
 if [ "${BLOBD_SKIP_APT:-0}" = 1 ]; then exit 0; fi
 sudo=
