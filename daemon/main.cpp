@@ -1,5 +1,6 @@
 // erofs-blobd: entry point. Parses the command line, loads the config, opens and binds
-// /dev/cachefiles, and runs the loop until SIGTERM/SIGINT. Exit codes: 0 clean stop, 1 bad
+// /dev/cachefiles, and runs the loop until SIGTERM/SIGINT; SIGHUP reloads the config, and the loop
+// sends STATUS= and (under WatchdogSec=) WATCHDOG=1 to the service manager. Exit codes: 0 clean stop, 1 bad
 // config or usage, 2 startup failure (device, ring, control socket) or an exception nothing else
 // caught.
 #include <signal.h>
@@ -48,6 +49,13 @@ Restarts: under systemd (Type=notify, FileDescriptorStoreMax=1) the bound device
 the service manager's fd store; a restarted daemon takes it over, sends `restore`, and the
 mounts keep working. Without it, stopping the daemon unbinds the cache (see docs/operations.md).
 
+Reload: SIGHUP (systemctl reload, erofs-blobctl reload) re-reads the config file: sources,
+credentials, prefetch, deadlines, store and log level change in place; a key that needs a restart
+(cache.*, device, frontend, chunk_size, control_socket) or a bad config is refused and logged, and
+the running config stays. The last good config is kept in $STATE_DIRECTORY/last-good-config.json
+(or $BLOBD_STATE_DIR); a restart with a bad config that is handed a stored device serves with it.
+Under systemd: STATUS= lines, and WATCHDOG=1 from the event loop when WatchdogSec= is set.
+
 Options:
   --config FILE        the JSON config to serve with (see docs/config.md)
   --check-config FILE  validate FILE, print the effective config as JSON, exit 0 (valid) or 1
@@ -61,6 +69,7 @@ marks its blobs' sparse cache files for fanotify pre-content events and mounts i
 umount MOUNTPOINT unmounts. A stop unmounts every such mount first (see docs/fanotify.md).
 
 Control: erofs-blobctl [--socket PATH] stats   prints the daemon's counters.
+         erofs-blobctl [--socket PATH] reload  reloads the config (prints what changed).
 )";
 
 // The last config the daemon started or reloaded with, kept for a restart whose config is bad:
