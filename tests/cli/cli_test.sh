@@ -75,6 +75,7 @@ check "device is a regular file" 2 "not a character device" -- "$daemon" --confi
 
 check "blobctl --help" 0 "reload  make the daemon re-read" -- "$ctl" --help
 check "blobctl without a daemon" 2 "is erofs-blobd running" -- "$ctl" --socket "$tmp/none.sock" stats
+check "blobctl reload without a daemon" 2 "is erofs-blobd running" -- "$ctl" --socket "$tmp/none.sock" reload
 check "blobctl without a command" 1 "Usage" -- "$ctl"
 check "blobctl cull without --domain" 1 "cull needs --domain" -- "$ctl" --socket "$tmp/none.sock" cull
 check "blobctl usage without --domain" 1 "usage needs --domain" -- "$ctl" --socket "$tmp/none.sock" usage

@@ -4,7 +4,8 @@
 # (the old one is gone), the first mount keeps reading; a bad config is refused with its JSON path
 # and a bind-time key by name, and the daemon keeps serving. Under a watchdog (WATCHDOG_USEC) the
 # loop pings WATCHDOG=1 at half the interval, and the pings stop while the loop is stalled
-# (test-only `debug-stall`). STATUS= lines reach the service manager.
+# (test-only `debug-stall`). STATUS= lines reach the service manager. A restart with a bad config
+# while the device is in the fd store serves with the last good config (kept at start and reload).
 . "$(dirname "$0")/../lib.sh"
 OLD=/run/src-old NEW=/run/src-new
 mkdir -p "$OLD" "$NEW"
@@ -21,7 +22,8 @@ blobctl() { "$E2E_BIN/erofs-blobctl" --socket "$SOCK" "$@"; }
 
 step "daemon under a watchdog (WATCHDOG_USEC=1s) and debug-stall enabled"
 conf "$OLD"
-export FDSTORE_WATCHDOG_USEC=1000000 BLOBD_DEBUG_STALL=1
+export FDSTORE_WATCHDOG_USEC=1000000 BLOBD_DEBUG_STALL=1 BLOBD_STATE_DIR=/run/blobd/state
+mkdir -p "$BLOBD_STATE_DIR"
 start_supervised
 mount_erofs /run/mnt/a fsid=img1,domain_id=d1
 cmp /run/mnt/a/share/config "$E2E_DATA/src/tree1/share/config" || fail "share/config differs"
@@ -79,5 +81,17 @@ echo "longest gap between pings: $gap s"
 awk -v g="$gap" 'BEGIN { exit !(g >= 2.5) }' || fail "the pings did not stop while the loop was stalled (gap $gap s)"
 n2=$(pings); sleep 1.5; n3=$(pings)
 [ "$n3" -gt "$n2" ] || fail "the pings did not resume after the stall"
+
+step "restart with a bad config while the device is in the store: serves with the last good config"
+grep -q "\"$NEW\"" "$BLOBD_STATE_DIR/last-good-config.json" || fail "the last good config is not the reloaded one"
+printf '{"cache": {"dir": "%s", "tag": "e2e"}, "sources": [{"type": "local", "path": 7}], "control_socket": "%s"}' \
+    "$CACHE_DIR" "$SOCK" >"$CONF"
+kill -USR2 "$SUPER_PID"   # SIGTERM, then start again with the (bad) config and the stored device
+wait_supervised 2
+grep -q 'serving with the last good config' "$DAEMON_LOG" || fail "no fallback logged"
+grep -q 'took over the bound device' "$DAEMON_LOG" || fail "the device was not taken over"
+grep -q 'STATUS=.*serving with the last good config' "$SUPER_DIR/notify.log" || fail "STATUS= does not say so"
+blobctl stats --raw | grep -q "local:$NEW" || fail "not serving with the last good config's source"
+same_tree "$E2E_DATA/src/tree1" /run/mnt/a
 stop_supervised
 umount /run/mnt/a
