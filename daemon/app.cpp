@@ -226,7 +226,7 @@ app::reload_result app::reload(std::shared_ptr<const cfg::config> next) {
     // nothing was swapped yet.
     std::unique_ptr<sources::source_set> fresh;
     try {
-        fresh = std::make_unique<sources::source_set>(loop_, *next);
+        fresh = std::make_unique<sources::source_set>(loop_, *next, sources_->current().shared_store());
     } catch (const std::exception& e) {
         return unexpected{fmt::format("{}; the running config stays", e.what())};
     }

@@ -646,3 +646,25 @@ TEST_CASE("reload swaps the sources; a refused reload keeps the running config",
     CHECK(h.daemon->status_line().find("2 objects open") != std::string::npos);
     CHECK(h.k.bad_completions() == 0);
 }
+
+// Description: a reload that keeps the store settings keeps the store object (its counters go
+// on, one owner of the directory); one that changes store.max_bytes builds a new one.
+TEST_CASE("reload keeps the blob store when its settings stay", "[integration][reload]") {
+    tmpdir store;
+    harness h(MiB, [&](cfg::config& c) {
+        c.store.use = cfg::store_use::all;
+        c.store.dir = store.path.string();
+    });
+    h.blob("b", MiB, 4);
+    auto obj = h.open_ok("erofs,d", "b");
+    auto rd = h.k.read(obj, 0, 4096);
+    REQUIRE(h.run_until([&] { return h.k.read_done(rd); }));
+    REQUIRE(h.run_until([&] { return h.stats()["store"]["stored_bytes"].get<std::uint64_t>() > 0; }));
+    cfg::config next = h.daemon->config();
+    next.log_level = "debug";
+    REQUIRE(h.daemon->reload(std::make_shared<const cfg::config>(next)));
+    CHECK(h.stats()["store"]["stored_bytes"].get<std::uint64_t>() > 0);
+    next.store.max_bytes = 1 << 30;
+    REQUIRE(h.daemon->reload(std::make_shared<const cfg::config>(next)));
+    CHECK(h.stats()["store"]["stored_bytes"].get<std::uint64_t>() == 0);
+}
