@@ -47,6 +47,14 @@ void engine::refetch(std::string_view name) {
     if (!stopping_) execute(registry_.refetch(name));
 }
 
+void engine::retune(const engine_options& o) {
+    opts_.prefetch_concurrency = std::max(1u, o.prefetch_concurrency);
+    opts_.prefetch_for = o.prefetch_for;
+    opts_.failure_ttl = o.failure_ttl;
+    opts_.read_deadline = o.read_deadline;
+    pump_fetches();
+}
+
 void engine::execute(effects&& effs) {
     BLOBD_ASSERT(port_ != nullptr, "a frontend is attached before the first request");
     for (auto& e : effs) {

@@ -132,6 +132,11 @@ public:
     /// again every chunk already written into an open object of it.
     void refetch(std::string_view name);
 
+    /// A reload (daemon/app.cpp): takes prefetch_concurrency, prefetch_for, failure_ttl and
+    /// read_deadline from `o` for what starts from now on; chunk_size, the write policy and the
+    /// hooks stay as built. A higher prefetch limit starts queued background fetches at once.
+    void retune(const engine_options& o);
+
     /// Stops starting background work and finishes what is in flight; after `grace`, pending
     /// opens and reads are failed (-EIO) so that no reader hangs. Idempotent.
     void request_stop(std::chrono::milliseconds grace);

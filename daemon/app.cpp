@@ -1,11 +1,15 @@
 #include "daemon/app.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <optional>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "base/log.hpp"
+#include "config/reload.hpp"
 
 namespace blobd {
 
@@ -26,18 +30,18 @@ engine_options engine_options_from(const std::shared_ptr<const cfg::config>& c) 
 
 app::app(event_loop& loop, device* dev, std::shared_ptr<const cfg::config> config)
     : loop_(loop), config_(std::move(config)) {
-    sources_ = std::make_unique<sources::source_set>(loop_, *config_);
+    sources_ = std::make_unique<sources::live_sources>(loop_, std::make_unique<sources::source_set>(loop_, *config_));
     engine_options eo = engine_options_from(config_);
     eo.on_write = [this](int res) {
         if (!keeper_) return;
-        if (const cas_store* st = sources_->store()) keeper_->set_other_bytes(st->stats().disk_bytes);
+        if (const cas_store* st = sources_->current().store()) keeper_->set_other_bytes(st->stats().disk_bytes);
         keeper_->wrote(res > 0 ? static_cast<std::uint64_t>(res) : 0, res == -ENOBUFS || res == -ENOSPC);
     };
     eo.on_close = [this] {
         if (keeper_) keeper_->released();
     };
     engine_ = std::make_unique<engine>(loop_, *sources_, std::move(eo));
-    sources_->on_integrity_failure([this](const std::string& name) { engine_->refetch(name); });
+    sources_->current().on_integrity_failure([this](const std::string& name) { engine_->refetch(name); });
     if (dev) {
         frontend_ = std::make_unique<cachefiles_frontend>(loop_, *dev, *engine_);
         if (config_->cache_cull) {
@@ -49,7 +53,7 @@ app::app(event_loop& loop, device* dev, std::shared_ptr<const cfg::config> confi
             // the keeper's thread is as good as one from the loop.
             keeper_ = std::make_unique<space_keeper>(loop_, std::move(ko),
                                                      [dev](std::string_view cmd) { return dev->send(cmd); });
-            if (const cas_store* st = sources_->store()) {
+            if (const cas_store* st = sources_->current().store()) {
                 // One eviction order for cache and store files (docs/operations.md, "Culling").
                 // The hooks run on the loop, where the store lives; the store is the current
                 // source set's at the time of the call.
@@ -57,13 +61,13 @@ app::app(event_loop& loop, device* dev, std::shared_ptr<const cfg::config> confi
                 hooks.dir = st->dir();
                 hooks.files = [this] {
                     std::vector<store_file> out;
-                    if (const cas_store* cur = sources_->store()) {
+                    if (const cas_store* cur = sources_->current().store()) {
                         for (auto& f : cur->files()) out.push_back({std::move(f.key), f.bytes, f.used_ns, f.in_use});
                     }
                     return out;
                 };
                 hooks.remove = [this](std::vector<std::string> keys, std::function<void(std::uint64_t, std::uint64_t)> done) {
-                    cas_store* cur = sources_->store();
+                    cas_store* cur = sources_->current().store();
                     if (!cur) return done(0, 0);
                     cur->remove(keys, std::move(done));
                 };
@@ -93,13 +97,13 @@ result<bool, std::string> app::start() {
     if (frontend_) {
         frontend_->start();
         if (keeper_) {
-            if (const cas_store* st = sources_->store()) keeper_->set_other_bytes(st->stats().disk_bytes);
+            if (const cas_store* st = sources_->current().store()) keeper_->set_other_bytes(st->stats().disk_bytes);
             keeper_->start();
         }
     } else if (auto f = fanotify_->start(); !f) {
         return unexpected{f.error()};
     }
-    const std::string sources = sources_->describe_default();
+    const std::string sources = sources_->current().describe_default();
     lg.info("serving: chunk size {} bytes, default sources: {}", config_->chunk_size, sources.empty() ? "(none)" : sources);
     return true;
 }
@@ -151,6 +155,25 @@ void app::control(std::string_view request, control_server::reply_fn reply) {
         return j[key].get<std::string>();
     };
     if (cmd == "stats") return reply(stats_json());
+    if (cmd == "reload") {
+        if (!reloader_) return fail("reload is not available here");
+        auto r = reloader_();
+        if (!r) return fail(r.error());
+        return reply(nlohmann::json{{"ok", true}, {"changed", r.value()}}.dump());
+    }
+    if (cmd == "debug-stall") {
+        // Test-only (docs/operations.md): blocks the loop thread on purpose, so that a test sees
+        // the watchdog pings stop and the service manager act on it.
+        if (!debug_stall_) return fail("unknown command (debug-stall needs BLOBD_DEBUG_STALL=1 in the daemon's environment)");
+        const double secs = !j.is_discarded() && j.is_object() && j.contains("seconds") && j["seconds"].is_number()
+                                ? j["seconds"].get<double>()
+                                : -1;
+        if (secs < 0 || secs > 3600) return fail("\"seconds\" must be a number 0..3600");
+        lg.warn("debug-stall: blocking the event loop for {} s", secs);
+        reply(R"({"ok":true})");
+        std::this_thread::sleep_for(std::chrono::duration<double>(secs));
+        return;
+    }
     if (cmd == "ping") return reply(R"({"ok":true})");
     if (cmd == "metrics") return reply(nlohmann::json{{"ok", true}, {"text", metrics_text()}}.dump());
     if (cmd == "mount" || cmd == "umount") {
@@ -209,14 +232,49 @@ void app::control(std::string_view request, control_server::reply_fn reply) {
             reply(out.dump());
         });
     }
-    fail("unknown command (try \"stats\", \"ping\", \"mount\", \"umount\", \"cull\" or \"usage\")");
+    fail("unknown command (try \"stats\", \"ping\", \"reload\", \"mount\", \"umount\", \"cull\" or \"usage\")");
+}
+
+app::reload_result app::reload(std::shared_ptr<const cfg::config> next) {
+    const cfg::reload_plan_t plan = cfg::reload_plan(*config_, *next);
+    if (!plan.ok()) {
+        return unexpected{fmt::format("{} cannot change on a reload (restart the daemon for it); the running config stays",
+                                      plan.refused)};
+    }
+    if (plan.changed.empty()) return plan.changed;
+    // Every source is built again, also when only the log level changed: a reload is also how a
+    // rotated auth_file or ca_file is read again. Building may throw (an unreadable file); then
+    // nothing was swapped yet.
+    std::unique_ptr<sources::source_set> fresh;
+    try {
+        fresh = std::make_unique<sources::source_set>(loop_, *next, sources_->current().shared_store());
+    } catch (const std::exception& e) {
+        return unexpected{fmt::format("{}; the running config stays", e.what())};
+    }
+    fresh->on_integrity_failure([this](const std::string& name) { engine_->refetch(name); });
+    sources_->replace(std::move(fresh));
+    engine_->retune(engine_options_from(next));
+    if (auto lvl = log::parse_level(next->log_level)) log::set_max_level(*lvl);
+    config_ = std::move(next);
+    last_error_.clear();
+    return plan.changed;
+}
+
+std::string app::status_line() const {
+    const auto& s = engine_->stats();
+    std::string line = fmt::format("{} on {}: {} domain{} configured, {} object{} open", config_->frontend,
+                                   config_->cache_dir, config_->domains.size(), config_->domains.size() == 1 ? "" : "s",
+                                   s.objects_open, s.objects_open == 1 ? "" : "s");
+    if (sources_->retired()) line += fmt::format(", {} old source set(s) finishing", sources_->retired());
+    if (!last_error_.empty()) line += "; last error: " + last_error_;
+    return line;
 }
 
 metrics::snapshot app::snapshot() const {
     // One snapshot of every declared table, so that the JSON here and Prometheus text list the
     // same counters under the same declarations.
     metrics::snapshot snap;
-    const auto& entries = sources_->entries();
+    const auto& entries = sources_->current().entries();
     std::uint64_t upstream = 0;
     // "bytes" of a source is what it delivered (over the network for remote ones); the store's
     // bytes_saved is what it did not have to. bytes_fetched is what reached cache files.
@@ -240,7 +298,7 @@ metrics::snapshot app::snapshot() const {
         entries[i].guard->collect(snap, label);  // the source's own metrics and its breaker's
         labels.push_back(std::move(label));
     }
-    const cas_store* store = sources_->store();
+    const cas_store* store = sources_->current().store();
     snap.add(store_metrics, store ? store->stats() : cas_store::stats_t{});
     snap.add(keeper_metrics, keeper_ ? keeper_->stats() : keeper_stats{});
     if (keeper_) {
@@ -255,13 +313,13 @@ std::string app::stats_json() const {
     nlohmann::ordered_json j = {{"ok", true}};
     j.update(metrics::to_json(snapshot()));
     // Only what is not a number is added here.
-    const auto& entries = sources_->entries();
+    const auto& entries = sources_->current().entries();
     auto& sources = j["sources"];
     if (!sources.is_array()) sources = nlohmann::ordered_json::array();
     for (std::size_t i = 0; i < entries.size() && i < sources.size(); ++i) {
         sources[i]["via_store"] = entries[i].view != nullptr;
     }
-    const cas_store* store = sources_->store();
+    const cas_store* store = sources_->current().store();
     auto& st = j["store"];
     st["enabled"] = store != nullptr;
     st["dir"] = store ? config_->store_dir() : "";

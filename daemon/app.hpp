@@ -9,6 +9,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <vector>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,6 +24,7 @@
 #include "frontends/cachefiles/space_keeper.hpp"
 #include "frontends/fanotify/frontend.hpp"
 #include "io/event_loop.hpp"
+#include "sources/live_sources.hpp"
 #include "sources/source_set.hpp"
 
 namespace blobd {
@@ -85,6 +88,25 @@ public:
     std::string metrics_text() const;
     const registry_stats& stats() const { return engine_->stats(); }
 
+    /// What a reload changed: the keys (config/reload.hpp), or the line saying why nothing was.
+    using reload_result = result<std::vector<std::string>, std::string>;
+    /// Takes `next` in place of the running config when cfg::reload_plan allows it: new sources
+    /// (built before anything is swapped; fetches in flight finish on the old ones), engine
+    /// tunables, log level. A refused key or a source that cannot be built leaves everything as
+    /// it was. Never throws.
+    reload_result reload(std::shared_ptr<const cfg::config> next);
+    /// How `reload` is asked for from the control socket (`{"cmd":"reload"}`): main re-reads the
+    /// config file and calls reload(). Unset: the command is refused.
+    void on_reload_request(std::function<reload_result()> fn) { reloader_ = std::move(fn); }
+    /// Enables the test-only `debug-stall` control command (main: BLOBD_DEBUG_STALL=1).
+    void allow_debug_stall(bool on) { debug_stall_ = on; }
+    /// The one-line state for the service manager (sd_notify STATUS=): frontend, cache dir,
+    /// configured domains, open objects, the last error. Loop thread.
+    std::string status_line() const;
+    /// Remembers `why` as the last error for status_line().
+    void note_error(std::string why) { last_error_ = std::move(why); }
+    const cfg::config& config() const noexcept { return *config_; }
+
 private:
     app(event_loop& loop, device* dev, std::shared_ptr<const cfg::config> config);
     void control(std::string_view request, control_server::reply_fn reply);
@@ -96,7 +118,7 @@ private:
     // Destroyed in reverse: the control socket, the frontend, the sources (their fetches drop
     // results not yet delivered), then the engine they delivered to.
     std::unique_ptr<engine> engine_;
-    std::unique_ptr<sources::source_set> sources_;
+    std::unique_ptr<sources::live_sources> sources_;
     std::unique_ptr<cachefiles_frontend> frontend_;     // one of these two
     std::unique_ptr<fanotify_frontend> fanotify_;
     std::unique_ptr<control_server> control_;
@@ -104,6 +126,9 @@ private:
     // it writes to or the loop it posts to can go.
     std::unique_ptr<space_keeper> keeper_;
     bool stop_requested_ = false;
+    bool debug_stall_ = false;
+    std::function<reload_result()> reloader_;
+    std::string last_error_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

@@ -27,6 +27,9 @@ Commands:
   metrics the same counters in the Prometheus text format (for node_exporter's textfile
           collector: erofs-blobctl metrics > F.tmp && mv F.tmp DIR/erofs-blobd.prom)
   ping    check that the daemon answers
+  reload  make the daemon re-read its config file (as SIGHUP does): prints the keys that changed,
+          or the error (a key that needs a restart, a bad config with its JSON path) and exits 1;
+          on an error the daemon keeps running with the config it had
   mount [--domain D] FSID MOUNTPOINT
           ("frontend": "fanotify" only) fetch bootstrap FSID from domain D's sources (default
           domain: FSID itself), mark its blobs' cache files and mount it read-only at MOUNTPOINT;
@@ -205,6 +208,18 @@ int main(int argc, char** argv) {
     if ((command == "mount" || command == "umount") && !raw) {
         if (j.value("ok", false)) return 0;
         std::fprintf(stderr, "erofs-blobctl: %s failed: %s\n", command.c_str(), j.value("error", std::string("?")).c_str());
+        return 1;
+    }
+    if (command == "reload" && !raw) {
+        if (j.value("ok", false)) {
+            std::string keys;
+            for (const auto& k : j.value("changed", nlohmann::json::array())) {
+                keys += (keys.empty() ? "" : ", ") + (k.is_string() ? k.get<std::string>() : k.dump());
+            }
+            std::printf("reloaded: %s\n", keys.empty() ? "nothing changed" : ("changed " + keys).c_str());
+            return 0;
+        }
+        std::fprintf(stderr, "erofs-blobctl: reload refused: %s\n", j.value("error", std::string("?")).c_str());
         return 1;
     }
     if (command == "cull" && !raw) {

@@ -1,5 +1,6 @@
 // erofs-blobd: entry point. Parses the command line, loads the config, opens and binds
-// /dev/cachefiles, and runs the loop until SIGTERM/SIGINT. Exit codes: 0 clean stop, 1 bad
+// /dev/cachefiles, and runs the loop until SIGTERM/SIGINT; SIGHUP reloads the config, and the loop
+// sends STATUS= and (under WatchdogSec=) WATCHDOG=1 to the service manager. Exit codes: 0 clean stop, 1 bad
 // config or usage, 2 startup failure (device, ring, control socket) or an exception nothing else
 // caught.
 #include <signal.h>
@@ -10,7 +11,12 @@
 #include <malloc.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <sstream>
 #include <exception>
 #include <string>
 #include <string_view>
@@ -43,6 +49,13 @@ Restarts: under systemd (Type=notify, FileDescriptorStoreMax=1) the bound device
 the service manager's fd store; a restarted daemon takes it over, sends `restore`, and the
 mounts keep working. Without it, stopping the daemon unbinds the cache (see docs/operations.md).
 
+Reload: SIGHUP (systemctl reload, erofs-blobctl reload) re-reads the config file: sources,
+credentials, prefetch, deadlines, store and log level change in place; a key that needs a restart
+(cache.*, device, frontend, chunk_size, control_socket) or a bad config is refused and logged, and
+the running config stays. The last good config is kept in $STATE_DIRECTORY/last-good-config.json
+(or $BLOBD_STATE_DIR); a restart with a bad config that is handed a stored device serves with it.
+Under systemd: STATUS= lines, and WATCHDOG=1 from the event loop when WatchdogSec= is set.
+
 Options:
   --config FILE        the JSON config to serve with (see docs/config.md)
   --check-config FILE  validate FILE, print the effective config as JSON, exit 0 (valid) or 1
@@ -58,13 +71,75 @@ marks its blobs' sparse cache files for fanotify pre-content events and mounts i
 umount MOUNTPOINT unmounts. A stop unmounts every such mount first (see docs/fanotify.md).
 
 Control: erofs-blobctl [--socket PATH] stats   prints the daemon's counters.
+         erofs-blobctl [--socket PATH] reload  reloads the config (prints what changed).
 )";
+
+// The last config the daemon started or reloaded with, kept for a restart whose config is bad:
+// $STATE_DIRECTORY (systemd's StateDirectory=, the first one) or $BLOBD_STATE_DIR, else none.
+std::string last_good_path() {
+    const char* dir = std::getenv("STATE_DIRECTORY");
+    if (!dir || !*dir) dir = std::getenv("BLOBD_STATE_DIR");
+    if (!dir || !*dir) return {};
+    std::string d(dir);
+    d = d.substr(0, d.find(':'));
+    return d + "/last-good-config.json";
+}
+
+// Copies the config file's bytes (not the effective JSON: what the operator wrote, comments of
+// the future included) next to the state, atomically. A failure only costs the fallback: logged.
+void keep_last_good(const std::string& config_path) {
+    const std::string to = last_good_path();
+    if (to.empty()) return;
+    std::ifstream in(config_path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    const std::string tmp = to + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << text.str();
+        if (!in || !out.flush()) {
+            lg.warn("cannot keep the last good config in {}: {}", to, std::strerror(errno));
+            return;
+        }
+    }
+    if (std::rename(tmp.c_str(), to.c_str()) != 0) lg.warn("cannot keep the last good config in {}: {}", to, std::strerror(errno));
+}
+
+// Whether the service manager handed this process fds from its store (LISTEN_FDS for us): then a
+// device with live mounts is waiting, and exiting would lose it.
+bool have_stored_fds() {
+    const char* pid = std::getenv("LISTEN_PID");
+    const char* n = std::getenv("LISTEN_FDS");
+    return pid && n && std::atol(pid) == static_cast<long>(::getpid()) && std::atoi(n) > 0;
+}
+
+std::uint64_t monotonic_usec() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
+}
 
 int run(const std::string& config_path, const std::string& level_override) {
     auto loaded = blobd::sources::load_config(config_path);
+    std::string start_error;  // set when serving with the last good config instead
     if (!loaded) {
-        std::fprintf(stderr, "erofs-blobd: bad config %s: %s\n", config_path.c_str(), loaded.error().what().c_str());
-        return 1;
+        const std::string why = "bad config " + config_path + ": " + loaded.error().what();
+        // systemd drops the fd store when the unit fails for good (the restart limit), and with it
+        // every mount's device: with a stored device waiting, serve with the last good config.
+        const std::string kept = last_good_path();
+        if (have_stored_fds() && !kept.empty()) {
+            if (auto fallback = blobd::sources::load_config(kept)) {
+                lg.err("{}; serving with the last good config {} to keep the stored device", why, kept);
+                start_error = why + " (serving with the last good config)";
+                loaded = std::move(fallback);
+            }
+        }
+        if (!loaded) {
+            std::fprintf(stderr, "erofs-blobd: %s\n", why.c_str());
+            return 1;
+        }
+    } else {
+        keep_last_good(config_path);
     }
     auto config = std::make_shared<const blobd::cfg::config>(std::move(*loaded));
     // Both were checked already (the config by its loader, the override by main).
@@ -76,6 +151,7 @@ int run(const std::string& config_path, const std::string& level_override) {
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, nullptr);
     blobd::unique_fd sfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!sfd) {
@@ -113,10 +189,73 @@ int run(const std::string& config_path, const std::string& level_override) {
                 lg.err("{}", s.error());
                 return 2;
             }
+            if (!start_error.empty()) daemon.note_error(start_error);
+            daemon.allow_debug_stall(std::getenv("BLOBD_DEBUG_STALL") && std::string_view(std::getenv("BLOBD_DEBUG_STALL")) == "1");
+
+            // STATUS= for `systemctl status`: sent when it changed, checked once a second (and at once
+            // after a reload), so that a burst of opens costs one line a second at most.
+            std::string sent_status;
+            auto send_status = [&] {
+                std::string line = daemon.status_line();
+                if (line == sent_status) return;
+                sent_status = std::move(line);
+                sd_notifyf(0, "STATUS=%s", sent_status.c_str());
+            };
+            std::function<void()> status_tick = [&] {
+                send_status();
+                loop.after(std::chrono::seconds(1), status_tick);
+            };
+
+            // Re-reads the file the daemon was started with; the running config stays on any error.
+            auto reload = [&](const char* by) -> blobd::app::reload_result {
+                sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", static_cast<unsigned long long>(monotonic_usec()));
+                blobd::app::reload_result r = blobd::unexpected{std::string()};
+                try {
+                    auto next = blobd::sources::load_config(config_path);
+                    if (!next) {
+                        r = blobd::unexpected{"bad config " + config_path + ": " + next.error().what() + "; the running config stays"};
+                    } else {
+                        r = daemon.reload(std::make_shared<const blobd::cfg::config>(std::move(*next)));
+                    }
+                } catch (const std::exception& e) {
+                    r = blobd::unexpected{std::string("reload failed: ") + e.what() + "; the running config stays"};
+                }
+                if (r) {
+                    if (!level_override.empty()) {
+                        blobd::log::set_max_level(blobd::log::parse_level(level_override).value_or(blobd::log::level::info));
+                    }
+                    std::string keys;
+                    for (const auto& k : r.value()) keys += (keys.empty() ? "" : ", ") + k;
+                    lg.notice("reload ({}): {}", by, keys.empty() ? "nothing changed" : "changed " + keys);
+                    keep_last_good(config_path);
+                } else {
+                    lg.err("reload ({}) refused: {}", by, r.error());
+                    daemon.note_error("reload refused: " + r.error());
+                }
+                sd_notify(0, "READY=1");
+                send_status();
+                return r;
+            };
+            daemon.on_reload_request([&] { return reload("control socket"); });
+
+            // WATCHDOG=1 from the loop itself: a stuck loop stops the pings and the service manager
+            // kills it; the successor takes the stored device over.
+            std::uint64_t watchdog_usec = 0;
+            std::function<void()> watchdog_tick = [&] {
+                sd_notify(0, "WATCHDOG=1");
+                loop.after(std::chrono::milliseconds(watchdog_usec / 2000), watchdog_tick);
+            };
+            if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec >= 2000) {
+                lg.info("watchdog: pinging every {} ms", watchdog_usec / 2000);
+                watchdog_tick();
+            }
             std::function<void()> arm_signal = [&] {
                 loop.poll(sfd.get(), POLLIN, [&](int) {
                     signalfd_siginfo si{};
-                    if (::read(sfd.get(), &si, sizeof si) == sizeof si) {
+                    if (::read(sfd.get(), &si, sizeof si) == sizeof si && si.ssi_signo == SIGHUP) {
+                        (void)reload("SIGHUP");  // logged and noted in STATUS= by reload()
+                        arm_signal();
+                    } else if (si.ssi_signo != 0) {
                         lg.info("received signal {}", strsignal(static_cast<int>(si.ssi_signo)));
                         sd_notify(0, "STOPPING=1");
                         daemon.request_stop();
@@ -127,6 +266,7 @@ int run(const std::string& config_path, const std::string& level_override) {
             };
             arm_signal();
             sd_notify(0, "READY=1");
+            status_tick();
             daemon.run();
         }
     } catch (const std::system_error& e) {

@@ -111,6 +111,8 @@ public:
 
     /// Starts the workers and the scan of `opt.dir` (created there if missing).
     cas_store(event_loop& loop, options opt);
+    /// What it was built with (a reload reuses a store whose settings did not change).
+    const options& settings() const noexcept { return opt_; }
     ~cas_store();
     cas_store(const cas_store&) = delete;
     cas_store& operator=(const cas_store&) = delete;

@@ -11,10 +11,14 @@ namespace {
 const log::logger lg{"sources"};
 }
 
-source_set::source_set(event_loop& loop, const cfg::config& config) : loop_(loop) {
+source_set::source_set(event_loop& loop, const cfg::config& config) : source_set(loop, config, nullptr) {}
+
+source_set::source_set(event_loop& loop, const cfg::config& config, std::shared_ptr<cas_store> previous)
+    : loop_(loop), previous_store_(std::move(previous)) {
     // Domain names are never empty, so "" asks for the top-level store setting.
     default_chain_ = chain(config, config.sources, "");
     for (const auto& [name, d] : config.domains) domain_chains_.emplace(name, chain(config, d.sources, name));
+    previous_store_.reset();
     if (store_) {
         std::string list;
         for (const auto& e : sources_) {
@@ -56,8 +60,13 @@ std::shared_ptr<fetcher> source_set::chain(const cfg::config& config, const std:
             continue;
         }
         if (!store_) {
-            store_ = std::make_shared<cas_store>(
-                loop_, cas_store::options{config.store_dir(), config.store.verify, config.store.max_bytes});
+            const cas_store::options want{config.store_dir(), config.store.verify, config.store.max_bytes};
+            const auto* had = previous_store_ ? &previous_store_->settings() : nullptr;
+            if (had && had->dir == want.dir && had->verify == want.verify && had->max_bytes == want.max_bytes) {
+                store_ = previous_store_;
+            } else {
+                store_ = std::make_shared<cas_store>(loop_, want);
+            }
         }
         if (!it->view) it->view = std::make_shared<cas_fetcher>(loop_, it->guard, store_);
         parts.push_back(it->view);

@@ -39,6 +39,10 @@ public:
     /// Builds every source of `config`. Throws std::system_error naming the source when one cannot
     /// be set up (an unreadable ca_file or auth_file, a bad URL).
     source_set(event_loop& loop, const cfg::config& config);
+    /// A reload: as above, but the blob store is `previous` when it has the settings `config`
+    /// asks for (dir, verify, max_bytes), so that one store object owns the directory across the
+    /// swap; otherwise a new one is built.
+    source_set(event_loop& loop, const cfg::config& config, std::shared_ptr<cas_store> previous);
     ~source_set() override;
     source_set(const source_set&) = delete;
     source_set& operator=(const source_set&) = delete;
@@ -63,6 +67,8 @@ public:
     /// The blob store, or null when no chain uses it.
     const cas_store* store() const noexcept { return store_.get(); }
     cas_store* store() noexcept { return store_.get(); }
+    /// The same, shared (for the next source_set of a reload).
+    std::shared_ptr<cas_store> shared_store() const noexcept { return store_; }
     /// "local:/srv/blobs, http://..." of the default chain, for the start-up log.
     std::string describe_default() const { return default_chain_->describe(); }
 
@@ -74,6 +80,7 @@ private:
     // Declared before the fetchers so that it outlives them; stop_network() stops it first.
     std::unique_ptr<net_thread> net_;
     std::shared_ptr<cas_store> store_;
+    std::shared_ptr<cas_store> previous_store_;  // offered by a reload, taken if it fits
     std::vector<entry> sources_;
     std::shared_ptr<fetcher> default_chain_;
     std::map<std::string, std::shared_ptr<fetcher>, std::less<>> domain_chains_;

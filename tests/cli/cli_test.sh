@@ -21,6 +21,7 @@ check() {  # check NAME WANT_RC GREP_PATTERN -- CMD...
 }
 
 check "--help" 0 "--config FILE" -- "$daemon" --help
+check "--help names reload" 0 "Reload: SIGHUP" -- "$daemon" --help
 check "--version" 0 "^erofs-blobd [0-9]+\.[0-9]+" -- "$daemon" --version
 check "no arguments" 1 "--config FILE is required" -- "$daemon"
 check "unknown argument" 1 "unknown argument '--bogus'" -- "$daemon" --bogus
@@ -82,7 +83,9 @@ check "device is a regular file" 2 "not a character device" -- "$daemon" --confi
 
 check "blobctl --help" 0 "stats" -- "$ctl" --help
 check "blobctl --help lists metrics" 0 "^  metrics the same counters in the Prometheus text format" -- "$ctl" --help
+check "blobctl --help" 0 "reload  make the daemon re-read" -- "$ctl" --help
 check "blobctl without a daemon" 2 "is erofs-blobd running" -- "$ctl" --socket "$tmp/none.sock" stats
+check "blobctl reload without a daemon" 2 "is erofs-blobd running" -- "$ctl" --socket "$tmp/none.sock" reload
 check "blobctl without a command" 1 "Usage" -- "$ctl"
 check "blobctl cull without --domain" 1 "cull needs --domain" -- "$ctl" --socket "$tmp/none.sock" cull
 check "blobctl usage without --domain" 1 "usage needs --domain" -- "$ctl" --socket "$tmp/none.sock" usage

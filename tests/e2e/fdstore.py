@@ -10,7 +10,10 @@ drops them on FDSTOREREMOVE=1, and passes them to the next start of COMMAND the 
     SIGUSR2  restart: SIGTERM the daemon, wait, then start it again (the store is kept)
     SIGTERM  stop: SIGTERM the daemon, wait, close the store, exit
 STATE_DIR gets: pid (the daemon's pid), ready (the start count, written on READY=1),
-stored (the names in the store, one per line), exits (one exit status per line).
+stored (the names in the store, one per line), exits (one exit status per line), notify.log
+(every notify message: "MONOTONIC_SECONDS FIELD=VALUE ..." one line each; for STATUS=, WATCHDOG=1,
+RELOADING=1). With FDSTORE_WATCHDOG_USEC=N in its environment the daemon gets WATCHDOG_USEC=N and
+WATCHDOG_PID (as under WatchdogSec=); the pings are only logged, nothing is killed for missing them.
 """
 import array
 import os
@@ -56,6 +59,8 @@ def start():
                 os.close(fd)
             for k in ("LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID"):
                 os.environ.pop(k, None)
+            if os.environ.get("FDSTORE_WATCHDOG_USEC"):
+                os.environ.update(WATCHDOG_USEC=os.environ["FDSTORE_WATCHDOG_USEC"], WATCHDOG_PID=str(os.getpid()))
             if names:
                 os.environ.update(LISTEN_FDS=str(len(names)), LISTEN_FDNAMES=":".join(names),
                                   LISTEN_PID=str(os.getpid()))
@@ -87,6 +92,8 @@ def on_message():
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             got.extend(array.array("i", payload[: len(payload) - len(payload) % fds.itemsize]))
     fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+    with open(os.path.join(state, "notify.log"), "a") as f:
+        f.write(f"{time.monotonic():.3f} " + " ".join(data.decode().splitlines()) + "\n")
     if fields.get("FDSTORE") == "1":
         name = fields.get("FDNAME", "stored")
         for fd in got:

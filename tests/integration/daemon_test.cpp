@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -668,4 +669,74 @@ TEST_CASE("metrics: Prometheus text, histograms, build_info, promtool accepts it
     INFO("promtool said: " << said);
     CHECK(rc == 0);
     CHECK(said.empty());  // no lint warnings either
+}
+
+// Description: a reload swaps the sources in place: a blob only the new source has opens after it,
+// a READ already in flight finishes on the old source, and a reload that changes a bind-time key
+// is refused by name and leaves the running config (and sources) as they were.
+TEST_CASE("reload swaps the sources; a refused reload keeps the running config", "[integration][reload]") {
+    tmpdir fresh;
+    harness h;
+    h.blob("old", 2 * MiB, 3);
+    auto obj = h.open_ok("erofs,d", "old");
+    const std::string new_data = pattern(300 * KiB, 8);
+    std::ofstream(fresh.path / "only-new", std::ios::binary) << new_data;
+
+    auto before = h.k.open("erofs,d", "only-new");
+    REQUIRE(h.run_until([&] { return h.k.copen_result(before).has_value(); }));
+    CHECK(*h.k.copen_result(before) < 0);
+
+    // A READ is asked of the old source, then the sources are swapped before it is answered.
+    auto inflight = h.k.read(obj, MiB, 4096);
+    h.loop->run_once(std::chrono::milliseconds(0));
+    cfg::config next = h.daemon->config();
+    next.sources = {sources::source_of(sources::local_settings{fresh.path.string()})};
+    next.log_level = "debug";
+    auto r = h.daemon->reload(std::make_shared<const cfg::config>(next));
+    REQUIRE(r);
+    CHECK(std::find(r.value().begin(), r.value().end(), "sources") != r.value().end());
+    CHECK(std::find(r.value().begin(), r.value().end(), "log_level") != r.value().end());
+    REQUIRE(h.run_until([&] { return h.k.read_done(inflight); }));
+    CHECK((h.k.cache_bytes(obj, MiB, MiB) == h.expected("old", MiB, MiB)));
+
+    auto after = h.k.open("erofs,d", "only-new");
+    REQUIRE(h.run_until([&] { return h.k.copen_result(after).has_value(); }));
+    CHECK(*h.k.copen_result(after) == static_cast<std::int64_t>(new_data.size()));
+    auto rd = h.k.read(after, 0, 4096);
+    REQUIRE(h.run_until([&] { return h.k.read_done(rd); }));
+    CHECK((h.k.cache_bytes(after, 0, MiB) == new_data));
+
+    cfg::config bad = h.daemon->config();
+    bad.chunk_size = 2 * MiB;
+    bad.sources.clear();
+    auto refused = h.daemon->reload(std::make_shared<const cfg::config>(bad));
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().find("chunk_size") != std::string::npos);
+    CHECK(h.daemon->config().chunk_size == MiB);
+    CHECK(h.daemon->config().sources.size() == 1);
+    CHECK(h.daemon->status_line().find("1 object") == std::string::npos);  // two are open
+    CHECK(h.daemon->status_line().find("2 objects open") != std::string::npos);
+    CHECK(h.k.bad_completions() == 0);
+}
+
+// Description: a reload that keeps the store settings keeps the store object (its counters go
+// on, one owner of the directory); one that changes store.max_bytes builds a new one.
+TEST_CASE("reload keeps the blob store when its settings stay", "[integration][reload]") {
+    tmpdir store;
+    harness h(MiB, [&](cfg::config& c) {
+        c.store.use = cfg::store_use::all;
+        c.store.dir = store.path.string();
+    });
+    h.blob("b", MiB, 4);
+    auto obj = h.open_ok("erofs,d", "b");
+    auto rd = h.k.read(obj, 0, 4096);
+    REQUIRE(h.run_until([&] { return h.k.read_done(rd); }));
+    REQUIRE(h.run_until([&] { return h.stats()["store"]["stored_bytes"].get<std::uint64_t>() > 0; }));
+    cfg::config next = h.daemon->config();
+    next.log_level = "debug";
+    REQUIRE(h.daemon->reload(std::make_shared<const cfg::config>(next)));
+    CHECK(h.stats()["store"]["stored_bytes"].get<std::uint64_t>() > 0);
+    next.store.max_bytes = 1 << 30;
+    REQUIRE(h.daemon->reload(std::make_shared<const cfg::config>(next)));
+    CHECK(h.stats()["store"]["stored_bytes"].get<std::uint64_t>() == 0);
 }

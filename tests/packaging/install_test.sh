@@ -34,7 +34,7 @@ else
     done
     [ "$n" -ge 3 ] || bad "expected at least 3 paths in the unit (the daemon, the config, the docs), found $n: $paths"
     # The staged ExecStartPre, run on the staged files: silent success.
-    pre=$(sed -n 's/^ExecStartPre=//p' "$unit")
+    pre=$(sed -n 's/^ExecStartPre=[-+!@:|]*//p' "$unit")
     bin=${pre%% *} args=${pre#* }
     conf=$(sed -nE 's#.*--check-config (/[^ ]*).*#\1#p' <<<"$pre")
     out=$("$tmp/root$bin" --check-config "$tmp/root$conf" --quiet 2>&1); rc=$?

@@ -1,10 +1,12 @@
 #include "config/config.hpp"
+#include "config/reload.hpp"
 #include "sources/kinds.hpp"
 
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <fstream>
@@ -926,4 +928,61 @@ TEST_CASE("load_config checks ca_file and auth_file", "[config]") {
     // In a domain's list, and after a good source.
     json doc = with(minimal(), "/domains/d1/sources", json::array({http, oci_source_json(bad_auth)}));
     require_file_error(doc, "$.domains.d1.sources[1].auth_file", bad_auth);
+}
+
+// Description: the reload decision. Keys the bind fixed are refused (named), the rest are listed
+// as changed, and an identical config is a reload with nothing to do.
+TEST_CASE("reload_plan: reloadable keys change, bind-time keys are refused by name", "[config][reload]") {
+    const config running = parse_ok(full().dump());
+    SECTION("the same config changes nothing") {
+        const auto p = blobd::cfg::reload_plan(running, parse_ok(full().dump()));
+        CHECK(p.ok());
+        CHECK(p.changed.empty());
+    }
+    SECTION("sources, domains, log level, prefetch, deadlines, breaker and store reload") {
+        json j = full();
+        j["sources"] = one_source("/srv/other");
+        j["domains"] = {{"d9", {{"sources", one_source("/srv/d9")}}}};
+        j["log_level"] = "notice";
+        j["prefetch"] = true;
+        j["prefetch_concurrency"] = 7;
+        j["failure_ttl_ms"] = 11;
+        j["read_deadline_ms"] = 1234;
+        j["breaker"]["failures"] = 9;
+        j["store"]["max_bytes"] = 4096;
+        const auto p = blobd::cfg::reload_plan(running, parse_ok(j.dump()));
+        CHECK(p.ok());
+        CHECK(p.refused.empty());
+        const std::vector<std::string> want = {"sources", "domains", "log_level", "prefetch", "prefetch_concurrency",
+                                               "failure_ttl_ms", "read_deadline_ms", "breaker.failures", "store.max_bytes"};
+        for (const auto& k : want) {
+            INFO(k);
+            CHECK(std::find(p.changed.begin(), p.changed.end(), k) != p.changed.end());
+        }
+        CHECK(p.changed.size() == want.size());
+    }
+    SECTION("each bind-time key is refused, named") {
+        struct change {
+            const char* pointer;
+            json value;
+            const char* key;
+        };
+        const std::vector<change> changes = {
+            {"/cache/dir", "/var/cache/other", "cache.dir"},  {"/cache/tag", "othertag", "cache.tag"},
+            {"/cache/brun", 30, "cache.brun"},                {"/cache/fstop", 1, "cache.fstop"},
+            {"/cache/cull", true, "cache.cull"},              {"/cache/max_bytes", 1, "cache.max_bytes"},
+            {"/device", "/dev/null", "device"},               {"/frontend", "cachefiles", "frontend"},
+            {"/chunk_size", 131072, "chunk_size"},             {"/control_socket", "/tmp/x.sock", "control_socket"},
+        };
+        for (const auto& c : changes) {
+            INFO(c.key);
+            json j = full();
+            j[json::json_pointer(c.pointer)] = c.value;
+            j["log_level"] = "notice";  // a reloadable change alongside does not make it pass
+            const auto p = blobd::cfg::reload_plan(running, parse_ok(j.dump()));
+            CHECK_FALSE(p.ok());
+            CHECK(p.refused == c.key);
+            CHECK_FALSE(blobd::cfg::reloadable(c.key));
+        }
+    }
 }
