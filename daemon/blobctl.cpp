@@ -51,6 +51,11 @@ Options:
   --get KEY       print only the field KEY of the reply (for scripts); "store.hits" reaches
                   into objects
   --timeout SECS  how long to wait for the reply (default 5; mount: 120)
+  --version       the version
+
+Exit codes: 0 done; 1 the daemon answered with an error (or bad arguments); 2 no answer: no
+such socket, permission denied on it, connection refused (no daemon listens), no reply within
+--timeout, or an unreadable reply.
 )";
 
 }  // namespace
@@ -65,6 +70,9 @@ int main(int argc, char** argv) {
         std::string_view a = argv[i];
         if (a == "--help" || a == "-h") {
             std::fputs(usage, stdout);
+            return 0;
+        } else if (a == "--version") {
+            std::printf("erofs-blobctl %s\n", BLOBD_VERSION);
             return 0;
         } else if ((a == "--socket" || a == "--config") && i + 1 < argc) {
             if (a == "--socket") {
@@ -158,8 +166,14 @@ int main(int argc, char** argv) {
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
     if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
-        std::fprintf(stderr, "erofs-blobctl: cannot connect to %s: %s (is erofs-blobd running?)\n", socket_path.c_str(),
-                     std::strerror(errno));
+        // Say which of the usual causes it is: each has a different fix.
+        const int e = errno;
+        const char* hint = e == ENOENT         ? " (no such socket: is erofs-blobd running, with this control_socket?)"
+                           : e == ECONNREFUSED ? " (nothing listens there: is erofs-blobd running?)"
+                           : e == EACCES || e == EPERM
+                               ? " (the control socket is for the daemon's user only: run as root)"
+                               : "";
+        std::fprintf(stderr, "erofs-blobctl: cannot connect to %s: %s%s\n", socket_path.c_str(), std::strerror(e), hint);
         return 2;
     }
     timeval tv{timeout, 0};
@@ -178,6 +192,10 @@ int main(int argc, char** argv) {
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            std::fprintf(stderr, "erofs-blobctl: no reply within %d s (--timeout)\n", timeout);
+            return 2;
+        }
         if (n < 0) {
             std::fprintf(stderr, "erofs-blobctl: no reply: %s\n", std::strerror(errno));
             return 2;

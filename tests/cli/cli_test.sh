@@ -84,8 +84,25 @@ check "device is a regular file" 2 "not a character device" -- "$daemon" --confi
 check "blobctl --help" 0 "stats" -- "$ctl" --help
 check "blobctl --help lists metrics" 0 "^  metrics the same counters in the Prometheus text format" -- "$ctl" --help
 check "blobctl --help" 0 "reload  make the daemon re-read" -- "$ctl" --help
-check "blobctl without a daemon" 2 "is erofs-blobd running" -- "$ctl" --socket "$tmp/none.sock" stats
-check "blobctl reload without a daemon" 2 "is erofs-blobd running" -- "$ctl" --socket "$tmp/none.sock" reload
+check "blobctl reload without a daemon" 2 "no such socket: is erofs-blobd running" -- "$ctl" --socket "$tmp/none.sock" reload
+check "blobctl without a daemon" 2 "no such socket: is erofs-blobd running" -- "$ctl" --socket "$tmp/none.sock" stats
+check "blobctl --version" 0 "^erofs-blobctl [0-9]+\.[0-9]+" -- "$ctl" --version
+check "blobctl --help: exit codes" 0 "Exit codes:" -- "$ctl" --help
+# A socket file nobody listens on (a daemon that died): refused, not "no such socket".
+python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$tmp/stale.sock"
+check "blobctl, stale socket" 2 "Connection refused \(nothing listens there" -- "$ctl" --socket "$tmp/stale.sock" metrics
+# A socket the caller may not open (mode 0600, as the daemon makes it): says so, not "running?".
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$ctl"; then
+    chmod 755 "$tmp"
+    python3 -c 'import socket,sys,os,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1],0o600); s.listen(); time.sleep(30)' "$tmp/root.sock" &
+    listener=$!
+    for _ in $(seq 50); do [ -S "$tmp/root.sock" ] && break; sleep 0.1; done
+    check "blobctl, socket not permitted" 2 "Permission denied \(the control socket is for the daemon's user only" -- \
+        setpriv --reuid=nobody --regid=nogroup --clear-groups "$ctl" --socket "$tmp/root.sock" ping
+    kill "$listener"; wait "$listener" 2>/dev/null
+else
+    echo "skip: blobctl, socket not permitted (needs root, setpriv and a binary nobody may run)"
+fi
 check "blobctl without a command" 1 "Usage" -- "$ctl"
 check "blobctl cull without --domain" 1 "cull needs --domain" -- "$ctl" --socket "$tmp/none.sock" cull
 check "blobctl usage without --domain" 1 "usage needs --domain" -- "$ctl" --socket "$tmp/none.sock" usage
