@@ -30,6 +30,7 @@
 #include "config/config.hpp"
 #include "daemon/app.hpp"
 #include "tests/support/fake_kernel.hpp"
+#include "tests/support/forward_proxy.hpp"
 #include "tests/support/test_util.hpp"
 #include "sources/kinds.hpp"
 
@@ -422,8 +423,11 @@ TEST_CASE("several daemons behind a pull-through mirror: the origin serves each 
     for (const auto& [hex, data] : origin.blobs) {
         warm[hex] = origin.blob_gets(hex);
         // Distribution 2.8's first miss: one copy into the mirror's store, one streamed through.
-        CHECK(warm[hex].first == 2);
-        CHECK(warm[hex].second == 2 * data.size());
+        // Measured: 2, and under load sometimes 3 (a request in the window before the store
+        // finished is streamed from the origin too). Whole blobs each time.
+        CHECK(warm[hex].first >= 2);
+        CHECK(warm[hex].first <= 3);
+        CHECK(warm[hex].second == warm[hex].first * data.size());
     }
     const auto mirror_gets_before = mirror.blob_gets(big_hex).first + mirror.blob_gets(small_hex).first;
 
@@ -471,6 +475,40 @@ TEST_CASE("several daemons behind a pull-through mirror: the origin serves each 
     CHECK(mirror_gets - mirror_gets_before == expected_fetches);
     CHECK(origin.tokens_for("blobd") == 0);  // the daemons' own credentials never needed
     CHECK(origin.tokens_for("mirror") >= 1);
+}
+
+// Description: an oci source with "proxy": every request of the daemon (the registry's challenge,
+// the token service, the blob's HEAD and ranges) goes through the forward proxy in absolute form
+// with the proxy's credentials (checked in the proxy's log: one GET per chunk, one token), and the
+// bytes are exact.
+TEST_CASE("an oci source through a forward proxy", "[registry][proxy]") {
+    const std::string data = random_bytes(600 * KiB + 9, 71);
+    registry_server r({data});
+    const std::string hex = r.blobs.begin()->first;
+    test::test_proxy px(BLOBD_TEST_SUPPORT, "pu:pp");
+    nlohmann::json src = r.source();
+    src["proxy"] = px.url("pu:pp");
+    daemon_run d(src);
+    auto [obj, size] = d.open(hex);
+    REQUIRE(size == static_cast<std::int64_t>(data.size()));
+    int reads = 0;
+    for (std::uint64_t off = 0; off < data.size(); off += 256 * KiB, ++reads) d.k.read(obj, off, 4096);
+    REQUIRE(d.run_until([&] { return d.k.completed(obj) == reads; }));
+    CHECK((d.k.cache_bytes(obj, 0, data.size()) == data));
+    CHECK(d.stat("reads_failed") == 0);
+    CHECK(r.bytes_served(hex) == data.size());
+    const auto log = px.log();
+    std::size_t blob_gets = 0, token_gets = 0;
+    for (const auto& e : log) {
+        const std::string target = e.at("target");
+        CHECK(e.at("proxy_authorization") == "Basic cHU6cHA=");
+        CHECK((target.rfind(r.env.at("REGISTRY_URL") + "/v2/", 0) == 0 || target.rfind(r.env.at("TOKEN_URL"), 0) == 0));
+        if (target.find("/blobs/sha256:" + hex) != std::string::npos && e.at("method") == "GET") ++blob_gets;
+        if (target.rfind(r.env.at("TOKEN_URL"), 0) == 0) ++token_gets;
+    }
+    CHECK(blob_gets == static_cast<std::size_t>(reads));
+    CHECK(token_gets == 1);
+    CHECK(r.tokens_issued() - r.tokens_after_push == 1);
 }
 
 // Before any test runs: without the servers' programs, skip the whole program (exit 77, which

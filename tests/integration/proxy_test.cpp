@@ -26,6 +26,7 @@
 #include "fetchers/http/http_client.hpp"
 #include "protocol/http/http_util.hpp"
 #include "sources/kinds.hpp"
+#include "tests/support/forward_proxy.hpp"
 #include "tests/support/http_test_server.hpp"
 #include "tests/support/test_util.hpp"
 #include "tests/support/tls_proxy.hpp"
@@ -38,58 +39,10 @@ using blobd::test::http_server;
 using blobd::test::random_bytes;
 using blobd::test::response_head;
 using blobd::test::serve_blob;
+using blobd::test::slurp;
+using blobd::test::test_proxy;
 
 namespace {
-
-const std::string proxy_script = BLOBD_TEST_SUPPORT "/forward_proxy.py";
-
-std::string slurp(const std::string& p) {
-    std::ifstream in(p);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-// forward_proxy.py in the background for one test case; killed (by its pid) at the end.
-struct test_proxy {
-    blobd::test::temp_dir dir{"fwd-proxy"};
-    pid_t pid = -1;
-    std::uint16_t port = 0;
-    explicit test_proxy(const std::string& user = "") {
-        const std::string port_file = (dir.path / "port").string();
-        pid = ::fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            const std::string log = (dir.path / "log").string();
-            if (user.empty()) {
-                ::execlp("python3", "python3", proxy_script.c_str(), "--port-file", port_file.c_str(), "--log",
-                         log.c_str(), nullptr);
-            } else {
-                ::execlp("python3", "python3", proxy_script.c_str(), "--port-file", port_file.c_str(), "--log",
-                         log.c_str(), "--user", user.c_str(), nullptr);
-            }
-            ::_exit(127);
-        }
-        for (int i = 0; i < 200 && !std::filesystem::exists(port_file); ++i) std::this_thread::sleep_for(25ms);
-        REQUIRE(std::filesystem::exists(port_file));
-        port = static_cast<std::uint16_t>(std::stoi(slurp(port_file)));
-    }
-    ~test_proxy() {
-        if (pid > 0) {
-            ::kill(pid, SIGTERM);
-            ::waitpid(pid, nullptr, 0);
-        }
-    }
-    std::string url(const std::string& cred = "") const {
-        return "http://" + (cred.empty() ? "" : cred + "@") + "127.0.0.1:" + std::to_string(port);
-    }
-    std::vector<nlohmann::json> log() const {
-        std::vector<nlohmann::json> v;
-        std::istringstream in(slurp((dir.path / "log").string()));
-        for (std::string line; std::getline(in, line);) v.push_back(nlohmann::json::parse(line));
-        return v;
-    }
-};
 
 // An http_client on the test's own io_context.
 struct client_run {
@@ -157,7 +110,7 @@ struct origin {
 // Proxy-Authorization), the bytes exact.
 TEST_CASE("http origin through a forward proxy: absolute-form", "[proxy]") {
     origin o;
-    test_proxy px("pu:pp");
+    test_proxy px(BLOBD_TEST_SUPPORT, "pu:pp");
     client_run cl(opts(px.url("pu:pp")));
     const std::string blob = o.s.url("/b/blob");
     auto st = cl.run(blob, http::request::kind::stat);
@@ -188,7 +141,7 @@ TEST_CASE("http origin through a forward proxy: absolute-form", "[proxy]") {
 TEST_CASE("https origin through a forward proxy: CONNECT tunnel", "[proxy]") {
     origin o;
     blobd::test::tls_proxy tls{o.s.port()};
-    test_proxy px("pu:pp");
+    test_proxy px(BLOBD_TEST_SUPPORT, "pu:pp");
     auto op = opts(px.url("pu:pp"));
     op.ca_file = tls.ca_file();
     client_run cl(op);
@@ -223,7 +176,7 @@ TEST_CASE("https origin through a forward proxy: CONNECT tunnel", "[proxy]") {
 TEST_CASE("proxy authentication: 407 fails cleanly", "[proxy]") {
     origin o;
     blobd::test::tls_proxy tls{o.s.port()};
-    test_proxy px("pu:pp");
+    test_proxy px(BLOBD_TEST_SUPPORT, "pu:pp");
     for (const std::string cred : {"", "pu:wrong"}) {
         auto op = opts(px.url(cred));
         op.ca_file = tls.ca_file();
@@ -264,7 +217,7 @@ TEST_CASE("proxy down, and CONNECT refused by the proxy", "[proxy]") {
     CHECK(std::chrono::steady_clock::now() - t0 < 2s);
     CHECK(o.requests().empty());
 
-    test_proxy px;
+    test_proxy px(BLOBD_TEST_SUPPORT);
     client_run cl(opts(px.url()));
     auto r = cl.run("https://127.0.0.1:" + std::to_string(dead) + "/b/blob", http::request::kind::fetch, 0, 10);
     CHECK(r.err == -EIO);
