@@ -26,6 +26,20 @@ constexpr std::uint32_t max_connections_per_host = 64;
 
 // ---- transport: the one reader and writer of the keys http and oci share ----
 
+// The client's own parser (http::parse_proxy), so a proxy that loads is one the client can use.
+problem read_proxy(const json& v, const std::string& path, std::string& out) {
+    if (auto p = read_string(v, path, out)) {
+        return p;
+    }
+    if (out.empty()) {
+        return {};  // "" = direct, as without the key
+    }
+    if (auto px = http::parse_proxy(out); !px) {
+        return fail(path, "bad proxy URL: " + px.error());
+    }
+    return {};
+}
+
 problem read_transport(const json& v, const std::string& path, transport& t) {
     if (auto p = read_optional(v, path, "ca_file", t.ca_file, read_optional_path)) {
         return p;
@@ -39,7 +53,11 @@ problem read_transport(const json& v, const std::string& path, transport& t) {
     if (auto p = read_optional(v, path, "retries", t.retries, read_uint_between(0, max_retries))) {
         return p;
     }
-    return read_optional(v, path, "max_connections", t.max_connections, read_uint_between(1, max_connections_per_host));
+    if (auto p = read_optional(v, path, "max_connections", t.max_connections,
+                               read_uint_between(1, max_connections_per_host))) {
+        return p;
+    }
+    return read_optional(v, path, "proxy", t.proxy, read_proxy);
 }
 
 void write_transport(const transport& t, json& out) {
@@ -48,6 +66,7 @@ void write_transport(const transport& t, json& out) {
     out["timeout_ms"] = t.timeout_ms;
     out["retries"] = t.retries;
     out["max_connections"] = t.max_connections;
+    if (!t.proxy.empty()) out["proxy"] = http::masked_proxy(t.proxy);
 }
 
 // Loading the CA file the way the client will (http::ca_file_error) is what makes a bad file fail
@@ -81,8 +100,8 @@ std::shared_ptr<fetcher> make_local(event_loop& loop, std::unique_ptr<net_thread
 
 // ---- http ----
 
-constexpr std::array<std::string_view, 7> http_keys{"type",       "url",     "ca_file",        "insecure",
-                                                    "timeout_ms", "retries", "max_connections"};
+constexpr std::array<std::string_view, 8> http_keys{"type",    "url",        "ca_file", "insecure",
+                                                    "timeout_ms", "retries", "max_connections", "proxy"};
 
 // The same parser the HTTP fetcher uses, so a URL that loads is a URL the fetcher can use. The
 // message does not repeat the URL: its query string may carry a token.
@@ -116,9 +135,10 @@ std::shared_ptr<fetcher> make_http(event_loop& loop, std::unique_ptr<net_thread>
 
 // ---- oci ----
 
-constexpr std::array<std::string_view, 12> oci_keys{"type",      "registry", "repository", "mirrors",
-                                                   "username",  "password", "auth_file",  "ca_file",
-                                                   "insecure",  "timeout_ms", "retries",  "max_connections"};
+constexpr std::array<std::string_view, 13> oci_keys{"type",      "registry",   "repository", "mirrors",
+                                                   "username",  "password",   "auth_file",  "ca_file",
+                                                   "insecure",  "timeout_ms", "retries",    "max_connections",
+                                                   "proxy"};
 
 // A registry or mirror base URL: http(s), no query string (see oci::registry_url_error). As for
 // http URLs, the message does not repeat the URL.

@@ -34,6 +34,7 @@ struct transport {
     std::uint32_t timeout_ms = 30000;   ///< "timeout_ms": per step: connect, TLS, write, headers, body
     std::uint32_t retries = 3;          ///< "retries": extra attempts after 5xx answers, resets, timeouts
     std::uint32_t max_connections = 4;  ///< "max_connections": keep-alive connections per host
+    std::string proxy;                  ///< "proxy": forward proxy http://[user:pass@]host:port; "" = direct
     bool operator==(const transport&) const = default;
 };
 

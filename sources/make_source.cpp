@@ -22,6 +22,7 @@ void apply(const transport& t, http_options& o) {
     o.timeout = std::chrono::milliseconds(t.timeout_ms);
     o.retries = t.retries;
     o.max_connections = t.max_connections;
+    o.proxy = t.proxy;
 }
 
 http_options http_options_from(const http_settings& s) {

@@ -152,6 +152,13 @@ void with_stream(connection& c, F&& f) {
 
 class exchange;
 
+/// The CONNECT request and the proxy's answer (header only), alive until both complete.
+struct tunnel_io {
+    bhttp::request<bhttp::empty_body> req;
+    bhttp::response_parser<bhttp::empty_body> parser;
+    beast::flat_buffer buf;
+};
+
 }  // namespace http_net
 
 using http_net::connection;
@@ -166,6 +173,7 @@ struct http_client::state : std::enable_shared_from_this<http_client::state> {
     asio::io_context& ioc;
     const http_options opts;
     const std::string what;  // the source, for logs
+    std::optional<http::proxy> proxy;  // opts.proxy parsed (the constructor), or direct
     /// The TLS context, made on first use when the constructor did not make it (a plain-http
     /// source without ca_file: TLS only after a redirect to https, maybe never). Net thread.
     ssl::context& tls_ctx() {
@@ -384,7 +392,9 @@ private:
             self->resolve_timed_out_ = true;
             self->resolver_.cancel();
         });
-        resolver_.async_resolve(url_.host, std::to_string(url_.port), tcp::resolver::numeric_service,
+        const auto& px = client_->proxy;
+        resolver_.async_resolve(px ? px->host : url_.host, std::to_string(px ? px->port : url_.port),
+                                tcp::resolver::numeric_service,
                                 [self = shared_from_this()](error_code ec, tcp::resolver::results_type results) {
                                     self->timer_.cancel();
                                     self->on_resolved(self->resolve_timed_out_ ? beast::error::timeout : ec,
@@ -394,7 +404,7 @@ private:
 
     void on_resolved(error_code ec, tcp::resolver::results_type results) {
         if (gone()) return;
-        if (ec) return transport_failed(ec, "resolve");
+        if (ec) return transport_failed(ec, step_name("resolve"));
         auto& c = *conn_;
         if (url_.tls()) {
             c.tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(client_->ioc, client_->tls_ctx());
@@ -433,11 +443,74 @@ private:
 
     void on_connected(error_code ec) {
         if (gone()) return;
-        if (ec) return transport_failed(ec, "connect");
+        if (ec) return transport_failed(ec, step_name("connect"));
         if (!conn_->tls) {
             conn_->connected = true;
             return send();
         }
+        if (client_->proxy) return tunnel();
+        handshake();
+    }
+
+    // "connect" or "connect to proxy http://user:***@host:port": proxy problems name the proxy.
+    std::string step_name(std::string_view step) const {
+        if (!client_->proxy) return std::string(step);
+        return fmt::format("{} to proxy {}", step, client_->proxy->shown);
+    }
+
+    // CONNECT host:port through the proxy (RFC 9110 section 9.3.6), then TLS with the origin over
+    // the tunnel. The request carries the proxy's credentials only: the origin's Authorization
+    // travels inside the TLS session. Its own buffer and parser: the proxy's answer is a header
+    // (a 2xx to CONNECT has no body, which Beast cannot know, hence skip()), and nothing may follow
+    // it before the origin speaks TLS.
+    void tunnel() {
+        auto ctx = std::make_shared<tunnel_io>();
+        ctx->req.method(bhttp::verb::connect);
+        ctx->req.target(url_.host.find(':') != std::string::npos
+                            ? "[" + url_.host + "]:" + std::to_string(url_.port)
+                            : url_.host + ":" + std::to_string(url_.port));
+        ctx->req.version(11);
+        ctx->req.set(bhttp::field::host, ctx->req.target());
+        ctx->req.set(bhttp::field::user_agent, "erofs-blobd/" BLOBD_VERSION);
+        if (!client_->proxy->authorization.empty()) {
+            ctx->req.set(bhttp::field::proxy_authorization, client_->proxy->authorization);
+        }
+        ctx->parser.skip(true);
+        ++client_->requests_sent;
+        auto& tcp_s = conn_->lowest();
+        tcp_s.expires_after(client_->opts.timeout);
+        bhttp::async_write(tcp_s, ctx->req, [self = shared_from_this(), keep = conn_, ctx](error_code ec, std::size_t) {
+            if (self->gone()) return;
+            if (ec) return self->transport_failed(ec, self->step_name("CONNECT"));
+            self->conn_->lowest().expires_after(self->client_->opts.timeout);
+            bhttp::async_read_header(self->conn_->lowest(), ctx->buf, ctx->parser,
+                                     [self, keep, ctx](error_code e, std::size_t) { self->on_tunnel(e, *ctx); });
+        });
+    }
+
+    void on_tunnel(error_code ec, const tunnel_io& t) {
+        if (gone()) return;
+        if (ec) return transport_failed(ec, step_name("CONNECT"));
+        const unsigned status = t.parser.get().result_int();
+        if (status / 100 != 2 || t.buf.size() != 0) {
+            const auto& px = client_->proxy->shown;
+            status_ = status;
+            if (status == 407) {
+                return retry_or_fail({-EACCES, fmt::format("proxy {} refused CONNECT {}: 407 (proxy authentication {})",
+                                                           px, url_.authority(),
+                                                           client_->proxy->authorization.empty() ? "required" : "failed")},
+                                     false);
+            }
+            if (status / 100 == 2) return retry_or_fail({-EIO, fmt::format("proxy {}: bytes after the CONNECT answer", px)}, false);
+            // 502/503/504: the proxy could not reach the origin (or is overloaded): retried as a 5xx.
+            return retry_or_fail({status >= 500 ? -EIO : http::status_errno(status),
+                                  fmt::format("proxy {} refused CONNECT {}: HTTP status {}", px, url_.authority(), status)},
+                                 status >= 500);
+        }
+        handshake();
+    }
+
+    void handshake() {
         if (auto f = injected(fault_op::handshake, ssl::error::stream_truncated)) {
             return asio::post(client_->ioc, [self = shared_from_this(), f] { self->on_handshake(f); });
         }
@@ -464,8 +537,14 @@ private:
     void send() {
         req_ = {};
         req_.method(method_ == method::head ? bhttp::verb::head : bhttp::verb::get);
-        req_.target(url_.target());
+        // Through a proxy, a plain-http request names its origin (absolute-form, RFC 9112 section
+        // 3.2.2), which is what lets a caching proxy (Dragonfly's dfdaemon, squid) serve it.
+        const bool forward = client_->proxy && !url_.tls();
+        req_.target(forward ? url_.origin() + url_.target() : url_.target());
         req_.version(11);
+        if (forward && !client_->proxy->authorization.empty()) {
+            req_.set(bhttp::field::proxy_authorization, client_->proxy->authorization);
+        }
         req_.set(bhttp::field::host, url_.authority());
         req_.set(bhttp::field::user_agent, "erofs-blobd/" BLOBD_VERSION);
         req_.set(bhttp::field::accept_encoding, "identity");
@@ -518,6 +597,13 @@ private:
         status_ = status;
         lg.debug("{}: {}", what_request(), status);
 
+        if (status == 407 && client_->proxy && !url_.tls()) {  // from the proxy, not the origin
+            return drain_then([self = shared_from_this()] {
+                const auto& px = *self->client_->proxy;
+                self->fail({-EACCES, fmt::format("proxy {}: 407 (proxy authentication {})", px.shown,
+                                                 px.authorization.empty() ? "required" : "failed")});
+            });
+        }
         if (http::is_redirect(status)) return redirect(field(res, bhttp::field::location));
         if (status == 401 && report_unauthorized_) {
             outcome o = error_outcome(-EACCES);
@@ -1077,9 +1163,16 @@ http_client::http_client(asio::io_context& io, http_options opts, const std::str
     std::optional<ssl::context> ctx;
     const auto base = http::parse_url(opts.url);
     if (!base || base->tls() || !opts.ca_file.empty()) ctx.emplace(make_tls_context(opts, what));
-    lg.info("source {}: timeout {} ms, {} retries, {} connections per host", what, opts.timeout.count(), opts.retries,
-            opts.max_connections);
+    std::optional<http::proxy> proxy;
+    if (!opts.proxy.empty()) {
+        auto p = http::parse_proxy(opts.proxy);
+        if (!p) throw std::system_error(EINVAL, std::generic_category(), what + ": proxy: " + p.error());
+        proxy = std::move(*p);
+    }
+    lg.info("source {}: timeout {} ms, {} retries, {} connections per host{}", what, opts.timeout.count(), opts.retries,
+            opts.max_connections, proxy ? ", through proxy " + proxy->shown : "");
     s_ = std::make_shared<state>(io, std::move(opts), std::move(ctx), what);
+    s_->proxy = std::move(proxy);
 }
 
 http_client::~http_client() = default;

@@ -3,7 +3,8 @@
 // response header and body, with timeouts, retries (5xx, resets, timeouts; exponential backoff) and
 // redirects, all within the request's deadline; keep-alive connections are pooled per origin (at most max_connections each; more
 // requests queue). TLS is verified against the system store (plus ca_file) with host name checks
-// unless `insecure`.
+// unless `insecure`. With http_options::proxy every connection goes through that forward proxy
+// (one client is either all proxied or all direct, so pooled connections never mix).
 //
 // Requests may carry an Authorization value: it is sent only to the origin (scheme, host, port) of
 // the URL the request started at, never to a redirect target elsewhere (a registry's 307 to blob
@@ -52,6 +53,11 @@ struct http_options {
     std::chrono::milliseconds backoff{200};     ///< before the first retry; doubles, capped at 5 s
     std::uint64_t body_limit = 64 << 20;        ///< largest whole-body (200) answer accepted for a range
     unsigned max_redirects = 5;
+    /// A forward proxy for every request ("http://[user:pass@]host:port", http::parse_proxy), or
+    /// "" for direct connections: https origins through a CONNECT tunnel (TLS and its checks with
+    /// the origin), http origins with absolute-form targets. Proxy-Authorization goes to the proxy
+    /// only, Authorization only inside the tunnel or the proxied request, never in a CONNECT.
+    std::string proxy;
     /// Tests only (never set by the config): counts the client's network operations and fails the
     /// chosen one; see http::fault_counter. Null in production, where it costs one pointer check
     /// per operation.
@@ -192,7 +198,7 @@ class http_client {
 public:
     using done_fn = std::function<void(http::response)>;
 
-    /// Throws std::system_error (EINVAL) when ca_file cannot be loaded; `what` names the source in
+    /// Throws std::system_error (EINVAL) when ca_file cannot be loaded or the proxy URL is bad; `what` names the source in
     /// that message and in the log. opts.url is not used.
     http_client(boost::asio::io_context& io, http_options opts, const std::string& what);
     /// Requests still running keep the shared state alive; call shutdown() (net thread) first.

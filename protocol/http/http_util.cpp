@@ -1,4 +1,5 @@
 #include "protocol/http/http_util.hpp"
+#include "protocol/oci/oci_util.hpp"  // base64_encode
 
 #include <algorithm>
 #include <cctype>
@@ -392,6 +393,48 @@ std::string masked_url(std::string_view text) {
     const auto q = text.find('?');
     if (q == std::string_view::npos) return std::string(text);
     return std::string(text.substr(0, q)) + "?***";
+}
+
+// The credentials are cut off before parse_url sees the rest: it refuses userinfo everywhere else
+// (a URL with credentials in a log is a leak), and here they are the point.
+result<proxy, std::string> parse_proxy(std::string_view text) {
+    constexpr std::string_view scheme = "http://";
+    if (text.size() < scheme.size() || lower(text.substr(0, scheme.size())) != scheme) {
+        if (lower(text.substr(0, std::min<std::size_t>(text.size(), 8))) == "https://") {
+            return unexpected{std::string("an https:// proxy is not supported (use http://; https origins are tunnelled with CONNECT)")};
+        }
+        return unexpected{std::string("expected an http:// proxy URL, e.g. http://proxy:3128")};
+    }
+    std::string_view rest = text.substr(scheme.size());
+    const auto auth_end = std::min(rest.find_first_of("/?#"), rest.size());
+    const auto at = rest.substr(0, auth_end).rfind('@');
+    proxy p;
+    std::string userinfo;
+    if (at != std::string_view::npos) {
+        userinfo = std::string(rest.substr(0, at));
+        rest.remove_prefix(at + 1);
+        const auto colon = userinfo.find(':');
+        if (userinfo.empty() || colon == 0) return unexpected{std::string("empty proxy user name before '@'")};
+        if (std::any_of(userinfo.begin(), userinfo.end(),
+                        [](char c) { return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f; })) {
+            return unexpected{std::string("proxy credentials must not contain spaces, control or non-ASCII characters")};
+        }
+        p.authorization = "Basic " + oci::base64_encode(colon == std::string::npos ? userinfo + ":" : userinfo);
+    }
+    auto u = parse_url(std::string(scheme) + std::string(rest));
+    if (!u) return unexpected{u.error()};
+    if (u->path != "/" || u->has_query) return unexpected{std::string("a proxy URL has no path or query (http://host:port)")};
+    p.host = u->host;
+    p.port = u->port;
+    const std::string hostport =
+        (u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host) + ":" + std::to_string(u->port);
+    p.shown = "http://" + (userinfo.empty() ? "" : userinfo.substr(0, userinfo.find(':')) + ":***@") + hostport;
+    return p;
+}
+
+std::string masked_proxy(std::string_view text) {
+    auto p = parse_proxy(text);
+    return p ? p->shown : std::string("***");
 }
 
 }  // namespace blobd::http

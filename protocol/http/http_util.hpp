@@ -51,6 +51,22 @@ struct url {
 /// outside 1..65535, spaces, control and non-ASCII characters.
 result<url, std::string> parse_url(std::string_view text);
 
+/// A forward proxy (a source's "proxy" key): "http://[user:password@]host[:port][/]". https
+/// origins are reached through it with CONNECT (a tunnel: TLS end to end with the origin), http
+/// origins with absolute-form requests. The credentials, taken literally (no percent-decoding),
+/// become a `Proxy-Authorization: Basic` value, sent to the proxy only.
+struct proxy {
+    std::string host;            ///< lower case; an IPv6 literal without its brackets
+    std::uint16_t port = 80;     ///< explicit or 80
+    std::string authorization;   ///< "Basic base64(user:password)", or "" without credentials
+    std::string shown;           ///< "http://[user:***@]host:port": for logs and --check-config
+};
+/// Parses a proxy URL. The error explains what is wrong and never repeats the password.
+result<proxy, std::string> parse_proxy(std::string_view text);
+/// The proxy URL as --check-config prints it: the password replaced by "***" (text that does not
+/// parse: "***" as a whole, as it may hold one).
+std::string masked_proxy(std::string_view text);
+
 /// The URL a redirect's Location value points to, resolved against the URL that answered (RFC 3986
 /// section 5.2: absolute, scheme-relative "//host/p", absolute-path "/p", relative "p", "?q").
 /// A fragment is dropped.

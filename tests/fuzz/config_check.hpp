@@ -28,6 +28,19 @@ inline bool absolute_path_ok(const std::string& p) {
     return true;
 }
 
+// The "proxy" key both remote kinds share: parsed by the client's own parser, and printed only with
+// its password masked.
+inline void check_proxy(const std::string& proxy, const nlohmann::json& printed) {
+    if (proxy.empty()) {
+        FUZZ_REQUIRE(!printed.contains("proxy"));
+        return;
+    }
+    const auto p = http::parse_proxy(proxy);
+    FUZZ_REQUIRE(p.has_value());
+    FUZZ_REQUIRE(printed.at("proxy") == p->shown);
+    FUZZ_REQUIRE(p->shown.find('@') == std::string::npos || p->shown.find(":***@") != std::string::npos);
+}
+
 inline void check_source(const cfg::source& s) {
     const nlohmann::json printed = s.to_json();
     FUZZ_REQUIRE(printed.at("type") == std::string(s.kind().type));
@@ -40,6 +53,7 @@ inline void check_source(const cfg::source& s) {
         FUZZ_REQUIRE(printed.at("url") == http::masked_url(h->url));
         FUZZ_REQUIRE(!u->has_query || printed.at("url").get<std::string>().ends_with("?***"));
         FUZZ_REQUIRE(h->net.ca_file.empty() || absolute_path_ok(h->net.ca_file));
+        check_proxy(h->net.proxy, printed);
     } else if (const auto* o = s.as<sources::oci_settings>()) {
         FUZZ_REQUIRE(!oci::registry_url_error(o->registry));
         for (const auto& m : o->mirrors) FUZZ_REQUIRE(!oci::registry_url_error(m));
@@ -51,6 +65,7 @@ inline void check_source(const cfg::source& s) {
             FUZZ_REQUIRE(printed.at("password") == "***");
         }
         FUZZ_REQUIRE(o->auth_file.empty() || (absolute_path_ok(o->auth_file) && o->username.empty()));
+        check_proxy(o->net.proxy, printed);
     } else {
         FUZZ_REQUIRE(!"a source of a kind outside the table");
     }

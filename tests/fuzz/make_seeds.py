@@ -226,6 +226,9 @@ config = {
             '"ca_file":"/etc/ssl/ca.pem","insecure":false,"timeout_ms":30000,"retries":3,"max_connections":4}]}',
     "oci": '{"cache":{"dir":"/c"},"sources":[{"type":"oci","registry":"https://registry-1.docker.io",'
            '"repository":"library/alpine","mirrors":["http://mirror.local:5000/base"],"username":"u","password":"p"}]}',
+    "proxy": '{"cache":{"dir":"/c"},"sources":[{"type":"oci","registry":"https://r.example","repository":"a/b",'
+             '"mirrors":["http://m:5000"],"proxy":"http://u:p@[::1]:3128/"},'
+             '{"type":"http","url":"http://h/b","proxy":"http://proxy.local"}]}',
     "oci-auth-file": '{"cache":{"dir":"/c"},"sources":[{"type":"oci","registry":"http://[::1]:5000",'
                      '"repository":"a/b-c__d.e","auth_file":"/root/.docker/config.json"}]}',
     "domains": '{"cache":{"dir":"/c"},"sources":[],"domains":{"d1":{"sources":[{"type":"local","path":"/a"}],'

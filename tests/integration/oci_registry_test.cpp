@@ -7,7 +7,8 @@
 //
 // The token server logs one JSON line per token request (tests/support/registry/token_server.py),
 // which is how "one token for many chunks" is counted; the registry's access log (Apache combined
-// format) gives the bytes it served per blob.
+// format) gives the bytes it served per blob. One case puts a second docker-registry, a pull-through
+// mirror (start.sh --mirror-of), between several daemons and the origin.
 #define CATCH_CONFIG_EXTERNAL_INTERFACES  // Catch::TestEventListenerBase, for the skip check below
 #include <catch2/catch.hpp>
 
@@ -29,6 +30,7 @@
 #include "config/config.hpp"
 #include "daemon/app.hpp"
 #include "tests/support/fake_kernel.hpp"
+#include "tests/support/forward_proxy.hpp"
 #include "tests/support/test_util.hpp"
 #include "sources/kinds.hpp"
 
@@ -146,6 +148,40 @@ struct registry_server {
             if (status == 200 || status == 206) n += bytes;
         }
         return n;
+    }
+
+    /// Successful (200/206) GETs of blob `hex` since the push, and the body bytes they carried.
+    std::pair<std::size_t, std::uint64_t> blob_gets(const std::string& hex) const {
+        const auto lines = access_log();
+        const std::string target = "\"GET /v2/" + repository + "/blobs/sha256:" + hex + " ";
+        std::size_t n = 0;
+        std::uint64_t bytes = 0;
+        for (std::size_t i = access_lines_after_push; i < lines.size(); ++i) {
+            const auto at = lines[i].find(target);
+            if (at == std::string::npos) continue;
+            std::istringstream rest(lines[i].substr(lines[i].find("\" ", at + 1) + 2));
+            int status = 0;
+            std::uint64_t b = 0;
+            rest >> status >> b;
+            if (status == 200 || status == 206) ++n, bytes += b;
+        }
+        return {n, bytes};
+    }
+    /// Tokens issued to `user`.
+    std::size_t tokens_for(const std::string& user) const {
+        std::istringstream lines(read_file(env.at("TOKEN_LOG")));
+        std::size_t n = 0;
+        for (std::string line; std::getline(lines, line);) {
+            auto j = nlohmann::json::parse(line);
+            if (j.at("status") == 200 && j.value("user", "") == user) ++n;
+        }
+        return n;
+    }
+    /// True once this (mirror) instance holds blob `hex` complete in its filesystem storage.
+    bool stores(const std::string& hex, std::uint64_t size) const {
+        std::error_code ec;
+        const auto p = dir / "storage/docker/registry/v2/blobs/sha256" / hex.substr(0, 2) / hex / "data";
+        return fs::file_size(p, ec) == size && !ec;
     }
 
     /// The oci source object of the documented config format.
@@ -347,6 +383,131 @@ TEST_CASE("credentials from a docker auth file", "[registry]") {
     REQUIRE(d.run_until([&] { return d.k.read_done(m); }));
     CHECK((d.k.cache_bytes(obj, 256 * KiB, data.size() - 256 * KiB) == data.substr(256 * KiB)));
     CHECK(d.stat("reads_failed") == 0);
+    CHECK(r.tokens_issued() - r.tokens_after_push == 1);
+}
+
+// Description: several daemons behind one pull-through mirror (a second docker-registry with
+// `proxy.remoteurl` = the origin, anonymous to its clients, pulling with its own origin account)
+// read the same blobs byte for byte through `mirrors`, and the origin's traffic does not grow with
+// the number of daemons: distribution 2.8 answers the first miss of a blob by streaming it from
+// the origin to the client while a goroutine copies it from the origin into its storage (two
+// whole-blob GETs at the origin; the client may get a 200 with the whole blob to its ranged GET,
+// of which the daemon takes its slice); once stored, the mirror serves every range itself. Here one daemon's
+// first READ takes that miss alone; after the mirror holds the blob, three daemons (the first one
+// and two fresh ones) read every chunk concurrently: the origin serves nothing more, the mirror
+// serves every one of those GETs, and no daemon ever asks the origin's token service.
+TEST_CASE("several daemons behind a pull-through mirror: the origin serves each blob to the mirror only", "[registry][mirror]") {
+    const std::string big = random_bytes(3 * MiB + 333, 61), small = random_bytes(70 * KiB + 3, 62);
+    registry_server origin({big, small}, "--user mirror:mirror-pw");
+    std::string big_hex, small_hex;
+    for (const auto& [hex, data] : origin.blobs) (data == big ? big_hex : small_hex) = hex;
+    registry_server mirror({}, "--mirror-of " + origin.env.at("REGISTRY_URL") + " --mirror-user mirror:mirror-pw");
+
+    nlohmann::json src = origin.source();
+    src["mirrors"] = {mirror.env.at("REGISTRY_URL")};
+    std::vector<std::unique_ptr<daemon_run>> daemons;
+    daemons.push_back(std::make_unique<daemon_run>(src));
+
+    // The first miss of each blob, alone: one OPEN (HEAD) and one READ of its first chunk.
+    for (const auto& [hex, data] : origin.blobs) {
+        auto& d = *daemons[0];
+        auto [obj, size] = d.open(hex);
+        REQUIRE(size == static_cast<std::int64_t>(data.size()));
+        const auto r = d.k.read(obj, 0, 4096);
+        REQUIRE(d.run_until([&] { return d.k.read_done(r); }));
+        CHECK((d.k.cache_bytes(obj, 0, std::min<std::uint64_t>(data.size(), 256 * KiB)) ==
+               data.substr(0, 256 * KiB)));
+        REQUIRE(d.run_until([&] { return mirror.stores(hex, data.size()); }, 20s));
+    }
+    std::map<std::string, std::pair<std::size_t, std::uint64_t>> warm;  // origin GETs after the misses
+    for (const auto& [hex, data] : origin.blobs) {
+        warm[hex] = origin.blob_gets(hex);
+        // Distribution 2.8's first miss: one copy into the mirror's store, one streamed through.
+        // Measured: 2, and under load sometimes 3 (a request in the window before the store
+        // finished is streamed from the origin too). Whole blobs each time.
+        CHECK(warm[hex].first >= 2);
+        CHECK(warm[hex].first <= 3);
+        CHECK(warm[hex].second == warm[hex].first * data.size());
+    }
+    const auto mirror_gets_before = mirror.blob_gets(big_hex).first + mirror.blob_gets(small_hex).first;
+
+    // Three daemons, every chunk of both blobs at once, all loops driven from this thread.
+    daemons.push_back(std::make_unique<daemon_run>(src));
+    daemons.push_back(std::make_unique<daemon_run>(src));
+    struct opened {
+        daemon_run* d;
+        std::uint32_t obj;
+        const std::string* data;
+        int reads = 0;
+    };
+    std::vector<opened> objs;
+    for (auto& d : daemons)
+        for (const auto& [hex, data] : origin.blobs) {
+            auto [obj, size] = d->open(d.get() == daemons[0].get() ? hex : "sha256:" + hex);
+            REQUIRE(size == static_cast<std::int64_t>(data.size()));
+            objs.push_back({d.get(), obj, &data});
+        }
+    std::size_t expected_fetches = 0;
+    for (auto& o : objs) {
+        for (std::uint64_t off = 0; off < o.data->size(); off += 256 * KiB, ++o.reads) o.d->k.read(o.obj, off, 4096);
+        expected_fetches += o.reads - (o.d == daemons[0].get() ? 1 : 0);  // daemon 0 has chunk 0 already
+    }
+    CHECK(expected_fetches == 12 + 2 * 14);  // daemon 0 has both first chunks, the small blob is one
+    const auto end = std::chrono::steady_clock::now() + 60s;
+    auto all_done = [&] {
+        for (auto& o : objs)
+            if (o.d->k.completed(o.obj) < o.reads) return false;
+        return true;
+    };
+    while (!all_done() && std::chrono::steady_clock::now() < end)
+        for (auto& d : daemons) d->loop.run_once(2ms);
+    REQUIRE(all_done());
+    for (auto& o : objs) CHECK((o.d->k.cache_bytes(o.obj, 0, o.data->size()) == *o.data));
+    for (auto& d : daemons) {
+        CHECK(d->k.bad_completions() == 0);
+        CHECK(d->stat("reads_failed") == 0);
+    }
+    CHECK(daemons[1]->stat("bytes_fetched") == big.size() + small.size());
+    CHECK(daemons[2]->stat("bytes_fetched") == big.size() + small.size());
+
+    for (const auto& [hex, data] : origin.blobs) CHECK(origin.blob_gets(hex) == warm[hex]);  // nothing more
+    const auto mirror_gets = mirror.blob_gets(big_hex).first + mirror.blob_gets(small_hex).first;
+    CHECK(mirror_gets - mirror_gets_before == expected_fetches);
+    CHECK(origin.tokens_for("blobd") == 0);  // the daemons' own credentials never needed
+    CHECK(origin.tokens_for("mirror") >= 1);
+}
+
+// Description: an oci source with "proxy": every request of the daemon (the registry's challenge,
+// the token service, the blob's HEAD and ranges) goes through the forward proxy in absolute form
+// with the proxy's credentials (checked in the proxy's log: one GET per chunk, one token), and the
+// bytes are exact.
+TEST_CASE("an oci source through a forward proxy", "[registry][proxy]") {
+    const std::string data = random_bytes(600 * KiB + 9, 71);
+    registry_server r({data});
+    const std::string hex = r.blobs.begin()->first;
+    test::test_proxy px(BLOBD_TEST_SUPPORT, "pu:pp");
+    nlohmann::json src = r.source();
+    src["proxy"] = px.url("pu:pp");
+    daemon_run d(src);
+    auto [obj, size] = d.open(hex);
+    REQUIRE(size == static_cast<std::int64_t>(data.size()));
+    int reads = 0;
+    for (std::uint64_t off = 0; off < data.size(); off += 256 * KiB, ++reads) d.k.read(obj, off, 4096);
+    REQUIRE(d.run_until([&] { return d.k.completed(obj) == reads; }));
+    CHECK((d.k.cache_bytes(obj, 0, data.size()) == data));
+    CHECK(d.stat("reads_failed") == 0);
+    CHECK(r.bytes_served(hex) == data.size());
+    const auto log = px.log();
+    std::size_t blob_gets = 0, token_gets = 0;
+    for (const auto& e : log) {
+        const std::string target = e.at("target");
+        CHECK(e.at("proxy_authorization") == "Basic cHU6cHA=");
+        CHECK((target.rfind(r.env.at("REGISTRY_URL") + "/v2/", 0) == 0 || target.rfind(r.env.at("TOKEN_URL"), 0) == 0));
+        if (target.find("/blobs/sha256:" + hex) != std::string::npos && e.at("method") == "GET") ++blob_gets;
+        if (target.rfind(r.env.at("TOKEN_URL"), 0) == 0) ++token_gets;
+    }
+    CHECK(blob_gets == static_cast<std::size_t>(reads));
+    CHECK(token_gets == 1);
     CHECK(r.tokens_issued() - r.tokens_after_push == 1);
 }
 

@@ -528,7 +528,7 @@ TEST_CASE("http sources: defaults and every key", "[config]") {
     const config f = parse_ok(with_http(http_full()).dump());
     REQUIRE(f.sources[0].as<http_settings>());
     CHECK(*f.sources[0].as<http_settings>() ==
-          http_settings{"https://blobs.example:8443/v1/blobs?token=x", {"/etc/ca.pem", true, 1500, 0, 64}});
+          http_settings{"https://blobs.example:8443/v1/blobs?token=x", {"/etc/ca.pem", true, 1500, 0, 64, ""}});
     // Mixed lists keep their order; equal http sources compare equal (the app shares their fetcher).
     json mixed = minimal();
     mixed["sources"].push_back({{"type", "http"}, {"url", "https://[::1]/b"}, {"ca_file", ""}});

@@ -6,7 +6,9 @@
 # driver), HEAD gives the size, Range gives 206 with exact bytes (clamped at the end); an unknown
 # blob is 404 BLOB_UNKNOWN. Also records two oddities (see docs/oci.md): a 416 answer announces the
 # blob's full Content-Length over a short body, and HEAD with a Range header answers 206 with the
-# range's length.
+# range's length. Then a second instance as a pull-through mirror of the first (start.sh
+# --mirror-of): anonymous, the first miss streamed (Range usually ignored) and stored, the origin
+# asked twice for it and never again.
 #
 #   tests/support/registry/selftest.sh
 # Exit 77 (skip) when docker-registry, openssl or curl is missing, unless BLOBD_REQUIRE_SERVERS=1.
@@ -81,5 +83,37 @@ check "forged token refused" "$(curl -s -o /dev/null -w '%{http_code}' -H "Autho
 check "pull-only user can read" "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(tok -u bob:reader)" "$blob")" 200
 check "pull-only user cannot push" "$(python3 "$here/push.py" --registry "$REGISTRY_URL" --repository library/app \
     --user bob --password reader "$dir/token.log" >/dev/null 2>&1; echo $?)" 1
+
+# A pull-through mirror (start.sh --mirror-of) of this registry, pulling as bob: anonymous to its
+# clients; its first miss of a blob streams it from the origin (usually ignoring Range: 200, whole
+# blob) while it stores another copy; once stored it answers ranges itself and the origin sees nothing.
+mdir=$dir/mirror
+trap '"$here/stop.sh" "$mdir" --clean; "$here/stop.sh" "$dir" --clean' EXIT
+"$here/start.sh" "$mdir" --mirror-of "$REGISTRY_URL" --mirror-user bob:reader >/dev/null ||
+    { echo "FAIL: mirror did not start"; exit 1; }
+mirror=$(. "$mdir/env"; echo "$REGISTRY_URL")
+mblob=$mirror/v2/library/app/blobs/$digest
+origin_gets() { grep -c "\"GET /v2/library/app/blobs/$digest .* 200 " "$ACCESS_LOG_ORIGIN"; }
+ACCESS_LOG_ORIGIN=$REGISTRY_ACCESS_LOG
+g0=$(origin_gets)
+check "mirror /v2/ is anonymous" "$(curl -s -o /dev/null -w '%{http_code}' "$mirror/v2/")" 200
+check "mirror HEAD size" "$(curl -s -I "$mblob" | hdr Content-Length)" $((3 * 1024 * 1024 + 123))
+# The first miss: usually 200 with the whole blob (Range ignored, streamed from the origin), but
+# 206 with the range when the mirror's own copy won the race; either is the right bytes.
+first=$(curl -s -o "$dir/mgot" -w '%{http_code} %{size_download}' -H 'Range: bytes=0-1023' "$mblob")
+case "$first" in
+    "200 3145851") cmp -s "$dir/mgot" "$dir/blob" ;;
+    "206 1024") cmp -s "$dir/mgot" <(head -c 1024 "$dir/blob") ;;
+    *) false ;;
+esac && echo "ok: mirror first miss ($first)" || { echo "FAIL: mirror first miss: $first"; fails=$((fails + 1)); }
+stored=$mdir/storage/docker/registry/v2/blobs/sha256/${digest:7:2}/${digest#sha256:}/data
+for _ in $(seq 1 200); do [ "$(command stat -c %s "$stored" 2>/dev/null)" = 3145851 ] && break; sleep 0.05; done
+check "mirror stored the blob" "$(command stat -c %s "$stored" 2>/dev/null)" 3145851
+check "origin GETs for the first miss (stored + streamed)" $(($(origin_gets) - g0)) 2
+check "mirror Range after the store" "$(curl -s -o "$dir/mgot" -w '%{http_code}' -H 'Range: bytes=1048576-2097151' "$mblob")" 206
+cmp -s "$dir/mgot" <(tail -c +1048577 "$dir/blob" | head -c 1048576) && echo "ok: mirror range bytes" ||
+    { echo "FAIL: mirror range bytes"; fails=$((fails + 1)); }
+check "origin GETs after the store" $(($(origin_gets) - g0)) 2
+check "mirror unknown blob 404" "$(curl -s -o /dev/null -w '%{http_code}' "$mirror/v2/library/app/blobs/sha256:$(printf '%064d' 0)")" 404
 [ $fails = 0 ] || { echo "$fails check(s) failed"; exit 1; }
 echo "all registry harness checks passed"

@@ -5,6 +5,7 @@
 #   tests/support/registry/start.sh DIR [--user NAME:PASSWORD]... [--pull-only NAME]...
 #                                       [--expires-in SEC] [--exp-in SEC] [--deny-file FILE]
 #                                       [--log-level LEVEL]
+#                                       [--mirror-of URL [--mirror-user NAME:PASSWORD]]
 #
 # DIR is created (must not hold a running instance) and gets everything of this instance:
 #   key.pem, cert.pem   RSA key and self-signed certificate made now by openssl: the token
@@ -22,16 +23,21 @@
 # --exp-in and --deny-file inject failures (token_server.py: tokens the registry refuses early;
 # every token request refused while FILE exists).
 #
+# --mirror-of URL makes this instance a pull-through cache (docker-registry's `proxy.remoteurl`) of
+# the registry at URL, pulling with --mirror-user's credentials (the origin's token flow is the
+# mirror's business); the mirror itself has no auth (anonymous pulls, /v2/ answers 200), as an
+# in-cluster mirror usually is. Its token server still runs (unused), so env and stop.sh stay alike.
+#
 # Both servers run in the background in their own session; stop them with stop.sh DIR.
 # The registry binary: $DOCKER_REGISTRY, else `docker-registry` on PATH, else /usr/bin/docker-registry.
-# Exit status: 0 when both answer (the registry's /v2/ with 401 + a Bearer challenge), 1 otherwise
+# Exit status: 0 when both answer (the registry's /v2/ with 401 + a Bearer challenge; a mirror's: 200), 1 otherwise
 # (logs printed), 77 when docker-registry or openssl is missing.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 prog=registry-start
 dir=${1:?usage: start.sh DIR [--user NAME:PASSWORD]... [--pull-only NAME]... [--expires-in SEC] [--log-level LEVEL]}
 shift
-users=() pull_only=() expires=300 level=info extra=()
+users=() pull_only=() expires=300 level=info extra=() mirror_of= mirror_user=
 while [ $# -gt 0 ]; do
     case "$1" in
         --user) users+=("${2:?}"); shift 2 ;;
@@ -39,6 +45,8 @@ while [ $# -gt 0 ]; do
         --expires-in) expires=${2:?}; shift 2 ;;
         --exp-in|--deny-file) extra+=("$1" "${2:?}"); shift 2 ;;
         --log-level) level=${2:?}; shift 2 ;;
+        --mirror-of) mirror_of=${2:?}; shift 2 ;;
+        --mirror-user) mirror_user=${2:?}; shift 2 ;;
         *) echo "$prog: unknown option '$1'" >&2; exit 2 ;;
     esac
 done
@@ -114,6 +122,20 @@ storage:
 http:
   addr: 127.0.0.1:$port
   secret: $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+YAML
+    if [ -n "$mirror_of" ]; then
+        # Pull-through cache: blobs missing from DIR/storage are fetched from the origin and stored.
+        # No `ttl` key: distribution 2.8 expires proxied content after 7 days (longer than any test).
+        {
+            echo "proxy:"
+            echo "  remoteurl: $mirror_of"
+            if [ -n "$mirror_user" ]; then
+                echo "  username: ${mirror_user%%:*}"
+                echo "  password: ${mirror_user#*:}"
+            fi
+        } >>"$dir/config.yml"
+    else
+        cat >>"$dir/config.yml" <<YAML
 auth:
   token:
     realm: $token_url
@@ -121,6 +143,7 @@ auth:
     issuer: $issuer
     rootcertbundle: $dir/cert.pem
 YAML
+    fi
     # The access log goes to stdout, everything else to stderr (logrus).
     setsid "$registry" serve "$dir/config.yml" >>"$dir/access.log" 2>>"$dir/registry.log" </dev/null &
     registry_pid=$!
@@ -128,7 +151,8 @@ YAML
     for _ in $(seq 1 300); do  # up to 15 s: a Go binary starts slowly under User-Mode Linux
         kill -0 "$registry_pid" 2>/dev/null || break
         case "$(status "http://127.0.0.1:$port/v2/")" in
-            "401 Bearer "*) up=1; break ;;
+            "401 Bearer "*) [ -z "$mirror_of" ] && { up=1; break; } ;;
+            200) [ -n "$mirror_of" ] && { up=1; break; } ;;
         esac
         sleep 0.05
     done
