@@ -382,10 +382,6 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "erofs-blobctl: permission denied: %s\n", j.value("error", std::string("?")).c_str());
         return exit_denied;
     }
-    if (raw) {
-        std::printf("%s\n", j.dump().c_str());
-        return j.value("ok", false) ? 0 : exit_failed;
-    }
     if (!get.empty()) {
         const nlohmann::json* at = &j;
         for (std::size_t pos = 0; at && pos <= get.size();) {
@@ -401,6 +397,10 @@ int main(int argc, char** argv) {
         const auto& v = *at;
         std::printf("%s\n", v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
         return 0;
+    }
+    if (raw) {
+        std::printf("%s\n", j.dump().c_str());
+        return j.value("ok", false) ? 0 : exit_failed;
     }
     if (!j.value("ok", false) && (command == "status" || command == "domains" || command == "blobs")) {
         std::fprintf(stderr, "erofs-blobctl: %s: %s\n", command.c_str(), j.value("error", std::string("?")).c_str());

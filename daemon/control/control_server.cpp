@@ -76,6 +76,19 @@ result<std::unique_ptr<control_server>, std::string> control_server::listen(even
             return unexpected{fmt::format("control socket {}: chown to group {}: {}", path, opts.group, std::strerror(e))};
         }
         ::chmod(path.c_str(), 0660);
+        // The group must reach the socket too. A private parent of ours (systemd's
+        // RuntimeDirectory is 0750 root:root) is handed to the group, search only; a directory
+        // others may enter (/run, /tmp) or someone else's is left alone.
+        struct stat dst {};
+        const std::string dir = parent.empty() ? std::string(".") : parent.string();
+        if (::stat(dir.c_str(), &dst) == 0 && !(dst.st_mode & S_IXOTH)) {
+            if (dst.st_uid == ::geteuid() && ::chown(dir.c_str(), static_cast<uid_t>(-1), gid) == 0) {
+                ::chmod(dir.c_str(), (dst.st_mode & 07777) | S_IXGRP);
+            } else if (dst.st_gid != gid || !(dst.st_mode & S_IXGRP)) {
+                lg.warn("control socket {}: group {} cannot enter {} (mode {:o}); its members cannot connect", path,
+                        opts.group, dir, dst.st_mode & 07777);
+            }
+        }
     }
     if (::listen(fd.get(), 16) < 0) {
         return unexpected{fmt::format("control socket {}: listen: {}", path, std::strerror(errno))};

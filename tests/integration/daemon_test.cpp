@@ -763,11 +763,15 @@ TEST_CASE("control server: SO_PEERCRED gates state-changing commands", "[integra
 // not exist is an error that names it, and leaves no socket behind.
 TEST_CASE("control server: control_socket_group", "[integration][control]") {
     tmpdir dir;
-    const std::string sock = (dir.path / "c.sock").string();
+    // A private directory of ours (like systemd's RuntimeDirectory): handed to the group, search only.
+    fs::create_directory(dir.path / "run");
+    ::chmod((dir.path / "run").c_str(), 0700);
+    const std::string sock = (dir.path / "run" / "c.sock").string();
     event_loop loop;
     auto handler = [](std::string_view, control_server::reply_fn reply) { reply(R"({"ok":true})"); };
-    // A group this process may chown to: its own (as root any would do).
-    const group* g = ::getgrgid(::getegid());
+    // A group this process may chown to: as root one it is not in (so that the chown shows), else its own.
+    const group* g = ::geteuid() == 0 ? ::getgrnam("nogroup") : nullptr;
+    if (!g) g = ::getgrgid(::getegid());
     REQUIRE(g);
     const std::string name = g->gr_name;
     const gid_t gid = g->gr_gid;
@@ -780,6 +784,10 @@ TEST_CASE("control server: control_socket_group", "[integration][control]") {
         REQUIRE(::stat(sock.c_str(), &st) == 0);
         CHECK((st.st_mode & 07777) == 0660);
         CHECK(st.st_gid == gid);
+        struct stat dst {};
+        REQUIRE(::stat((dir.path / "run").c_str(), &dst) == 0);
+        CHECK(dst.st_gid == gid);
+        CHECK((dst.st_mode & 07777) == 0710);  // search only: the group lists nothing
         CHECK(control_request(loop, sock, "ping\n") == "{\"ok\":true}\n");
     }
     loop.run_once(std::chrono::milliseconds(10));

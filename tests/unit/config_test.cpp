@@ -44,6 +44,7 @@ json full() {
         {"domains", {{"d1", {{"sources", one_source("/srv/d1")}, {"prefetch", true}}},
                      {"fs.example", {{"sources", one_source("/srv/x")}}}}},
         {"control_socket", "/tmp/blobd.sock"},
+        {"control_socket_group", "blobd-monitor"},
         {"log_level", "debug"},
         {"frontend", "fanotify"},
         {"prefetch", false},
@@ -171,6 +172,7 @@ TEST_CASE("full config keeps every value", "[config]") {
     CHECK(paths(c.domains.at("d1").sources) == std::vector<std::string>{"/srv/d1"});
     CHECK(paths(c.domains.at("fs.example").sources) == std::vector<std::string>{"/srv/x"});
     CHECK(c.control_socket == "/tmp/blobd.sock");
+    CHECK(c.control_socket_group == "blobd-monitor");
     CHECK(c.log_level == "debug");
     CHECK(c.frontend == "fanotify");
 }
