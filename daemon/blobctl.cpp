@@ -399,7 +399,9 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (raw) {
-        std::printf("%s\n", j.dump().c_str());
+        // As it came: the daemon's key order, not the sorted one of a re-dump.
+        while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
+        std::printf("%s\n", reply.c_str());
         return j.value("ok", false) ? 0 : exit_failed;
     }
     if (!j.value("ok", false) && (command == "status" || command == "domains" || command == "blobs")) {
