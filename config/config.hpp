@@ -65,6 +65,9 @@ struct config {
     /// or its fsid when the mount has no domain_id.
     std::map<std::string, domain_config, std::less<>> domains;
     std::string control_socket = "/run/erofs-blobd/control.sock";  ///< "control_socket"; "" disables
+    /// "control_socket_group": "" keeps the socket root-only (0600); a group name makes it 0660
+    /// owned by that group, so its members may run read-only commands (status, stats, metrics).
+    std::string control_socket_group;
     std::string log_level = "info";           ///< "log_level": err, warning, notice, info, debug
     /// "prefetch": after OPEN, fetch the rest of each blob in the background, behind on-demand READs.
     bool prefetch = false;

@@ -315,6 +315,26 @@ problem read_chunk_size(const json& v, const std::string& path, std::uint64_t& o
     return {};
 }
 
+problem read_group_name(const json& v, const std::string& path, std::string& out) {
+    if (auto p = read_string(v, path, out)) {
+        return p;
+    }
+    if (out.empty()) {
+        return {};
+    }
+    // The names useradd/groupadd accept by default (at most 32 bytes, no leading '-'): a name
+    // with '/' or ':' or a control character would never be found, only logged.
+    const bool ok = out.size() <= 32 && out[0] != '-' && std::all_of(out.begin(), out.end(), [](char ch) {
+                        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                               ch == '_' || ch == '-' || ch == '.';
+                    });
+    if (!ok) {
+        return fail(path, "expected a group name (at most 32 of A-Z a-z 0-9 _ . -, not starting with '-'), got " +
+                              describe(v));
+    }
+    return {};
+}
+
 problem read_control_socket(const json& v, const std::string& path, std::string& out) {
     if (auto p = read_string(v, path, out)) {
         return p;
@@ -380,7 +400,8 @@ problem read_config(const json& root, config& c, source_kinds kinds) {
         return wrong_type(path, "an object", root);
     }
     if (auto p = check_keys(root, path,
-                            {"cache", "device", "chunk_size", "sources", "domains", "control_socket", "log_level",
+                            {"cache", "device", "chunk_size", "sources", "domains", "control_socket", "control_socket_group",
+                             "log_level",
                              "prefetch", "prefetch_concurrency", "failure_ttl_ms", "read_deadline_ms", "breaker",
                              "store", "frontend"})) {
         return p;
@@ -408,6 +429,9 @@ problem read_config(const json& root, config& c, source_kinds kinds) {
         return p;
     }
     if (auto p = read_optional(root, path, "control_socket", c.control_socket, read_control_socket)) {
+        return p;
+    }
+    if (auto p = read_optional(root, path, "control_socket_group", c.control_socket_group, read_group_name)) {
         return p;
     }
     if (auto p = read_optional(root, path, "log_level", c.log_level, read_log_level)) {
@@ -601,6 +625,7 @@ json to_json(const config& c) {
         {"sources", sources_to_json(c.sources)},
         {"domains", std::move(domains)},
         {"control_socket", c.control_socket},
+        {"control_socket_group", c.control_socket_group},
         {"log_level", c.log_level},
         {"prefetch", c.prefetch},
         {"prefetch_concurrency", c.prefetch_concurrency},

@@ -150,6 +150,10 @@ public:
     const engine_stats& scheduling() const noexcept { return stats_; }
     std::uint64_t chunk_size() const noexcept { return registry_.chunk_size(); }
     std::size_t object_count() const noexcept { return registry_.object_count(); }
+    std::vector<blob_info> blobs() const { return registry_.blobs(); }
+    const std::map<std::string, std::uint64_t, std::less<>>& fetched_by_domain() const noexcept {
+        return registry_.fetched_by_domain();
+    }
 
     /// Chunk buffers held by fetches in flight and writes waiting or running: at most this many,
     /// which bounds the memory held (64 x chunk_size) however many requests arrive at once.

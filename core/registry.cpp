@@ -384,6 +384,11 @@ effects registry::on_fetched(blob_id blob, std::uint64_t chunk, result<buffer_pt
     } else {
         ++stats_.chunks_fetched;
         stats_.bytes_fetched += clen;
+        if (auto d = fetched_by_domain_.find(b.domain); d != fetched_by_domain_.end()) {
+            d->second += clen;
+        } else {
+            fetched_by_domain_.emplace(b.domain, clen);
+        }
     }
     for (object_key oid : waiters) {
         auto oit = objects_.find(oid);
@@ -495,6 +500,30 @@ effects registry::close(object_key key) {
     objects_.erase(oit);
     --stats_.objects_open;
     maybe_forget_blob(blob, out);
+    return out;
+}
+
+std::vector<blob_info> registry::blobs() const {
+    std::vector<blob_info> out;
+    out.reserve(blob_index_.size());
+    for (const auto& [key, id] : blob_index_) {  // blob_index_ is ordered by (domain, name)
+        auto it = blobs_.find(id);
+        if (it == blobs_.end()) continue;
+        const blob_state& b = it->second;
+        blob_info bi{b.domain, b.name, b.sized, b.size, b.objects.size(), 0, b.fetching.size()};
+        if (b.sized) {
+            for (object_key k : b.objects) {
+                auto oit = objects_.find(k);
+                if (oit == objects_.end()) continue;
+                std::uint64_t bytes = 0;
+                for (const auto& [c, st] : oit->second.chunks) {
+                    if (st == chunk_state::written) bytes += chunk_range(b, c).second;
+                }
+                bi.cached_bytes = std::max(bi.cached_bytes, bytes);
+            }
+        }
+        out.push_back(std::move(bi));
+    }
     return out;
 }
 

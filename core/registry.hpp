@@ -162,6 +162,18 @@ inline constexpr auto registry_metrics = [] {
                 "Chunk reads answered with EIO at once, without a fetch: their fetch failed moments ago."));
 }();
 
+/// One blob the registry knows now (an object open or work in flight), for `erofs-blobctl blobs`.
+struct blob_info {
+    std::string domain, name;
+    bool sized = false;            ///< its size is known (from the sources or the frontend)
+    std::uint64_t size = 0;
+    std::size_t objects = 0;       ///< cache objects of it open now
+    /// Bytes of it this daemon has written into (or found in) the open object that has most,
+    /// in whole chunks (the last one short); what the cache file held before, unread, is not known here.
+    std::uint64_t cached_bytes = 0;
+    std::size_t fetching = 0;      ///< chunks in flight
+};
+
 class registry {
 public:
     /// Longest READ served as asked; longer ones are clamped (the kernel sends far less).
@@ -232,6 +244,13 @@ public:
         ++stats_.opens;
         ++stats_.open_failures;
     }
+    /// The blobs known now, ordered by (domain, name). Loop thread; O(blobs + their chunks).
+    std::vector<blob_info> blobs() const;
+    /// Bytes fetched into cache files per domain since the start (the per-domain share of
+    /// stats().bytes_fetched; a domain's entry stays after its blobs are forgotten).
+    const std::map<std::string, std::uint64_t, std::less<>>& fetched_by_domain() const noexcept {
+        return fetched_by_domain_;
+    }
     /// Number of objects currently open (tests and metrics).
     std::size_t object_count() const noexcept { return objects_.size(); }
 
@@ -301,6 +320,7 @@ private:
     std::unordered_map<blob_id, blob_state> blobs_;
     std::unordered_map<object_key, object_state> objects_;
     registry_stats stats_;
+    std::map<std::string, std::uint64_t, std::less<>> fetched_by_domain_;
 };
 
 }  // namespace blobd

@@ -10,6 +10,7 @@
 
 #include "base/log.hpp"
 #include "config/reload.hpp"
+#include "daemon/control/control_access.hpp"
 
 namespace blobd {
 
@@ -87,10 +88,12 @@ app::~app() {
 
 result<bool, std::string> app::start() {
     if (!config_->control_socket.empty()) {
-        auto c = control_server::listen(loop_, config_->control_socket,
-                                        [this](std::string_view req, control_server::reply_fn reply) {
-                                            control(req, std::move(reply));
-                                        });
+        control_server::options co;
+        co.group = config_->control_socket_group;
+        auto c = control_server::listen(
+            loop_, config_->control_socket,
+            [this](std::string_view req, control_server::reply_fn reply) { control(req, std::move(reply)); },
+            std::move(co));
         if (!c) return unexpected{c.error()};
         control_ = std::move(*c);
     }
@@ -141,12 +144,9 @@ void app::run() {
 }
 
 void app::control(std::string_view request, control_server::reply_fn reply) {
-    std::string cmd(request);
+    // The control server already refused state-changing commands from untrusted peers.
+    const std::string cmd = control_command(request);
     auto j = nlohmann::json::parse(request, nullptr, false);
-    if (!j.is_discarded() && j.is_object() && j.contains("cmd") && j["cmd"].is_string()) {
-        cmd = j["cmd"].get<std::string>();
-    }
-    while (!cmd.empty() && (cmd.back() == '\r' || cmd.back() == ' ')) cmd.pop_back();
     auto fail = [&](const std::string& why) { reply(nlohmann::json{{"ok", false}, {"error", why}}.dump()); };
     // A string member of the request: "" when absent, nullopt when not a string.
     auto str = [&](const char* key) -> std::optional<std::string> {
@@ -176,6 +176,11 @@ void app::control(std::string_view request, control_server::reply_fn reply) {
     }
     if (cmd == "ping") return reply(R"({"ok":true})");
     if (cmd == "metrics") return reply(nlohmann::json{{"ok", true}, {"text", metrics_text()}}.dump());
+    if (cmd == "status" || cmd == "domains" || cmd == "blobs") {
+        auto domain = str("domain");
+        if (!domain) return fail("\"domain\" must be a string");
+        return reply(status_json(cmd, *domain));
+    }
     if (cmd == "mount" || cmd == "umount") {
         if (!fanotify_) return fail(cmd + " needs \"frontend\": \"fanotify\" (with cachefiles the kernel mounts: mount -t erofs -o fsid=...)");
         auto mp = str("mountpoint");
@@ -232,7 +237,8 @@ void app::control(std::string_view request, control_server::reply_fn reply) {
             reply(out.dump());
         });
     }
-    fail("unknown command (try \"stats\", \"ping\", \"reload\", \"mount\", \"umount\", \"cull\" or \"usage\")");
+    fail("unknown command (try \"status\", \"domains\", \"blobs\", \"stats\", \"metrics\", \"ping\", \"reload\", "
+         "\"mount\", \"umount\", \"cull\" or \"usage\")");
 }
 
 app::reload_result app::reload(std::shared_ptr<const cfg::config> next) {
@@ -323,6 +329,115 @@ std::string app::stats_json() const {
     auto& st = j["store"];
     st["enabled"] = store != nullptr;
     st["dir"] = store ? config_->store_dir() : "";
+    return j.dump();
+}
+
+std::string app::status_json(std::string_view what, std::string_view domain) const {
+    nlohmann::ordered_json j = {{"ok", true}};
+    const auto blobs = engine_->blobs();
+    if (what == "blobs") {
+        auto& arr = j["blobs"] = nlohmann::ordered_json::array();
+        for (const auto& b : blobs) {
+            if (!domain.empty() && b.domain != domain) continue;
+            nlohmann::ordered_json e{{"domain", b.domain}, {"blob", b.name}};
+            e["size"] = b.sized ? nlohmann::ordered_json(b.size) : nlohmann::ordered_json();
+            e["objects_open"] = b.objects;
+            e["cached_bytes"] = b.cached_bytes;
+            e["fetching_chunks"] = b.fetching;
+            arr.push_back(std::move(e));
+        }
+        return j.dump();
+    }
+    // One row per domain any figure knows: the registry's (blobs now, bytes fetched since the
+    // start) and the space keeper's (disk use of its cache files).
+    struct row {
+        std::uint64_t blobs = 0, objects = 0, fetched = 0, cache_bytes = 0, cache_files = 0;
+        bool disk_known = false;
+    };
+    std::map<std::string, row, std::less<>> rows;
+    for (const auto& b : blobs) {
+        auto& r = rows[b.domain];
+        ++r.blobs;
+        r.objects += b.objects;
+    }
+    for (const auto& [d, bytes] : engine_->fetched_by_domain()) rows[d].fetched = bytes;
+    if (keeper_) {
+        for (const auto& [d, use] : keeper_->usage()) {
+            auto& r = rows[d];
+            r.cache_bytes = use.bytes;
+            r.cache_files = use.files;
+            r.disk_known = true;
+        }
+    }
+    auto domains = nlohmann::ordered_json::array();
+    for (const auto& [d, r] : rows) {
+        nlohmann::ordered_json e{{"domain", d}, {"blobs", r.blobs}, {"objects_open", r.objects}, {"fetched_bytes", r.fetched}};
+        // null, not 0, where no space keeper counts the disk (fanotify, or culling off).
+        e["cache_bytes"] = r.disk_known ? nlohmann::ordered_json(r.cache_bytes) : nlohmann::ordered_json();
+        e["cache_files"] = r.disk_known ? nlohmann::ordered_json(r.cache_files) : nlohmann::ordered_json();
+        domains.push_back(std::move(e));
+    }
+    if (what == "domains") {
+        j["domains"] = std::move(domains);
+        return j.dump();
+    }
+    const auto& rs = engine_->stats();
+    j["version"] = BLOBD_VERSION;
+    j["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count();
+    j["frontend"] = config_->frontend;
+    j["cache_dir"] = config_->cache_dir;
+    j["chunk_size"] = config_->chunk_size;
+    j["objects_open"] = rs.objects_open;
+    j["blobs"] = rs.blobs;
+    j["bytes_fetched"] = rs.bytes_fetched;
+    j["bytes_written"] = rs.bytes_written;
+    j["reads"] = rs.reads;
+    j["reads_failed"] = rs.reads_failed;
+    j["domains"] = std::move(domains);
+    // Health per source, from the same snapshot as `stats`, renamed to words. The lookups are
+    // total: a key missing or of another type reads as 0 (nothing thrown into the loop).
+    const auto stats = nlohmann::ordered_json::parse(stats_json());
+    static const nlohmann::ordered_json none = nlohmann::ordered_json::object();
+    auto obj = [](const nlohmann::ordered_json& o, const char* key) -> const nlohmann::ordered_json& {
+        return o.is_object() && o.contains(key) && o[key].is_object() ? o[key] : none;
+    };
+    auto num = [](const nlohmann::ordered_json& o, const char* key) -> std::uint64_t {
+        return o.contains(key) && o[key].is_number_unsigned() ? o[key].get<std::uint64_t>() : 0;
+    };
+    auto flag = [](const nlohmann::ordered_json& o, const char* key) {
+        return o.contains(key) && o[key].is_boolean() && o[key].get<bool>();
+    };
+    auto sources = nlohmann::ordered_json::array();
+    if (stats.contains("sources") && stats["sources"].is_array()) {
+        for (const auto& s : stats["sources"]) {
+            if (!s.is_object()) continue;
+            const std::uint64_t state = num(s, "breaker_state");
+            nlohmann::ordered_json e{
+                {"source", s.contains("source") && s["source"].is_string() ? s["source"].get<std::string>() : std::string()},
+                {"health", state == 1 ? "open (failing fast)" : state == 2 ? "half-open (probing)" : "ok"},
+                {"bytes", num(s, "bytes")},
+                {"fetches", num(s, "fetches")},
+                {"fetch_errors", num(s, "fetch_errors")},
+                {"via_store", flag(s, "via_store")}};
+            if (s.contains("endpoints_cooling")) e["endpoints_cooling"] = num(s, "endpoints_cooling");
+            sources.push_back(std::move(e));
+        }
+    }
+    j["sources"] = std::move(sources);
+    const auto& st = obj(stats, "store");
+    j["store"] = {{"enabled", flag(st, "enabled")},
+                  {"dir", st.contains("dir") && st["dir"].is_string() ? st["dir"].get<std::string>() : std::string()},
+                  {"disk_bytes", num(st, "disk_bytes")},
+                  {"max_bytes", num(st, "max_bytes")},
+                  {"hits", num(st, "hits")},
+                  {"bytes_saved", num(st, "bytes_saved")}};
+    if (keeper_) {
+        const auto& sp = obj(stats, "space");
+        j["space"] = {{"cache_bytes", num(sp, "cache_bytes")},
+                      {"cache_files", num(sp, "cache_files")},
+                      {"fs_free_bytes", num(sp, "fs_free_bytes")},
+                      {"culling", num(sp, "culling") != 0}};
+    }
     return j.dump();
 }
 

@@ -82,6 +82,11 @@ public:
     /// Counters as one JSON object (what `erofs-blobctl stats` prints; docs/operations.md lists
     /// them): every declared table in one metrics::snapshot, rendered by metrics::to_json.
     std::string stats_json() const;
+    /// The `status`, `domains` and `blobs` replies (docs/operations.md, "erofs-blobctl status"):
+    /// who this daemon is (version, frontend, cache dir), per domain the registry's blobs, open
+    /// objects and bytes fetched with the space keeper's disk use, per source its health.
+    /// `what` is "status", "domains" or "blobs"; `domain` filters blobs ("" for all).
+    std::string status_json(std::string_view what, std::string_view domain = {}) const;
     /// Every declared table with its current values (stats_json, Prometheus text).
     metrics::snapshot snapshot() const;
     /// The same counters in the Prometheus text exposition format (`erofs-blobctl metrics`).

@@ -1,5 +1,6 @@
 // erofs-blobctl: talks to a running erofs-blobd over its control socket.
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -11,6 +12,8 @@
 #include <vector>
 #include <cstdlib>
 #include <climits>
+#include <algorithm>
+#include <cstdint>
 
 #include <nlohmann/json.hpp>
 
@@ -20,9 +23,17 @@
 
 namespace {
 
-constexpr const char* usage = R"(Usage: erofs-blobctl [--socket PATH | --config FILE] [--raw] COMMAND [ARGS]
+constexpr const char* usage = R"(Usage: erofs-blobctl [--socket PATH | --config FILE] [--json] COMMAND [ARGS]
+       erofs-blobctl --version | --help
 
-Commands:
+Commands (read-only ones for anyone who can open the socket; mount, umount, cull and reload
+only for root or the daemon's own user):
+  status  a table: version, uptime, frontend, cache dir; per domain blobs, open objects, bytes
+          fetched and on disk; per source health and bytes; the blob store's use
+  domains one line per domain: blobs, open objects, bytes fetched, bytes on disk
+  blobs [DOMAIN]
+          one line per blob the daemon has open (or in flight), of DOMAIN or of all: size,
+          bytes cached in this run, open objects
   stats   the daemon's counters (opens, reads, bytes fetched and written, per-source figures)
   metrics the same counters in the Prometheus text format (for node_exporter's textfile
           collector: erofs-blobctl metrics > F.tmp && mv F.tmp DIR/erofs-blobd.prom)
@@ -47,16 +58,146 @@ Commands:
 Options:
   --socket PATH   the control socket (default /run/erofs-blobd/control.sock)
   --config FILE   take the control socket path from the daemon's config
-  --raw           print the JSON reply on one line instead of indented
+  --json          print the daemon's JSON reply as it came, on one line (any command; --raw is
+                  the same)
   --get KEY       print only the field KEY of the reply (for scripts); "store.hits" reaches
                   into objects
-  --timeout SECS  how long to wait for the reply (default 5; mount: 120)
-  --version       the version
+  --timeout SECS  how long to wait for the reply (default 5; mount, umount, cull, usage: 120)
+  --version       print the version and exit
 
-Exit codes: 0 done; 1 the daemon answered with an error (or bad arguments); 2 no answer: no
-such socket, permission denied on it, connection refused (no daemon listens), no reply within
---timeout, or an unreadable reply.
+Exit status:
+  0  the command succeeded
+  1  the command failed (the daemon said why), or the command line is wrong
+  2  cannot reach the daemon: no socket at the path, not a socket, or nobody listening on it
+     (a stale socket left by a daemon that is gone)
+  3  permission denied: the socket (run as root or as a member of control_socket_group), or a
+     command that changes state from a user other than root or the daemon's
+  4  the daemon did not answer within --timeout, or its answer was not JSON
 )";
+
+// Exit codes (the usage text above is their documentation).
+constexpr int exit_failed = 1, exit_unreachable = 2, exit_denied = 3, exit_no_answer = 4;
+
+std::string human_bytes(std::uint64_t n) {
+    static constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = static_cast<double>(n);
+    std::size_t u = 0;
+    while (v >= 1024 && u + 1 < std::size(units)) {
+        v /= 1024;
+        ++u;
+    }
+    char buf[32];
+    if (u == 0) {
+        std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+    } else {
+        std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+    }
+    return buf;
+}
+
+// A JSON figure as a table cell: bytes get units, null (not known) is "-".
+std::string cell(const nlohmann::json& o, const char* key, bool bytes) {
+    if (!o.is_object() || !o.contains(key) || o[key].is_null()) return "-";
+    const auto& v = o[key];
+    if (v.is_number_unsigned()) return bytes ? human_bytes(v.get<std::uint64_t>()) : std::to_string(v.get<std::uint64_t>());
+    if (v.is_string()) return v.get<std::string>();
+    return v.dump();
+}
+
+// Prints rows as columns, each as wide as its widest cell; the first row is the header.
+void print_table(const std::vector<std::vector<std::string>>& rows, const char* indent = "") {
+    std::vector<std::size_t> width;
+    for (const auto& r : rows) {
+        if (width.size() < r.size()) width.resize(r.size(), 0);
+        for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    }
+    for (const auto& r : rows) {
+        std::string line = indent;
+        for (std::size_t i = 0; i < r.size(); ++i) {
+            line += r[i];
+            if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
+        }
+        std::printf("%s\n", line.c_str());
+    }
+}
+
+std::string duration(std::uint64_t s) {
+    char buf[64];
+    if (s >= 86400) {
+        std::snprintf(buf, sizeof buf, "%llud %02lluh %02llum", static_cast<unsigned long long>(s / 86400),
+                      static_cast<unsigned long long>(s / 3600 % 24), static_cast<unsigned long long>(s / 60 % 60));
+    } else {
+        std::snprintf(buf, sizeof buf, "%02lluh %02llum %02llus", static_cast<unsigned long long>(s / 3600),
+                      static_cast<unsigned long long>(s / 60 % 60), static_cast<unsigned long long>(s % 60));
+    }
+    return buf;
+}
+
+std::vector<std::vector<std::string>> domain_rows(const nlohmann::json& j) {
+    std::vector<std::vector<std::string>> rows{{"DOMAIN", "BLOBS", "OPEN", "FETCHED", "ON DISK", "FILES"}};
+    if (j.contains("domains") && j["domains"].is_array()) {
+        for (const auto& d : j["domains"]) {
+            rows.push_back({cell(d, "domain", false), cell(d, "blobs", false), cell(d, "objects_open", false),
+                            cell(d, "fetched_bytes", true), cell(d, "cache_bytes", true), cell(d, "cache_files", false)});
+        }
+    }
+    return rows;
+}
+
+void print_status(const nlohmann::json& j) {
+    std::printf("erofs-blobd %s, up %s\n", cell(j, "version", false).c_str(),
+                duration(j.contains("uptime_s") && j["uptime_s"].is_number_unsigned() ? j["uptime_s"].get<std::uint64_t>() : 0)
+                    .c_str());
+    std::vector<std::vector<std::string>> head{
+        {"frontend:", cell(j, "frontend", false)},
+        {"cache dir:", cell(j, "cache_dir", false)},
+        {"chunk size:", cell(j, "chunk_size", true)},
+        {"open:", cell(j, "objects_open", false) + " objects of " + cell(j, "blobs", false) + " blobs"},
+        {"fetched:", cell(j, "bytes_fetched", true) + " into cache files, " + cell(j, "reads", false) + " reads (" +
+                         cell(j, "reads_failed", false) + " failed)"}};
+    if (j.contains("space") && j["space"].is_object()) {
+        const auto& sp = j["space"];
+        head.push_back({"cache use:", cell(sp, "cache_bytes", true) + " in " + cell(sp, "cache_files", false) + " files, " +
+                                          cell(sp, "fs_free_bytes", true) + " free" +
+                                          (sp.value("culling", false) ? ", culling" : "")});
+    }
+    print_table(head);
+    std::printf("\nDomains:\n");
+    auto rows = domain_rows(j);
+    if (rows.size() == 1) {
+        std::printf("  (none seen yet)\n");
+    } else {
+        print_table(rows, "  ");
+    }
+    std::printf("\nSources:\n");
+    std::vector<std::vector<std::string>> src{{"SOURCE", "HEALTH", "BYTES", "FETCHES", "ERRORS", "STORE"}};
+    if (j.contains("sources") && j["sources"].is_array()) {
+        for (const auto& s : j["sources"]) {
+            std::string health = cell(s, "health", false);
+            if (s.contains("endpoints_cooling") && s["endpoints_cooling"].is_number_unsigned() &&
+                s["endpoints_cooling"].get<std::uint64_t>() > 0) {
+                health += ", " + cell(s, "endpoints_cooling", false) + " mirrors cooling down";
+            }
+            src.push_back({cell(s, "source", false), health, cell(s, "bytes", true), cell(s, "fetches", false),
+                           cell(s, "fetch_errors", false), s.value("via_store", false) ? "yes" : "no"});
+        }
+    }
+    if (src.size() == 1) {
+        std::printf("  (none)\n");
+    } else {
+        print_table(src, "  ");
+    }
+    const auto& st = j.contains("store") && j["store"].is_object() ? j["store"] : nlohmann::json::object();
+    if (st.value("enabled", false)) {
+        const std::string max = cell(st, "max_bytes", false) == "0" ? "no limit" : "limit " + cell(st, "max_bytes", true);
+        std::printf("\nStore: %s, %s on disk (%s), %s hits saved %s\n", cell(st, "dir", false).c_str(),
+                    cell(st, "disk_bytes", true).c_str(), max.c_str(), cell(st, "hits", false).c_str(),
+                    cell(st, "bytes_saved", true).c_str());
+    } else {
+        std::printf("\nStore: off\n");
+    }
+}
+
 
 }  // namespace
 
@@ -90,7 +231,7 @@ int main(int argc, char** argv) {
             }
         } else if (a == "--get" && i + 1 < argc) {
             get = argv[++i];
-        } else if (a == "--raw") {
+        } else if (a == "--raw" || a == "--json") {
             raw = true;
         } else if (a == "--domain" && i + 1 < argc) {
             domain = argv[++i];
@@ -104,7 +245,7 @@ int main(int argc, char** argv) {
             }
         } else if (command.empty() && !a.empty() && a[0] != '-') {
             command = a;
-        } else if ((command == "mount" || command == "umount") && !a.empty() && a[0] != '-') {
+        } else if ((command == "mount" || command == "umount" || command == "blobs") && !a.empty() && a[0] != '-') {
             args.emplace_back(a);
         } else {
             std::fprintf(stderr, "erofs-blobctl: unexpected argument '%s'\n%s", argv[i], usage);
@@ -148,8 +289,15 @@ int main(int argc, char** argv) {
         }
         request["domain"] = domain;
         request["blob"] = blob;
+    } else if (command == "blobs") {
+        if (args.size() > 1 || (args.size() == 1 && !domain.empty())) {
+            std::fprintf(stderr, "erofs-blobctl: blobs takes at most one DOMAIN\n%s", usage);
+            return 1;
+        }
+        if (!args.empty()) domain = args[0];
+        if (!domain.empty()) request["domain"] = domain;
     } else if (!domain.empty()) {
-        std::fprintf(stderr, "erofs-blobctl: --domain is for mount, cull and usage\n");
+        std::fprintf(stderr, "erofs-blobctl: --domain is for mount, cull, usage and blobs\n");
         return 1;
     }
     if (!blob.empty() && command != "cull") {
@@ -163,25 +311,46 @@ int main(int argc, char** argv) {
         return 1;
     }
     blobd::unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) {
+        std::fprintf(stderr, "erofs-blobctl: socket: %s\n", std::strerror(errno));
+        return exit_unreachable;
+    }
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
-    if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
-        // Say which of the usual causes it is: each has a different fix.
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
         const int e = errno;
-        const char* hint = e == ENOENT         ? " (no such socket: is erofs-blobd running, with this control_socket?)"
-                           : e == ECONNREFUSED ? " (nothing listens there: is erofs-blobd running?)"
-                           : e == EACCES || e == EPERM
-                               ? " (the control socket is for the daemon's user only: run as root)"
-                               : "";
-        std::fprintf(stderr, "erofs-blobctl: cannot connect to %s: %s%s\n", socket_path.c_str(), std::strerror(e), hint);
-        return 2;
+        const char* p = socket_path.c_str();
+        struct stat st {};
+        if (e == EACCES || e == EPERM) {
+            std::fprintf(stderr, "erofs-blobctl: permission denied on %s: run as root or as a member of control_socket_group\n", p);
+            return exit_denied;
+        }
+        if (e == ENOENT) {
+            std::fprintf(stderr, "erofs-blobctl: no daemon socket at %s: is erofs-blobd running?\n", p);
+            return exit_unreachable;
+        }
+        if (::stat(p, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+            std::fprintf(stderr, "erofs-blobctl: %s is not a socket: is --socket (or control_socket) right?\n", p);
+            return exit_unreachable;
+        }
+        if (e == ECONNREFUSED) {
+            std::fprintf(stderr, "erofs-blobctl: nobody listens on %s: a stale socket; erofs-blobd is not running\n", p);
+            return exit_unreachable;
+        }
+        std::fprintf(stderr, "erofs-blobctl: cannot connect to %s: %s\n", p, std::strerror(e));
+        return exit_unreachable;
     }
     timeval tv{timeout, 0};
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     std::string req = request.dump() + "\n";
     if (::send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            std::fprintf(stderr, "erofs-blobctl: no answer within %d s (the daemon does not read its socket)\n", timeout);
+            return exit_no_answer;
+        }
         std::fprintf(stderr, "erofs-blobctl: send: %s\n", std::strerror(errno));
-        return 2;
+        return exit_unreachable;
     }
     std::string reply;
     char buf[4096];
@@ -193,19 +362,28 @@ int main(int argc, char** argv) {
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            std::fprintf(stderr, "erofs-blobctl: no reply within %d s (--timeout)\n", timeout);
-            return 2;
+            std::fprintf(stderr, "erofs-blobctl: no answer within %d s (try --timeout)\n", timeout);
+            return exit_no_answer;
         }
         if (n < 0) {
             std::fprintf(stderr, "erofs-blobctl: no reply: %s\n", std::strerror(errno));
-            return 2;
+            return exit_no_answer;
         }
         break;
     }
     auto j = nlohmann::json::parse(reply, nullptr, false);
-    if (j.is_discarded()) {
-        std::fprintf(stderr, "erofs-blobctl: unreadable reply: %s\n", reply.c_str());
-        return 2;
+    if (j.is_discarded() || !j.is_object()) {
+        if (reply.empty()) {
+            std::fprintf(stderr, "erofs-blobctl: the daemon closed the connection without an answer\n");
+        } else {
+            std::fprintf(stderr, "erofs-blobctl: unreadable reply: %s\n", reply.c_str());
+        }
+        return exit_no_answer;
+    }
+    if (j.value("denied", false)) {
+        // Refused for who we are, before the command ran (SO_PEERCRED on the daemon's side).
+        std::fprintf(stderr, "erofs-blobctl: permission denied: %s\n", j.value("error", std::string("?")).c_str());
+        return exit_denied;
     }
     if (!get.empty()) {
         const nlohmann::json* at = &j;
@@ -223,12 +401,41 @@ int main(int argc, char** argv) {
         std::printf("%s\n", v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
         return 0;
     }
-    if ((command == "mount" || command == "umount") && !raw) {
+    if (raw) {
+        // As it came: the daemon's key order, not the sorted one of a re-dump.
+        while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
+        std::printf("%s\n", reply.c_str());
+        return j.value("ok", false) ? 0 : exit_failed;
+    }
+    if (!j.value("ok", false) && (command == "status" || command == "domains" || command == "blobs")) {
+        std::fprintf(stderr, "erofs-blobctl: %s: %s\n", command.c_str(), j.value("error", std::string("?")).c_str());
+        return exit_failed;
+    }
+    if (command == "status") {
+        print_status(j);
+        return 0;
+    }
+    if (command == "domains") {
+        print_table(domain_rows(j));
+        return 0;
+    }
+    if (command == "blobs") {
+        std::vector<std::vector<std::string>> rows{{"DOMAIN", "BLOB", "SIZE", "CACHED", "OPEN", "FETCHING"}};
+        if (j.contains("blobs") && j["blobs"].is_array()) {
+            for (const auto& b : j["blobs"]) {
+                rows.push_back({cell(b, "domain", false), cell(b, "blob", false), cell(b, "size", true),
+                                cell(b, "cached_bytes", true), cell(b, "objects_open", false), cell(b, "fetching_chunks", false)});
+            }
+        }
+        print_table(rows);
+        return 0;
+    }
+    if (command == "mount" || command == "umount") {
         if (j.value("ok", false)) return 0;
         std::fprintf(stderr, "erofs-blobctl: %s failed: %s\n", command.c_str(), j.value("error", std::string("?")).c_str());
         return 1;
     }
-    if (command == "reload" && !raw) {
+    if (command == "reload") {
         if (j.value("ok", false)) {
             std::string keys;
             for (const auto& k : j.value("changed", nlohmann::json::array())) {
@@ -238,9 +445,9 @@ int main(int argc, char** argv) {
             return 0;
         }
         std::fprintf(stderr, "erofs-blobctl: reload refused: %s\n", j.value("error", std::string("?")).c_str());
-        return 1;
+        return exit_failed;
     }
-    if (command == "cull" && !raw) {
+    if (command == "cull") {
         if (j.contains("culled")) {
             std::printf("culled %s cache files (%s bytes)\n", j.value("culled", nlohmann::json()).dump().c_str(),
                         j.value("culled_bytes", nlohmann::json()).dump().c_str());
@@ -249,7 +456,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "erofs-blobctl: cull: %s\n", j.value("error", std::string("?")).c_str());
         return 1;
     }
-    if (command == "metrics" && !raw) {
+    if (command == "metrics") {
         if (!j.value("ok", false) || !j.contains("text") || !j["text"].is_string()) {
             std::fprintf(stderr, "erofs-blobctl: metrics: %s\n", j.value("error", std::string("no metrics in the reply")).c_str());
             return 1;
@@ -257,6 +464,6 @@ int main(int argc, char** argv) {
         std::fputs(j["text"].get_ref<const std::string&>().c_str(), stdout);
         return 0;
     }
-    std::printf("%s\n", raw ? j.dump().c_str() : j.dump(2).c_str());
-    return j.value("ok", false) ? 0 : 1;
+    std::printf("%s\n", j.dump(2).c_str());
+    return j.value("ok", false) ? 0 : exit_failed;
 }

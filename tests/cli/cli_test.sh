@@ -84,29 +84,80 @@ check "device is a regular file" 2 "not a character device" -- "$daemon" --confi
 check "blobctl --help" 0 "stats" -- "$ctl" --help
 check "blobctl --help lists metrics" 0 "^  metrics the same counters in the Prometheus text format" -- "$ctl" --help
 check "blobctl --help" 0 "reload  make the daemon re-read" -- "$ctl" --help
-check "blobctl reload without a daemon" 2 "no such socket: is erofs-blobd running" -- "$ctl" --socket "$tmp/none.sock" reload
-check "blobctl without a daemon" 2 "no such socket: is erofs-blobd running" -- "$ctl" --socket "$tmp/none.sock" stats
+check "blobctl reload without a daemon" 2 "no daemon socket at $tmp/none.sock: is erofs-blobd running\?" -- "$ctl" --socket "$tmp/none.sock" reload
 check "blobctl --version" 0 "^erofs-blobctl [0-9]+\.[0-9]+" -- "$ctl" --version
-check "blobctl --help: exit codes" 0 "Exit codes:" -- "$ctl" --help
-# A socket file nobody listens on (a daemon that died): refused, not "no such socket".
-python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$tmp/stale.sock"
-check "blobctl, stale socket" 2 "Connection refused \(nothing listens there" -- "$ctl" --socket "$tmp/stale.sock" metrics
-# A socket the caller may not open (mode 0600, as the daemon makes it): says so, not "running?".
-if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$ctl"; then
+check "blobctl --help documents exit codes" 0 "^  3  permission denied" -- "$ctl" --help
+check "blobctl --help lists status" 0 "^  status  a table" -- "$ctl" --help
+
+# Each way of not reaching the daemon has its own message and exit code (none needs a daemon).
+check "blobctl without a daemon" 2 "no daemon socket at $tmp/none.sock: is erofs-blobd running\?" -- "$ctl" --socket "$tmp/none.sock" stats
+: >"$tmp/regular.sock"
+check "blobctl: a regular file as socket" 2 "regular.sock is not a socket" -- "$ctl" --socket "$tmp/regular.sock" status
+# A socket whose daemon is gone: bound, never listened on (what a killed daemon leaves is alike:
+# nobody accepts on it).
+python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$tmp/stale.sock"
+check "blobctl: a stale socket" 2 "nobody listens on .*stale.sock: a stale socket" -- "$ctl" --socket "$tmp/stale.sock" status
+# A daemon that accepts (the backlog does) but never answers.
+python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8); open(sys.argv[2],"w").close(); time.sleep(60)' \
+    "$tmp/mute.sock" "$tmp/mute.ready" &
+mute_pid=$!
+for _ in $(seq 100); do [ -e "$tmp/mute.ready" ] && break; sleep 0.05; done
+check "blobctl: no answer in time" 4 "no answer within 1 s" -- "$ctl" --socket "$tmp/mute.sock" --timeout 1 ping
+# Permission denied is not "is erofs-blobd running?": the same listening socket, mode 000, as nobody.
+if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
     chmod 755 "$tmp"
-    python3 -c 'import socket,sys,os,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1],0o600); s.listen(); time.sleep(30)' "$tmp/root.sock" &
-    listener=$!
-    for _ in $(seq 50); do [ -S "$tmp/root.sock" ] && break; sleep 0.1; done
-    check "blobctl, socket not permitted" 2 "Permission denied \(the control socket is for the daemon's user only" -- \
-        setpriv --reuid=nobody --regid=nogroup --clear-groups "$ctl" --socket "$tmp/root.sock" ping
-    kill "$listener"; wait "$listener" 2>/dev/null
+    chmod 000 "$tmp/mute.sock"
+    check "blobctl: permission denied on the socket" 3 \
+        "permission denied on .*mute.sock: run as root or as a member of control_socket_group" -- \
+        setpriv --reuid=nobody --regid=nogroup --clear-groups "$ctl" --socket "$tmp/mute.sock" status
+    chmod 700 "$tmp"
 else
-    echo "skip: blobctl, socket not permitted (needs root, setpriv and a binary nobody may run)"
+    echo "skip: permission denied on the socket (needs root and setpriv)"
 fi
+kill "$mute_pid" 2>/dev/null; wait "$mute_pid" 2>/dev/null
+
+# What the CLI makes of the daemon's answers, from a stand-in that replies one given line.
+reply_with() {  # reply_with SOCKET LINE: answers one connection with LINE, in the background
+    rm -f "$1" "$1.ready"
+    python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); open(sys.argv[1] + ".ready", "w").close()
+c, _ = s.accept(); c.recv(4096); c.sendall(sys.argv[2].encode() + b"\n"); c.close()' "$1" "$2" &
+    for _ in $(seq 100); do [ -e "$1.ready" ] && break; sleep 0.05; done
+}
+reply_with "$tmp/fake.sock" '{"ok":false,"denied":true,"error":"cull needs root: peer uid 65534"}'
+check "blobctl: the daemon refuses a command for the uid" 3 "permission denied: cull needs root: peer uid 65534" -- \
+    "$ctl" --socket "$tmp/fake.sock" cull --domain d
+reply_with "$tmp/fake.sock" '{"ok":false,"error":"unknown command"}'
+check "blobctl: a failed command exits 1" 1 "unknown command" -- "$ctl" --socket "$tmp/fake.sock" status
+reply_with "$tmp/fake.sock" '{"ok":true,"domains":[{"domain":"d1","blobs":2,"objects_open":3,"fetched_bytes":1048576,"cache_bytes":null,"cache_files":null}]}'
+check "blobctl domains: one line per domain" 0 "^d1 +2 +3 +1\.0 MiB +- +-$" -- "$ctl" --socket "$tmp/fake.sock" domains
+status_reply='{"ok":true,"version":"0.1.0","uptime_s":3725,"frontend":"cachefiles","cache_dir":"/var/cache/erofs-blobd",'
+status_reply+='"chunk_size":1048576,"objects_open":2,"blobs":2,"bytes_fetched":1048576,"reads":1,"reads_failed":0,'
+status_reply+='"domains":[{"domain":"d1","blobs":1,"objects_open":1,"fetched_bytes":1048576,"cache_bytes":4194304,"cache_files":3}],'
+status_reply+='"sources":[{"source":"oci:https://reg/app","health":"open (failing fast)","bytes":0,"fetches":5,"fetch_errors":5,'
+status_reply+='"via_store":true,"endpoints_cooling":1}],"store":{"enabled":false}}'
+reply_with "$tmp/fake.sock" "$status_reply"
+status_out=$("$ctl" --socket "$tmp/fake.sock" status 2>&1); status_rc=$?
+want_lines=('^erofs-blobd 0\.1\.0, up 01h 02m 05s$' '^frontend: +cachefiles$' '^cache dir: +/var/cache/erofs-blobd$'
+    '^  d1 +1 +1 +1\.0 MiB +4\.0 MiB +3$' '^  oci:https://reg/app +open \(failing fast\), 1 mirrors cooling down +0 B +5 +5 +yes$'
+    '^Store: off$')
+status_ok=1
+for w in "${want_lines[@]}"; do grep -qE -- "$w" <<<"$status_out" || { status_ok=0; echo "status lacks /$w/"; }; done
+if [ "$status_rc" = 0 ] && [ "$status_ok" = 1 ]; then
+    echo "ok: blobctl status: the table"; passes=$((passes + 1))
+else
+    echo "FAIL: blobctl status: exit $status_rc"; echo "$status_out"; failures=$((failures + 1))
+fi
+reply_with "$tmp/fake.sock" '{"ok":true,"x":1}'
+check "blobctl --json prints the reply on one line" 0 '^\{"ok":true,"x":1\}$' -- "$ctl" --socket "$tmp/fake.sock" --json status
+reply_with "$tmp/fake.sock" 'not json'
+check "blobctl: an unreadable answer" 4 "unreadable reply: not json" -- "$ctl" --socket "$tmp/fake.sock" ping
 check "blobctl without a command" 1 "Usage" -- "$ctl"
 check "blobctl cull without --domain" 1 "cull needs --domain" -- "$ctl" --socket "$tmp/none.sock" cull
 check "blobctl usage without --domain" 1 "usage needs --domain" -- "$ctl" --socket "$tmp/none.sock" usage
 check "blobctl --blob outside cull" 1 "--blob is for cull" -- "$ctl" --socket "$tmp/none.sock" stats --blob x
+check "blobctl blobs: one DOMAIN at most" 1 "blobs takes at most one DOMAIN" -- "$ctl" --socket "$tmp/none.sock" blobs a b
 
 echo "$passes passed, $failures failed"
 [ "$failures" = 0 ]

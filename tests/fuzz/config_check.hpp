@@ -84,6 +84,9 @@ inline void check_config_text(std::string_view text) {
     FUZZ_REQUIRE(!c->cache_tag.empty());
     FUZZ_REQUIRE(std::has_single_bit(c->chunk_size) && c->chunk_size >= 4096 && c->chunk_size <= (64u << 20));
     FUZZ_REQUIRE(c->control_socket.empty() || (absolute_path_ok(c->control_socket) && c->control_socket.size() <= 107));
+    FUZZ_REQUIRE(c->control_socket_group.size() <= 32 &&
+                 c->control_socket_group.find_first_of(":/\n") == std::string::npos &&
+                 (c->control_socket_group.empty() || c->control_socket_group[0] != '-'));
     FUZZ_REQUIRE(c->prefetch_concurrency >= 1 && c->prefetch_concurrency <= 64);
     FUZZ_REQUIRE(c->failure_ttl_ms <= 60'000);
     FUZZ_REQUIRE(c->read_deadline_ms <= 600'000);

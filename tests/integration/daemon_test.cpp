@@ -20,7 +20,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <grp.h>
+
 #include "daemon/app.hpp"
+#include "daemon/control/control_access.hpp"
+#include "daemon/control/control_server.hpp"
 #include "protocol/message.hpp"
 #include "tests/support/fake_kernel.hpp"
 #include "tests/support/test_util.hpp"
@@ -604,9 +608,13 @@ TEST_CASE("a storm of valid and malformed messages", "[integration][storm]") {
 }
 
 namespace {
-// One request line to the daemon's control socket from another thread while this one runs the
-// loop; the reply line, or "" when none came.
+// One request line to a control socket from another thread while this one runs `loop`; the
+// reply line, or "" when none came.
+std::string control_request(event_loop& loop, const std::string& path, const std::string& line);
 std::string control_request(harness& h, const std::string& path, const std::string& line) {
+    return control_request(*h.loop, path, line);
+}
+std::string control_request(event_loop& loop, const std::string& path, const std::string& line) {
     std::string reply;
     std::atomic<bool> done{false};
     std::thread client([&] {
@@ -621,11 +629,176 @@ std::string control_request(harness& h, const std::string& path, const std::stri
         }
         done = true;
     });
-    h.run_until([&] { return done.load(); });
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done.load() && std::chrono::steady_clock::now() < end) loop.run_once(std::chrono::milliseconds(10));
     client.join();
     return reply;
 }
 }  // namespace
+
+// Description: `status`, `domains` and `blobs` answer from the registry and the config: the
+// version, frontend and cache dir; per domain the blobs and objects open and the bytes fetched
+// into its cache files; per blob its size and the bytes written into its open object.
+TEST_CASE("control: status, domains, blobs", "[integration][control]") {
+    tmpdir sockdir;
+    const std::string sock = (sockdir.path / "control.sock").string();
+    harness h(MiB, [&](cfg::config& c) { c.control_socket = sock; });
+    h.blob("img1", 2 * MiB + 5);
+    h.blob("img2", 3 * KiB, 2);
+    auto o1 = h.open_ok("erofs,d1", "img1");
+    h.open_ok("erofs,d2", "img2");
+    auto m = h.k.read(o1, MiB, 4096);  // the second chunk only
+    REQUIRE(h.run_until([&] { return h.k.read_done(m); }));
+
+    auto status = nlohmann::json::parse(control_request(h, sock, "{\"cmd\":\"status\"}\n"), nullptr, false);
+    REQUIRE(status.is_object());
+    CHECK(status["ok"] == true);
+    CHECK(status["version"] == BLOBD_VERSION);
+    CHECK(status["frontend"] == "cachefiles");
+    CHECK(status["cache_dir"] == "/unused");
+    CHECK(status["objects_open"] == 2);
+    REQUIRE(status["domains"].size() == 2);
+    CHECK(status["domains"][0]["domain"] == "d1");
+    CHECK(status["domains"][0]["blobs"] == 1);
+    CHECK(status["domains"][0]["objects_open"] == 1);
+    CHECK(status["domains"][0]["fetched_bytes"] == MiB);
+    CHECK(status["domains"][0]["cache_bytes"].is_null());  // the space keeper saw no cache dir (/unused)
+    CHECK(status["domains"][1]["domain"] == "d2");
+    CHECK(status["domains"][1]["fetched_bytes"] == 0);
+    REQUIRE(status["sources"].size() == 1);
+    CHECK(status["sources"][0]["health"] == "ok");
+    CHECK(status["sources"][0]["bytes"] == MiB);
+    CHECK(status["store"]["enabled"] == false);
+
+    auto domains = nlohmann::json::parse(control_request(h, sock, "{\"cmd\":\"domains\"}\n"), nullptr, false);
+    REQUIRE(domains.is_object());
+    CHECK(domains["domains"] == status["domains"]);
+    CHECK(!domains.contains("version"));
+
+    auto blobs = nlohmann::json::parse(control_request(h, sock, "{\"cmd\":\"blobs\"}\n"), nullptr, false);
+    REQUIRE(blobs["blobs"].size() == 2);
+    CHECK(blobs["blobs"][0]["domain"] == "d1");
+    CHECK(blobs["blobs"][0]["blob"] == "img1");
+    CHECK(blobs["blobs"][0]["size"] == 2 * MiB + 5);
+    CHECK(blobs["blobs"][0]["cached_bytes"] == MiB);
+    CHECK(blobs["blobs"][0]["objects_open"] == 1);
+    CHECK(blobs["blobs"][1]["blob"] == "img2");
+    CHECK(blobs["blobs"][1]["cached_bytes"] == 0);
+    auto only = nlohmann::json::parse(control_request(h, sock, "{\"cmd\":\"blobs\",\"domain\":\"d2\"}\n"), nullptr, false);
+    REQUIRE(only["blobs"].size() == 1);
+    CHECK(only["blobs"][0]["blob"] == "img2");
+    auto bad = nlohmann::json::parse(control_request(h, sock, "{\"cmd\":\"blobs\",\"domain\":7}\n"), nullptr, false);
+    CHECK(bad["ok"] == false);
+
+    // Closed: the blob is forgotten, its domain's bytes fetched stay.
+    h.k.close(o1);
+    REQUIRE(h.run_until([&] { return h.stats()["objects_open"] == 1; }));
+    auto after = nlohmann::json::parse(control_request(h, sock, "{\"cmd\":\"domains\"}\n"), nullptr, false);
+    REQUIRE(after["domains"].size() == 2);
+    CHECK(after["domains"][0]["blobs"] == 0);
+    CHECK(after["domains"][0]["fetched_bytes"] == MiB);
+}
+
+// Description: the one table of state-changing commands, and the refusal text for a peer that
+// is not trusted.
+TEST_CASE("control access: which commands change state, who may send them", "[control]") {
+    for (const char* c : {"mount", "umount", "cull", "reload"}) CHECK(control_changes_state(c));
+    for (const char* c : {"ping", "stats", "metrics", "status", "domains", "blobs", "usage", "bogus", ""}) {
+        CHECK_FALSE(control_changes_state(c));
+    }
+    CHECK(control_command("{\"cmd\":\"cull\",\"domain\":\"d\"}") == "cull");
+    CHECK(control_command("stats \r") == "stats");
+    CHECK(control_command("{\"cmd\":7}") == "{\"cmd\":7}");
+    const std::vector<uid_t> trusted{0, 1000};
+    CHECK(control_refusal("cull", 65534, trusted) == std::optional<std::string>("cull needs root: peer uid 65534"));
+    CHECK(!control_refusal("cull", 1000, trusted));
+    CHECK(!control_refusal("cull", 0, trusted));
+    CHECK(!control_refusal("stats", 65534, trusted));
+}
+
+// Description: the control server reads each peer's uid (SO_PEERCRED) and refuses state-changing
+// commands from an untrusted one before the handler runs; read-only ones reach the handler. The
+// test's own uid is made "other" by trusting only a uid that is not it.
+TEST_CASE("control server: SO_PEERCRED gates state-changing commands", "[integration][control]") {
+    tmpdir dir;
+    const std::string sock = (dir.path / "c.sock").string();
+    event_loop loop;
+    std::vector<std::string> seen;
+    auto handler = [&](std::string_view req, control_server::reply_fn reply) {
+        seen.emplace_back(req);
+        reply(R"({"ok":true})");
+    };
+    const uid_t me = ::geteuid();
+    const uid_t other = me == 4242 ? 4243 : 4242;
+    {
+        control_server::options o;
+        o.trusted = {other};
+        auto s = control_server::listen(loop, sock, handler, o);
+        REQUIRE(s);
+        CHECK(control_request(loop, sock, "{\"cmd\":\"stats\"}\n") == "{\"ok\":true}\n");
+        auto r = nlohmann::json::parse(control_request(loop, sock, "{\"cmd\":\"cull\",\"domain\":\"d\"}\n"), nullptr, false);
+        CHECK(r["ok"] == false);
+        CHECK(r["denied"] == true);
+        CHECK(r["error"] == "cull needs root: peer uid " + std::to_string(me));
+        CHECK(control_request(loop, sock, "umount\n").find("umount needs root") != std::string::npos);
+        REQUIRE(seen.size() == 1);  // the refused ones never reached the handler
+        CHECK(seen[0] == "{\"cmd\":\"stats\"}");
+        // The socket stays root-only without a group.
+        struct stat st {};
+        REQUIRE(::stat(sock.c_str(), &st) == 0);
+        CHECK((st.st_mode & 07777) == 0600);
+    }
+    loop.run_once(std::chrono::milliseconds(10));
+    seen.clear();
+    {
+        // Default: 0 and the daemon's own uid are trusted, which the test is.
+        auto s = control_server::listen(loop, sock, handler);
+        REQUIRE(s);
+        CHECK(control_request(loop, sock, "{\"cmd\":\"cull\",\"domain\":\"d\"}\n") == "{\"ok\":true}\n");
+        CHECK(seen.size() == 1);
+    }
+    loop.run_once(std::chrono::milliseconds(10));
+}
+
+// Description: control_socket_group makes the socket 0660 owned by that group; a group that does
+// not exist is an error that names it, and leaves no socket behind.
+TEST_CASE("control server: control_socket_group", "[integration][control]") {
+    tmpdir dir;
+    // A private directory of ours (like systemd's RuntimeDirectory): handed to the group, search only.
+    fs::create_directory(dir.path / "run");
+    ::chmod((dir.path / "run").c_str(), 0700);
+    const std::string sock = (dir.path / "run" / "c.sock").string();
+    event_loop loop;
+    auto handler = [](std::string_view, control_server::reply_fn reply) { reply(R"({"ok":true})"); };
+    // A group this process may chown to: as root one it is not in (so that the chown shows), else its own.
+    const group* g = ::geteuid() == 0 ? ::getgrnam("nogroup") : nullptr;
+    if (!g) g = ::getgrgid(::getegid());
+    REQUIRE(g);
+    const std::string name = g->gr_name;
+    const gid_t gid = g->gr_gid;
+    {
+        control_server::options o;
+        o.group = name;
+        auto s = control_server::listen(loop, sock, handler, o);
+        REQUIRE(s);
+        struct stat st {};
+        REQUIRE(::stat(sock.c_str(), &st) == 0);
+        CHECK((st.st_mode & 07777) == 0660);
+        CHECK(st.st_gid == gid);
+        struct stat dst {};
+        REQUIRE(::stat((dir.path / "run").c_str(), &dst) == 0);
+        CHECK(dst.st_gid == gid);
+        CHECK((dst.st_mode & 07777) == 0710);  // search only: the group lists nothing
+        CHECK(control_request(loop, sock, "ping\n") == "{\"ok\":true}\n");
+    }
+    loop.run_once(std::chrono::milliseconds(10));
+    control_server::options o;
+    o.group = "no-such-group-blobd";
+    auto s = control_server::listen(loop, sock, handler, o);
+    REQUIRE(!s);
+    CHECK(s.error() == "control_socket_group: no group named 'no-such-group-blobd'");
+    CHECK(!fs::exists(sock));
+}
 
 // Description: `metrics` answers the Prometheus text of the same counters as `stats`: READ service
 // time and per-source fetch time histograms that counted the READs served, build_info with the

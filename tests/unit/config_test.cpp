@@ -46,6 +46,7 @@ json full() {
         {"domains", {{"d1", {{"sources", one_source("/srv/d1")}, {"prefetch", true}}},
                      {"fs.example", {{"sources", one_source("/srv/x")}}}}},
         {"control_socket", "/tmp/blobd.sock"},
+        {"control_socket_group", "blobd-monitor"},
         {"log_level", "debug"},
         {"frontend", "fanotify"},
         {"prefetch", false},
@@ -107,6 +108,7 @@ bool same(const config& a, const config& b) {
     }
     return a.cache_dir == b.cache_dir && a.cache_tag == b.cache_tag && a.device == b.device &&
            a.chunk_size == b.chunk_size && a.sources == b.sources && a.control_socket == b.control_socket &&
+           a.control_socket_group == b.control_socket_group &&
            a.log_level == b.log_level && a.frontend == b.frontend && a.store.use == b.store.use && a.store.dir == b.store.dir &&
            a.store.verify == b.store.verify && a.store.max_bytes == b.store.max_bytes &&
            a.failure_ttl_ms == b.failure_ttl_ms && a.read_deadline_ms == b.read_deadline_ms && a.breaker == b.breaker &&
@@ -172,6 +174,7 @@ TEST_CASE("full config keeps every value", "[config]") {
     CHECK(paths(c.domains.at("d1").sources) == std::vector<std::string>{"/srv/d1"});
     CHECK(paths(c.domains.at("fs.example").sources) == std::vector<std::string>{"/srv/x"});
     CHECK(c.control_socket == "/tmp/blobd.sock");
+    CHECK(c.control_socket_group == "blobd-monitor");
     CHECK(c.log_level == "debug");
     CHECK(c.frontend == "fanotify");
 }
@@ -186,6 +189,8 @@ TEST_CASE("accepted edge values", "[config]") {
         CHECK(parse_ok(with(minimal(), "/log_level", level).dump()).log_level == level);
     }
     CHECK(parse_ok(with(minimal(), "/control_socket", "").dump()).control_socket.empty());
+    CHECK(parse_ok(minimal().dump()).control_socket_group.empty());
+    CHECK(parse_ok(with(minimal(), "/control_socket_group", "erofs-blobd").dump()).control_socket_group == "erofs-blobd");
     for (const char* fe : {"cachefiles", "fanotify"}) {
         CHECK(parse_ok(with(minimal(), "/frontend", fe).dump()).frontend == fe);
     }
@@ -234,7 +239,8 @@ TEST_CASE("unknown keys are rejected at every level", "[config]") {
                             {"/log-level", "info", "$.log-level", "did you mean \"log_level\"?"},
                             {"/verbose", true, "$.verbose",
                              "unknown key (known keys: cache, device, chunk_size, sources, domains, "
-                             "control_socket, log_level, prefetch, prefetch_concurrency, failure_ttl_ms, read_deadline_ms, "
+                             "control_socket, control_socket_group, log_level, prefetch, prefetch_concurrency, failure_ttl_ms, "
+                             "read_deadline_ms, "
                              "breaker, store, frontend)"},
                             {"/cache/dri", "/x", "$.cache.dri", "did you mean \"dir\"?"},
                             {"/cache/size", 1, "$.cache.size", "known keys: dir, tag"},
@@ -293,6 +299,10 @@ TEST_CASE("bad values of the right type", "[config]") {
                                {"/sources/0/type", "s3", "$.sources[0].type",
                                 "unknown source type \"s3\" (known types: local, http, oci)"},
                                {"/control_socket", "control.sock", "$.control_socket", "expected an absolute path"},
+                               {"/control_socket_group", "a:b", "$.control_socket_group", "expected a group name"},
+                               {"/control_socket_group", "-x", "$.control_socket_group", "not starting with '-'"},
+                               {"/control_socket_group", std::string(33, 'g'), "$.control_socket_group",
+                                "at most 32"},
                                {"/control_socket", "/" + std::string(107, 's'), "$.control_socket",
                                 "too long for a unix socket path (108 bytes, at most 107)"},
                                {"/log_level", "verbose", "$.log_level",
@@ -449,6 +459,7 @@ TEST_CASE("to_json round trip", "[config]") {
                              {"sources", one_source("/srv/blobs")},
                              {"domains", json::object()},
                              {"control_socket", "/run/erofs-blobd/control.sock"},
+                             {"control_socket_group", ""},
                              {"log_level", "info"},
                              {"prefetch", false},
                              {"prefetch_concurrency", 2},
