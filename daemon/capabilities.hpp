@@ -23,8 +23,9 @@ enum class stage {
 // The capabilities (CAP_* numbers) the daemon keeps for the rest of its life. Pure; any thread.
 //   cachefiles: none. Only the open of /dev/cachefiles checks a capability (CAP_SYS_ADMIN, in
 //   cachefiles_daemon_open); `bind` copies the daemon's credentials (prepare_kernel_cred) and
-//   cachefiles does every later cache-file operation (create, xattrs, cull, inuse) with that copy,
-//   and copen/cull/inuse/READ_COMPLETE are writes and ioctls on fds already open. The daemon's own
+//   cachefiles does every later cache-file operation (create, open of its mode-0000 files, which
+//   needs the copy's CAP_DAC_OVERRIDE, xattrs, cull, inuse) with that copy; copen/cull/inuse and
+//   READ_COMPLETE are writes and ioctls on fds already open. The daemon's own
 //   file work is in directories it owns (root, the cache dir's owner) and needs no DAC override.
 //   fanotify: CAP_SYS_ADMIN, for fanotify_init(FAN_CLASS_PRE_CONTENT), mount(2) and umount2.
 std::vector<int> kept(frontend f, stage s);
