@@ -27,6 +27,7 @@
 #include "config/config.hpp"
 #include "daemon/app.hpp"
 #include "base/log.hpp"
+#include "daemon/capabilities.hpp"
 #include "frontends/cachefiles/frontend.hpp"
 #include "frontends/fanotify/probe.hpp"
 #include "io/event_loop.hpp"
@@ -167,6 +168,8 @@ int run(const std::string& config_path, const std::string& level_override) {
             lg.err("frontend fanotify: {}", p.error());
             return 2;
         }
+        if (!blobd::caps::drop_after_setup(blobd::caps::frontend::fanotify, blobd::caps::stage::probed,
+                                           !config->control_socket_group.empty())) return 2;
     } else {
         // A device fd kept by the service manager across a restart is taken over (the mounts it
         // serves keep working); otherwise bind afresh and hand a copy to the manager for the next restart.
@@ -177,6 +180,9 @@ int run(const std::string& config_path, const std::string& level_override) {
             return 2;
         }
         dev = std::move(bound->dev);
+        if (!blobd::caps::drop_after_setup(blobd::caps::frontend::cachefiles,
+                                           bound->adopted ? blobd::caps::stage::adopted : blobd::caps::stage::bound,
+                                           !config->control_socket_group.empty())) return 2;
     }
 
     try {

@@ -6,6 +6,7 @@ packages=(
     # build
     build-essential cmake ninja-build pkg-config
     liburing-dev libboost-dev libboost-system-dev libfmt-dev nlohmann-json3-dev libsystemd-dev libssl-dev
+    libcap-dev  # the daemon drops its capabilities (daemon/capabilities.cpp)
     # tests
     catch2
     # fuzzing (scripts/fuzz.sh): clang with libFuzzer and the sanitizer runtimes, llvm-symbolizer

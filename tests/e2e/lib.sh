@@ -134,6 +134,18 @@ mount_erofs() {  # mount_erofs DIR fsid=X[,domain_id=D]
 }
 
 daemon_fd_count() { ls "/proc/$DAEMON_PID/fd" | wc -l; }
+# expect_caps WHAT [MASK]: every thread of the daemon has exactly MASK (hex, default 0: the
+# cachefiles frontend keeps none once bound) in its effective, permitted and bounding sets.
+expect_caps() {
+    local want=$((16#${2:-0})) t k v
+    for t in /proc/"$DAEMON_PID"/task/*; do
+        for k in CapEff CapPrm CapBnd; do
+            v=$(awk -v k="$k:" '$1 == k { print $2 }' "$t/status")
+            [ -n "$v" ] && [ $((16#$v)) = "$want" ] || fail "$1: $k of thread ${t##*/} is $v, expected $(printf %x "$want")"
+        done
+    done
+    echo "ok: $1: CapEff/CapPrm/CapBnd = $(printf %x "$want") in all $(ls /proc/"$DAEMON_PID"/task | wc -l) threads"
+}
 
 # --- a daemon under a service manager that keeps its device fd (tests/e2e/fdstore.py) ---
 SUPER_DIR=/run/blobd/super

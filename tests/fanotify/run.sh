@@ -104,6 +104,16 @@ same_tree() {  # same_tree SRC MNT: diff -r and cmp of every regular file
     return $bad
 }
 
+# ---- 0. the daemon kept only CAP_SYS_ADMIN (bit 21: fanotify_init, mount) in every thread ----
+caps_bad=0
+for t in /proc/"$daemon_pid"/task/*; do
+    for k in CapEff CapPrm CapBnd; do
+        v=$(awk -v k="$k:" '$1 == k { print $2 }' "$t/status")
+        [ $((16#$v)) = $((1 << 21)) ] || { echo "$k of thread ${t##*/}: $v"; caps_bad=1; }
+    done
+done
+if [ $caps_bad = 0 ]; then pass "capabilities: only cap_sys_admin kept"; else fail "capabilities not dropped to cap_sys_admin"; fi
+
 # ---- 1. mount, read everything, compare ----
 mkdir -p "$work/mnt1" "$work/mnt2" "$work/mnt3" "$work/mnt5" "$work/mnt9"
 if "$ctl" --socket "$work/ctl.sock" mount --domain d1 img1 "$work/mnt1"; then pass "mount img1"; else fail "mount img1"; fi

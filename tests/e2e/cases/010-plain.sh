@@ -1,8 +1,10 @@
 #!/bin/bash
 # Description: one plain image without domain_id: mount, read every file byte for byte, umount
-# closes the object. The image size is not a block multiple (padded tail write).
+# closes the object; the bound daemon has dropped every capability. The image size is not a block multiple (padded tail write).
 . "$(dirname "$0")/../lib.sh"
 start_daemon
+# Bound: the daemon dropped every capability (daemon/capabilities.cpp), reads still work.
+expect_caps "after bind"
 base_fds=$(daemon_fd_count)
 step "mount fsid=p1"
 mount_erofs /run/mnt/p1 fsid=p1

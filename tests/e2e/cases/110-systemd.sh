@@ -4,7 +4,8 @@
 # daemon is READY and fscache mounts in a shared domain read byte for byte; `systemctl restart` and
 # a crash (`systemctl kill -s KILL`, Restart=on-failure) keep the mounts working without a remount
 # (the device fd waits in systemd's fd store; page cache dropped before every check, so the reads
-# need the bound cache); `systemctl stop` releases the store and reads fail (documented). Reload
+# need the bound cache); the daemon, bound or having adopted the stored fd, has no capability left
+# (CapEff/CapPrm/CapBnd of every thread); `systemctl stop` releases the store and reads fail (documented). Reload
 # and watchdog checks run when the unit has ExecReload= / WatchdogSec= (otherwise a SKIP line).
 # Init: systemd
 . "$(dirname "$0")/../lib.sh"
@@ -78,12 +79,15 @@ DAEMON_PID=$(prop MainPID)
 mount_erofs /run/mnt/a fsid=img1,domain_id=d1
 mount_erofs /run/mnt/b fsid=img2,domain_id=d1
 cmp /run/mnt/a/share/config "$E2E_DATA/src/tree1/share/config" || fail "share/config differs"
+# The sandboxed unit started it; bound, it dropped every capability (daemon/capabilities.cpp).
+expect_caps "after systemctl start"
 
 step "systemctl restart: the successor takes the stored device over, mounts keep working"
 pid=$DAEMON_PID
 systemctl restart "$UNIT" || fail "systemctl restart failed"
 wait_restarted "$pid"
 check_mounts "after systemctl restart"
+expect_caps "successor that adopted the stored fd"
 expect_eq "takeovers in the daemon log" "$(takeovers)" 1
 expect_eq "NRestarts after a manual restart" "$(prop NRestarts)" 0
 expect_eq "FileDescriptorStoreMax" "$(prop FileDescriptorStoreMax)" 1
