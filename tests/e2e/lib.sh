@@ -111,6 +111,16 @@ stop_daemon() {
 stat() { "$E2E_BIN/erofs-blobctl" --socket "$SOCK" stats --get "$1"; }
 # source_bytes: bytes the local source read from blob files
 source_bytes() { "$E2E_BIN/erofs-blobctl" --socket "$SOCK" stats --raw | sed -n 's/.*"sources":\[{[^]]*"bytes":\([0-9]*\).*/\1/p'; }
+# wait_until SECONDS WHAT CMD...: polls CMD every 0.2 s until it succeeds; fails the case after SECONDS.
+wait_until() {
+    local limit=$1 what=$2; shift 2
+    local end=$((SECONDS + limit))
+    until "$@"; do
+        [ "$SECONDS" -lt "$end" ] || fail "$what (still not after ${limit}s)"
+        sleep 0.2
+    done
+    echo "ok: $what"
+}
 expect_eq() { [ "$2" = "$3" ] || fail "$1: expected $3, got $2"; echo "ok: $1 = $2"; }
 
 # same_tree SRC MNT: the mount shows exactly the source tree, every file compared byte for byte.

@@ -39,16 +39,6 @@ above_bstop() {
     [ "$(free_blocks)" -ge "$bstop_blocks" ] || fail "$1: free space $(free_blocks) blocks, below bstop ($bstop_blocks)"
     echo "ok: $1: $(pct_free) % free ($(free_blocks) blocks, bstop $bstop_blocks)"
 }
-# wait_until SECONDS WHAT CMD...: polls CMD every 0.2 s until it succeeds.
-wait_until() {
-    local limit=$1 what=$2; shift 2
-    local end=$((SECONDS + limit))
-    until "$@"; do
-        [ "$SECONDS" -lt "$end" ] || fail "$what (still not after ${limit}s)"
-        sleep 0.2
-    done
-    echo "ok: $what"
-}
 not_culling() { [ "$(space culling)" = 0 ]; }
 
 start_daemon

@@ -33,15 +33,6 @@ above_bstop() {
 }
 store_has() { find "$STORE" -type f -name "$1" | grep -q .; }
 cache_has() { find "$CACHE_DIR/cache" -type f -name "D$1" | grep -q .; }
-wait_until() {
-    local limit=$1 what=$2; shift 2
-    local end=$((SECONDS + limit))
-    until "$@"; do
-        [ "$SECONDS" -lt "$end" ] || fail "$what (still not after ${limit}s)"
-        sleep 0.2
-    done
-    echo "ok: $what"
-}
 
 start_daemon
 step "space2: read and unmounted; its blob is in a cache file and in the store"
