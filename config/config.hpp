@@ -86,6 +86,9 @@ struct config {
         bool operator==(const breaker_config&) const = default;
     } breaker;
     store_config store;                       ///< "store"
+    /// "metrics.listen": "HOST:PORT" of a loopback HTTP listener serving GET /metrics (Prometheus
+    /// text); "" = no listener. HOST is a loopback address (127.0.0.0/8, [::1]) or "localhost".
+    std::string metrics_listen;
 
     /// The blob store's directory.
     std::string store_dir() const { return store.dir.empty() ? cache_dir + "/blobd-store" : store.dir; }
@@ -105,6 +108,14 @@ struct config {
     /// The sources that serve `domain` (the domain's own list if it has one, else the top-level one).
     const std::vector<source>& sources_for(std::string_view domain) const;
 };
+
+/// A "metrics.listen" value split: a numeric loopback address and a port (0 = any free port).
+struct listen_address {
+    std::string host;  ///< "127.0.0.1"-style or "::1" (no brackets); "localhost" becomes "127.0.0.1"
+    std::uint16_t port = 0;
+};
+/// Splits and checks "HOST:PORT" / "[V6]:PORT"; the error says what is wrong. Pure.
+result<listen_address, std::string> parse_loopback_listen(std::string_view text);
 
 /// Parses and validates JSON text; sources are read by the kind their "type" names in `kinds`
 /// (which must outlive the config). Pure. sources::parse_config passes the daemon's kinds.

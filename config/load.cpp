@@ -9,6 +9,8 @@
 #include "base/log.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <array>
 #include <bit>
 #include <cctype>
@@ -25,6 +27,59 @@
 #include "config/json_reader.hpp"
 
 namespace blobd::cfg {
+
+// The listener is for a scraper on the same host (or one reaching it through a tunnel): metrics
+// name domains and sources, which are not for the network. So only loopback addresses, written as
+// numbers (no resolver at start), plus "localhost" as the common spelling of 127.0.0.1.
+result<listen_address, std::string> parse_loopback_listen(std::string_view text) {
+    const std::string expected = "expected \"HOST:PORT\" with a loopback HOST (127.0.0.1, [::1] or localhost), got \"" +
+                                 std::string(text) + "\"";
+    std::string_view host, port;
+    if (!text.empty() && text.front() == '[') {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            return unexpected{expected};
+        }
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string_view::npos || text.find(':') != colon) {
+            return unexpected{expected};
+        }
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+    }
+    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+        return unexpected{expected};
+    }
+    const unsigned long p = std::stoul(std::string(port));
+    if (p > 65535) {
+        return unexpected{"port " + std::string(port) + " is above 65535"};
+    }
+    listen_address out;
+    out.port = static_cast<std::uint16_t>(p);
+    if (host == "localhost") {
+        out.host = "127.0.0.1";
+        return out;
+    }
+    const std::string h(host);
+    in_addr v4{};
+    in6_addr v6{};
+    if (::inet_pton(AF_INET, h.c_str(), &v4) == 1) {
+        if ((ntohl(v4.s_addr) >> 24) != 127) {
+            return unexpected{"\"" + h + "\" is not a loopback address (127.0.0.0/8, ::1 or localhost): the listener is loopback only"};
+        }
+    } else if (::inet_pton(AF_INET6, h.c_str(), &v6) == 1) {
+        if (!IN6_IS_ADDR_LOOPBACK(&v6)) {
+            return unexpected{"\"" + h + "\" is not a loopback address (127.0.0.0/8, ::1 or localhost): the listener is loopback only"};
+        }
+    } else {
+        return unexpected{expected};
+    }
+    out.host = h;
+    return out;
+}
 namespace {
 
 using json = nlohmann::json;
@@ -372,6 +427,29 @@ problem read_frontend(const json& v, const std::string& path, std::string& out) 
     return {};
 }
 
+problem read_metrics(const json& v, const std::string& path, std::string& listen) {
+    if (!v.is_object()) {
+        return wrong_type(path, "an object", v);
+    }
+    if (auto p = check_keys(v, path, {"listen"})) {
+        return p;
+    }
+    const std::string at = member(path, "listen");
+    if (const json* l = find(v, "listen")) {
+        if (auto p = read_string(*l, at, listen)) {
+            return p;
+        }
+        if (listen.empty()) {
+            return {};
+        }
+        auto a = parse_loopback_listen(listen);
+        if (!a) {
+            return fail(at, a.error());
+        }
+    }
+    return {};
+}
+
 problem read_breaker(const json& v, const std::string& path, config::breaker_config& out) {
     if (!v.is_object()) {
         return wrong_type(path, "an object", v);
@@ -403,7 +481,7 @@ problem read_config(const json& root, config& c, source_kinds kinds) {
                             {"cache", "device", "chunk_size", "sources", "domains", "control_socket", "control_socket_group",
                              "log_level",
                              "prefetch", "prefetch_concurrency", "failure_ttl_ms", "read_deadline_ms", "breaker",
-                             "store", "frontend"})) {
+                             "store", "frontend", "metrics"})) {
         return p;
     }
     const json* cache = find(root, "cache");
@@ -452,6 +530,9 @@ problem read_config(const json& root, config& c, source_kinds kinds) {
         return p;
     }
     if (auto p = read_optional(root, path, "breaker", c.breaker, read_breaker)) {
+        return p;
+    }
+    if (auto p = read_optional(root, path, "metrics", c.metrics_listen, read_metrics)) {
         return p;
     }
     if (auto p = read_optional(root, path, "prefetch_concurrency", c.prefetch_concurrency, read_uint_between(1, 64))) {
@@ -631,6 +712,7 @@ json to_json(const config& c) {
         {"prefetch_concurrency", c.prefetch_concurrency},
         {"failure_ttl_ms", c.failure_ttl_ms},
         {"read_deadline_ms", c.read_deadline_ms},
+        {"metrics", {{"listen", c.metrics_listen}}},
         {"breaker",
          {{"failures", c.breaker.failures},
           {"backoff_ms", c.breaker.backoff_ms},

@@ -97,6 +97,11 @@ result<bool, std::string> app::start() {
         if (!c) return unexpected{c.error()};
         control_ = std::move(*c);
     }
+    if (!config_->metrics_listen.empty()) {
+        auto m = metrics_listener::listen(loop_, config_->metrics_listen, [this] { return metrics_text(); });
+        if (!m) return unexpected{m.error()};
+        metrics_ = std::move(*m);
+    }
     if (frontend_) {
         frontend_->start();
         if (keeper_) {
@@ -116,6 +121,7 @@ void app::request_stop(std::chrono::milliseconds grace) {
     stop_requested_ = true;
     lg.info("stopping: finishing in-flight work");
     if (control_) control_->stop();
+    if (metrics_) metrics_->stop();
     if (frontend_) {
         frontend_->stop();
         engine_->request_stop(grace);
@@ -314,6 +320,8 @@ metrics::snapshot app::snapshot() const {
 }
 
 std::string app::metrics_text() const { return metrics::to_prometheus(snapshot()); }
+
+std::uint16_t app::metrics_port() const noexcept { return metrics_ ? metrics_->port() : 0; }
 
 std::string app::stats_json() const {
     nlohmann::ordered_json j = {{"ok", true}};

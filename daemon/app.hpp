@@ -20,6 +20,7 @@
 #include "config/config.hpp"
 #include "core/engine.hpp"
 #include "daemon/control/control_server.hpp"
+#include "daemon/metrics_listener.hpp"
 #include "frontends/cachefiles/frontend.hpp"
 #include "frontends/cachefiles/space_keeper.hpp"
 #include "frontends/fanotify/frontend.hpp"
@@ -91,6 +92,8 @@ public:
     metrics::snapshot snapshot() const;
     /// The same counters in the Prometheus text exposition format (`erofs-blobctl metrics`).
     std::string metrics_text() const;
+    /// The port of the "metrics.listen" HTTP listener (the chosen one for port 0); 0 when off.
+    std::uint16_t metrics_port() const noexcept;
     const registry_stats& stats() const { return engine_->stats(); }
 
     /// What a reload changed: the keys (config/reload.hpp), or the line saying why nothing was.
@@ -127,6 +130,7 @@ private:
     std::unique_ptr<cachefiles_frontend> frontend_;     // one of these two
     std::unique_ptr<fanotify_frontend> fanotify_;
     std::unique_ptr<control_server> control_;
+    std::unique_ptr<metrics_listener> metrics_;         // "metrics.listen"; null when off
     // cachefiles with "cache.cull": culls the cache; its thread is joined first, before the device
     // it writes to or the loop it posts to can go.
     std::unique_ptr<space_keeper> keeper_;

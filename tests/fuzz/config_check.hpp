@@ -87,6 +87,8 @@ inline void check_config_text(std::string_view text) {
     FUZZ_REQUIRE(c->control_socket_group.size() <= 32 &&
                  c->control_socket_group.find_first_of(":/\n") == std::string::npos &&
                  (c->control_socket_group.empty() || c->control_socket_group[0] != '-'));
+    // metrics.listen: empty, or an address that parses as loopback (the listener parses it again).
+    FUZZ_REQUIRE(c->metrics_listen.empty() || blobd::cfg::parse_loopback_listen(c->metrics_listen).has_value());
     FUZZ_REQUIRE(c->prefetch_concurrency >= 1 && c->prefetch_concurrency <= 64);
     FUZZ_REQUIRE(c->failure_ttl_ms <= 60'000);
     FUZZ_REQUIRE(c->read_deadline_ms <= 600'000);

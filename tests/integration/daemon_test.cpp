@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
@@ -15,6 +17,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <sstream>
 #include <random>
 #include <thread>
 
@@ -25,6 +29,7 @@
 #include "daemon/app.hpp"
 #include "daemon/control/control_access.hpp"
 #include "daemon/control/control_server.hpp"
+#include "daemon/metrics_listener.hpp"
 #include "protocol/message.hpp"
 #include "tests/support/fake_kernel.hpp"
 #include "tests/support/test_util.hpp"
@@ -842,6 +847,104 @@ TEST_CASE("metrics: Prometheus text, histograms, build_info, promtool accepts it
     INFO("promtool said: " << said);
     CHECK(rc == 0);
     CHECK(said.empty());  // no lint warnings either
+}
+
+namespace {
+// Runs `cmd` (a curl) on another thread while the loop turns, and returns what it printed.
+std::string run_while_looping(harness& h, const std::string& cmd) {
+    auto f = std::async(std::launch::async, [cmd] {
+        std::string out;
+        if (FILE* p = ::popen(cmd.c_str(), "r")) {
+            char buf[4096];
+            for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+            ::pclose(p);
+        }
+        return out;
+    });
+    REQUIRE(h.run_until([&] { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }));
+    return f.get();
+}
+}  // namespace
+
+// Description: "metrics.listen" serves the `metrics` text over HTTP on loopback: 200 with the
+// Prometheus content type and a body promtool accepts, 404 for another path, 405 for another
+// method, an oversized header gets no answer, an idle connection does not hold up a scrape, a
+// port in use is one clear error, and there is no listener when the key is empty.
+TEST_CASE("metrics.listen: GET /metrics over HTTP, 404, 405, loopback listener off by default", "[integration][metrics]") {
+    if (std::system("command -v curl >/dev/null 2>&1") != 0) {
+        if (std::getenv("CI")) FAIL("curl is missing (scripts/install-deps.sh installs it)");
+        WARN("curl not installed: the listener was not scraped");
+        return;
+    }
+    {
+        harness off;
+        CHECK(off.daemon->metrics_port() == 0);
+    }
+    tmpdir dir;
+    harness h(MiB, [&](cfg::config& c) { c.metrics_listen = "127.0.0.1:0"; });
+    const std::uint16_t port = h.daemon->metrics_port();
+    REQUIRE(port != 0);
+    h.blob("img1", MiB);
+    auto obj = h.open_ok("erofs,d1", "img1");
+    auto m = h.k.read(obj, 0, 4096);
+    REQUIRE(h.run_until([&] { return h.k.read_done(m); }));
+
+    // An idle client that never sends its request: the scrape below is still answered.
+    const int idle = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(idle >= 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(::connect(idle, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+
+    const std::string base = "http://127.0.0.1:" + std::to_string(port);
+    const fs::path body = dir.path / "metrics.prom", headers = dir.path / "headers";
+    const std::string code = run_while_looping(h, "curl -s --max-time 10 -o '" + body.string() + "' -D '" + headers.string() +
+                                                      "' -w '%{http_code} %{content_type}' " + base + "/metrics");
+    close(idle);
+    CHECK(code == "200 text/plain; version=0.0.4; charset=utf-8");
+    std::ifstream in(body);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(text.find("erofs_blobd_reads_total 1\n") != std::string::npos);
+    CHECK(text.find("erofs_blobd_build_info{version=\"" BLOBD_VERSION "\"} 1\n") != std::string::npos);
+    // The same text as the `metrics` command, but for the uptime, which may have ticked.
+    auto without_uptime = [](const std::string& t) {
+        std::string out;
+        std::istringstream lines(t);
+        for (std::string l; std::getline(lines, l);) {
+            if (l.rfind("erofs_blobd_uptime", 0) != 0) out += l + "\n";
+        }
+        return out;
+    };
+    CHECK(without_uptime(text) == without_uptime(h.daemon->metrics_text()));
+
+    CHECK(run_while_looping(h, "curl -s --max-time 10 -o /dev/null -w '%{http_code}' " + base + "/other") == "404");
+    CHECK(run_while_looping(h, "curl -s --max-time 10 -o /dev/null -w '%{http_code}' " + base + "/metrics/x") == "404");
+    CHECK(run_while_looping(h, "curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X POST " + base + "/metrics") == "405");
+    // A header past 8 KiB is not read to its end: no answer, the connection is closed.
+    CHECK(run_while_looping(h, "curl -s --max-time 10 -o /dev/null -w '%{http_code}' -H 'X-Big: " + std::string(9000, 'a') +
+                                   "' " + base + "/metrics") == "000");
+    // Still serving after those.
+    CHECK(run_while_looping(h, "curl -s --max-time 10 -o /dev/null -w '%{http_code}' " + base + "/metrics") == "200");
+
+    // The port is taken now: a second listener fails with one line naming the address.
+    auto again = metrics_listener::listen(*h.loop, "127.0.0.1:" + std::to_string(port), [] { return std::string(); });
+    REQUIRE_FALSE(again);
+    CHECK(again.error().find("metrics.listen: cannot listen on 127.0.0.1:" + std::to_string(port) + ": ") == 0);
+
+    if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
+        if (std::getenv("CI")) FAIL("promtool is missing (scripts/install-deps.sh installs prometheus)");
+        WARN("promtool not installed: the scraped text was not checked by Prometheus' parser");
+        return;
+    }
+    const std::string cmd = "promtool check metrics < '" + body.string() + "' > '" + body.string() + ".out' 2>&1";
+    const int rc = std::system(cmd.c_str());
+    std::ifstream out(body.string() + ".out");
+    const std::string said((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
+    INFO("promtool said: " << said);
+    CHECK(rc == 0);
+    CHECK(said.empty());
 }
 
 // Description: a reload swaps the sources in place: a blob only the new source has opens after it,

@@ -54,6 +54,7 @@ json full() {
         {"failure_ttl_ms", 500},
         {"read_deadline_ms", 5000},
         {"breaker", {{"failures", 5}, {"backoff_ms", 500}, {"max_backoff_ms", 4000}}},
+        {"metrics", {{"listen", "127.0.0.1:9477"}}},
         {"store", {{"enabled", true}, {"dir", "/srv/store"}, {"verify", false}, {"max_bytes", 10737418240}}},
     };
 }
@@ -113,7 +114,8 @@ bool same(const config& a, const config& b) {
            a.store.verify == b.store.verify && a.store.max_bytes == b.store.max_bytes &&
            a.failure_ttl_ms == b.failure_ttl_ms && a.read_deadline_ms == b.read_deadline_ms && a.breaker == b.breaker &&
            a.cache_blocks == b.cache_blocks && a.cache_files == b.cache_files && a.cache_cull == b.cache_cull &&
-           a.cache_max_bytes == b.cache_max_bytes && a.cache_check_interval_ms == b.cache_check_interval_ms;
+           a.cache_max_bytes == b.cache_max_bytes && a.cache_check_interval_ms == b.cache_check_interval_ms &&
+           a.metrics_listen == b.metrics_listen;
 }
 
 // The checkout root (from CMake), so the shipped configs can be loaded wherever the test binary
@@ -191,6 +193,10 @@ TEST_CASE("accepted edge values", "[config]") {
     CHECK(parse_ok(with(minimal(), "/control_socket", "").dump()).control_socket.empty());
     CHECK(parse_ok(minimal().dump()).control_socket_group.empty());
     CHECK(parse_ok(with(minimal(), "/control_socket_group", "erofs-blobd").dump()).control_socket_group == "erofs-blobd");
+    CHECK(parse_ok(minimal().dump()).metrics_listen.empty());
+    for (const char* l : {"127.0.0.1:9477", "127.1.2.3:0", "[::1]:65535", "localhost:80", ""}) {
+        CHECK(parse_ok(with(minimal(), "/metrics", {{"listen", l}}).dump()).metrics_listen == l);
+    }
     for (const char* fe : {"cachefiles", "fanotify"}) {
         CHECK(parse_ok(with(minimal(), "/frontend", fe).dump()).frontend == fe);
     }
@@ -241,7 +247,7 @@ TEST_CASE("unknown keys are rejected at every level", "[config]") {
                              "unknown key (known keys: cache, device, chunk_size, sources, domains, "
                              "control_socket, control_socket_group, log_level, prefetch, prefetch_concurrency, failure_ttl_ms, "
                              "read_deadline_ms, "
-                             "breaker, store, frontend)"},
+                             "breaker, store, frontend, metrics)"},
                             {"/cache/dri", "/x", "$.cache.dri", "did you mean \"dir\"?"},
                             {"/cache/size", 1, "$.cache.size", "known keys: dir, tag"},
                             {"/sources/0/pth", "/x", "$.sources[0].pth", "did you mean \"path\"?"},
@@ -305,6 +311,19 @@ TEST_CASE("bad values of the right type", "[config]") {
                                 "at most 32"},
                                {"/control_socket", "/" + std::string(107, 's'), "$.control_socket",
                                 "too long for a unix socket path (108 bytes, at most 107)"},
+                               {"/metrics/listen", "0.0.0.0:9477", "$.metrics.listen",
+                                "\"0.0.0.0\" is not a loopback address"},
+                               {"/metrics/listen", "[::]:9477", "$.metrics.listen", "is not a loopback address"},
+                               {"/metrics/listen", "192.168.1.2:80", "$.metrics.listen", "loopback only"},
+                               {"/metrics/listen", "example.com:80", "$.metrics.listen", "expected \"HOST:PORT\""},
+                               {"/metrics/listen", "127.0.0.1", "$.metrics.listen", "expected \"HOST:PORT\""},
+                               {"/metrics/listen", "127.0.0.1:", "$.metrics.listen", "expected \"HOST:PORT\""},
+                               {"/metrics/listen", "127.0.0.1:x1", "$.metrics.listen", "expected \"HOST:PORT\""},
+                               {"/metrics/listen", "127.0.0.1:65536", "$.metrics.listen", "above 65535"},
+                               {"/metrics/listen", "::1:80", "$.metrics.listen", "expected \"HOST:PORT\""},
+                               {"/metrics/listen", "[::1]80", "$.metrics.listen", "expected \"HOST:PORT\""},
+                               {"/metrics/listen", 9477, "$.metrics.listen", "expected a string"},
+                               {"/metrics/port", 1, "$.metrics.port", "unknown key"},
                                {"/log_level", "verbose", "$.log_level",
                                 "expected one of err, warning, notice, info, debug, got \"verbose\""},
                                {"/log_level", "INFO", "$.log_level", "expected one of"},
@@ -466,6 +485,7 @@ TEST_CASE("to_json round trip", "[config]") {
                              {"failure_ttl_ms", 2000},
                              {"read_deadline_ms", 6000},
                              {"breaker", {{"failures", 3}, {"backoff_ms", 1000}, {"max_backoff_ms", 10000}}},
+                             {"metrics", {{"listen", ""}}},
                              {"store",
                               {{"enabled", "remote"}, {"dir", "/var/cache/blobd/blobd-store"}, {"verify", true},
                                {"max_bytes", 0}}},
@@ -984,6 +1004,7 @@ TEST_CASE("reload_plan: reloadable keys change, bind-time keys are refused by na
             {"/cache/cull", true, "cache.cull"},              {"/cache/max_bytes", 1, "cache.max_bytes"},
             {"/device", "/dev/null", "device"},               {"/frontend", "cachefiles", "frontend"},
             {"/chunk_size", 131072, "chunk_size"},             {"/control_socket", "/tmp/x.sock", "control_socket"},
+            {"/metrics/listen", "127.0.0.1:9478", "metrics.listen"},
         };
         for (const auto& c : changes) {
             INFO(c.key);
