@@ -15,6 +15,8 @@ namespace blobd {
 
 namespace {
 const log::logger lg{"core"};
+// A source that is down fails every OPEN: one line per burst, with a count.
+log::rate_limit open_errors;
 }
 
 engine::engine(event_loop& loop, fetcher_directory& sources, engine_options opts)
@@ -83,8 +85,9 @@ void engine::execute(effects&& effs) {
                               if (it->second.due != no_deadline) --calls_with_deadline_;
                               calls_.erase(it);
                               if (!r) {
-                                  lg.err("blob {}/{}: not available from any source: {}", printable(d), printable(n),
-                                         std::strerror(-r.error()));
+                                  if (unsigned n_ = 0; open_errors.allow(n_))
+                                      lg.err("blob {}/{}: not available from any source: {}{}", printable(d),
+                                             printable(n), std::strerror(-r.error()), log::suppressed_note(n_));
                               } else {
                                   lg.info("blob {}/{}: {} bytes", printable(d), printable(n), *r);
                               }

@@ -22,6 +22,8 @@ namespace blobd {
 
 namespace {
 const log::logger lg{"cas"};
+// Per-request errors (a failing disk fails every READ): one line per burst, with a count.
+log::rate_limit request_errors;
 
 // ---- worker side: plain functions of paths and fds, no store state ----
 
@@ -481,7 +483,9 @@ void cas_store::start_hashes() {
                          } else {
                              // The pool could not run it (queue full, out of memory): no verdict;
                              // the next write or stat of the blob asks again.
-                             lg.warn("{}: sha256 check not run: {}", name, std::strerror(-r.error()));
+                             if (unsigned n_ = 0; request_errors.allow(n_))
+                                 lg.warn("{}: sha256 check not run: {}{}", name, std::strerror(-r.error()),
+                                         log::suppressed_note(n_));
                          }
                          start_hashes();
                      });
@@ -504,9 +508,11 @@ void cas_store::on_verified(const std::string& key, const std::string& name, boo
         who += (who.empty() ? "" : ", ") + view_names_[v];
     }
     writers_.erase(key);
-    lg.err("{}: sha256 mismatch (content hashes to {}); stored copy deleted; {}", name, got.empty() ? "?" : got,
-           who.empty() ? "written before this process started, it is fetched again"
-                       : "not fetched from " + who + " again");
+    if (unsigned n_ = 0; request_errors.allow(n_))
+        lg.err("{}: sha256 mismatch (content hashes to {}); stored copy deleted; {}{}", name, got.empty() ? "?" : got,
+               who.empty() ? "written before this process started, it is fetched again"
+                           : "not fetched from " + who + " again",
+               log::suppressed_note(n_));
     entries_.erase(key);
     if (auto f = files_.find(key); f != files_.end()) {
         stats_.disk_bytes -= f->second.bytes;
@@ -522,7 +528,9 @@ void cas_store::on_verified(const std::string& key, const std::string& name, boo
                                install(key, std::move(r));
                            } else if (size) {
                                ++stats_.store_errors;
-                               lg.warn("{}: cannot make a fresh store file: {}", key, std::strerror(-err));
+                               if (unsigned n_ = 0; request_errors.allow(n_))
+                                   lg.warn("{}: cannot make a fresh store file: {}{}", key, std::strerror(-err),
+                                           log::suppressed_note(n_));
                            }
                            ++stats_.integrity_failures;
                            path_done(key);
@@ -576,7 +584,9 @@ void cas_fetcher::stat(const blob_ref& blob, deadline due, stat_done done) {
         store->open_entry(key, *r, [store, blob, key, r, done = std::move(done)](cas_store::entry* e, int err) {
             if (!e) {
                 ++store->stats_.store_errors;
-                lg.warn("{}: cannot open {}: {}", blob.name, store->path_of(key), std::strerror(-err));
+                if (unsigned n_ = 0; request_errors.allow(n_))
+                    lg.warn("{}: cannot open {}: {}{}", blob.name, store->path_of(key), std::strerror(-err),
+                            log::suppressed_note(n_));
             } else {
                 store->users_[key].insert(blob.domain);
                 store->maybe_verify(key, blob.name);  // complete from an earlier run: check it once
@@ -627,8 +637,9 @@ void cas_fetcher::read_stored(const blob_ref& blob, const range_key& k, std::sha
                            return finish(k, buffer_ptr(buf));
                        }
                        if (res < 0 || static_cast<std::uint64_t>(res) != len) {
-                           lg.warn("{}: stored range at {} unreadable: {}; fetching it again", blob.name, off,
-                                   res < 0 ? std::strerror(-res) : "short read");
+                           if (unsigned n_ = 0; request_errors.allow(n_))
+                               lg.warn("{}: stored range at {} unreadable: {}; fetching it again{}", blob.name, off,
+                                       res < 0 ? std::strerror(-res) : "short read", log::suppressed_note(n_));
                            ++store->stats_.store_errors;
                        }
                        from_upstream(blob, k, due);
@@ -678,8 +689,9 @@ void cas_fetcher::store_and_finish(const blob_ref& blob, const range_key& k, con
                         if (res < 0 || static_cast<std::uint64_t>(res) != len) {
                             // A full disk only costs the dedup, never the READ.
                             ++store->stats_.store_errors;
-                            lg.warn("{}: storing {} bytes failed: {}", blob.name, len,
-                                    res < 0 ? std::strerror(-res) : "short write");
+                            if (unsigned n_ = 0; request_errors.allow(n_))
+                                lg.warn("{}: storing {} bytes failed: {}{}", blob.name, len,
+                                        res < 0 ? std::strerror(-res) : "short write", log::suppressed_note(n_));
                             if (*alive) finish(k, r);
                             return;
                         }

@@ -14,6 +14,8 @@ namespace blobd {
 
 namespace {
 const log::logger lg{"local"};
+// Per-request errors (a failing disk fails every READ): one line per burst, with a count.
+log::rate_limit request_errors;
 }
 
 local_fetcher::local_fetcher(event_loop& loop, std::string dir, std::size_t max_open_files)
@@ -48,7 +50,8 @@ void local_fetcher::stat(const blob_ref& blob, deadline /*due: answered at once*
     if (!f) {
         ++stats_.stat_misses;
         if (f.error() != -ENOENT) {
-            lg.warn("{}/{}: {}", dir_, blob.name, std::strerror(-f.error()));
+            if (unsigned n_ = 0; request_errors.allow(n_))
+                lg.warn("{}/{}: {}{}", dir_, blob.name, std::strerror(-f.error()), log::suppressed_note(n_));
         }
     }
     result<std::uint64_t, int> r = f ? result<std::uint64_t, int>(f->size) : unexpected{f.error()};
@@ -78,10 +81,13 @@ void local_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t
                        if (res < 0 || static_cast<std::uint64_t>(res) != len) {
                            ++stats_.fetch_errors;
                            if (res >= 0) {
-                               lg.err("{}/{}: short read at {}: {} of {} bytes (file shrank?)", dir_, name, off,
-                                      res, len);
+                               if (unsigned n_ = 0; request_errors.allow(n_))
+                                   lg.err("{}/{}: short read at {}: {} of {} bytes (file shrank?){}", dir_, name, off,
+                                          res, len, log::suppressed_note(n_));
                            } else {
-                               lg.err("{}/{}: read at {}: {}", dir_, name, off, std::strerror(-res));
+                               if (unsigned n_ = 0; request_errors.allow(n_))
+                                   lg.err("{}/{}: read at {}: {}{}", dir_, name, off, std::strerror(-res),
+                                          log::suppressed_note(n_));
                            }
                            // Drop the cached handle: the file may have been replaced.
                            release(blob_ref{{}, name});
