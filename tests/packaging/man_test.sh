@@ -6,6 +6,7 @@
 #     erofs-blobctl(1);
 #   - every config key of docs/config.md's tables (the backticked first column of the key table,
 #     and the type and key columns of the sources table) is in an entry's tag of erofs-blobd.json(5);
+#   - each page's .TH names the version `erofs-blobd --version` prints;
 #   - each page renders without a warning (groff -man -ww -z, and man --warnings when man-db is
 #     installed).
 # It also proves the key check can fail: a copy of erofs-blobd.json(5) without the entry for
@@ -89,6 +90,13 @@ elif grep -q "config key cache.dir\$" <<<"$out"; then
 else
     bad "self-test: the key check failed without naming cache.dir: $out"
 fi
+
+# --- version ------------------------------------------------------------------------------------
+# Each page's .TH names the version the daemon reports (bump them with project(VERSION)).
+version=$("$blobd" --version | awk '{ print $2 }')
+for page in "$man"/*.[1-8]; do
+    if grep -q "^\.TH .* \"erofs-blobd $version\" " "$page"; then ok; else bad "$(basename "$page"): .TH does not name erofs-blobd $version"; fi
+done
 
 # --- rendering ---------------------------------------------------------------------------------
 for page in "$man"/*.[1-8]; do
