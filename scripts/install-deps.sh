@@ -22,6 +22,8 @@ packages=(
     prometheus
     # the .deb (scripts/package.sh): dpkg-shlibdeps for its dependencies, lintian to check it
     dpkg-dev lintian
+    # the man pages' test renders them with warnings on (groff -man -ww, man --warnings)
+    groff-base man-db
 )
 if [ "${BLOBD_SKIP_APT:-0}" = 1 ]; then exit 0; fi
 sudo=
