@@ -13,15 +13,16 @@ namespace {
 //  cache.dir/tag, device, b/f run/cull/stop: sent to the kernel at bind; the bound fd (and the fd
 //  store's name for it) are tied to them. frontend: a different kernel interface. chunk_size: the
 //  registry's chunk maps of open objects are in it. control_socket: the listening socket (and the
-//  reload request itself) lives on it. metrics.listen: its socket is bound at start. cache.cull, cache.max_bytes, cache.check_interval_ms: the
-//  space keeper's thread is built with them at start.
+//  reload request itself) lives on it; control_socket_group: applied to that socket at start.
+//  metrics.listen: its socket is bound at start. cache.cull, cache.max_bytes,
+//  cache.check_interval_ms: the space keeper's thread is built with them at start.
 // Everything else (sources, domains, credentials files, breaker, store, prefetch, deadlines,
 // log level) is rebuilt or set in place.
-constexpr std::array<std::string_view, 16> fixed = {
+constexpr std::array<std::string_view, 17> fixed = {
     "cache.dir",   "cache.tag",   "cache.brun", "cache.bcull",     "cache.bstop",
     "cache.frun",  "cache.fcull", "cache.fstop", "cache.cull",     "cache.max_bytes",
     "cache.check_interval_ms", "device", "frontend", "chunk_size", "control_socket",
-    "metrics.listen",
+    "control_socket_group", "metrics.listen",
 };
 }  // namespace
 
