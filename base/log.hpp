@@ -2,6 +2,12 @@
 // prefix ("<3>" error ... "<7>" debug), then "module: message". fmt format strings are checked at
 // compile time. Thread-safe: one write() per line. Rate-limited helpers keep per-request warnings
 // from flooding the journal when a source fails for every READ.
+//
+// Under journald (stderr is the stream $JOURNAL_STREAM names), entries go through
+// sd_journal_sendv instead, with structured fields: PRIORITY, MESSAGE ("module: message"),
+// SYSLOG_IDENTIFIER=erofs-blobd, BLOBD_MODULE, and those the call passes
+// (`lg.err({{"DOMAIN", d}, {"BLOB", b}}, "...", ...)`: `journalctl DOMAIN=d1`). On stderr the
+// fields are not printed: the message names what it is about.
 #pragma once
 
 #include <fmt/format.h>
@@ -10,7 +16,10 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <initializer_list>
+#include <span>
 #include <string_view>
+#include <vector>
 
 namespace blobd::log {
 
@@ -27,13 +36,33 @@ void set_max_level(level l) noexcept;
 level max_level() noexcept;
 bool enabled(level l) noexcept;
 
+/// A structured journal field: NAME (uppercase letters, digits, '_') and its value.
+struct field {
+    std::string_view name, value;
+};
+
 /// Writes one line; `module` names the subsystem ("loop", "registry", "local").
-void write(level l, std::string_view module, std::string_view msg) noexcept;
+void write(level l, std::string_view module, std::string_view msg, std::span<const field> fields = {}) noexcept;
+
+/// Whether $JOURNAL_STREAM ("<device>:<inode>", as systemd sets it) names the file stderr is
+/// (`dev`, `ino` of fstat(2)): then stderr goes to the journal and entries may carry fields. Pure.
+bool journal_stream_is(std::string_view env, unsigned long long dev, unsigned long long ino) noexcept;
+/// The "NAME=value" strings of one journal entry (what write() hands sd_journal_sendv): PRIORITY,
+/// MESSAGE, SYSLOG_IDENTIFIER, BLOBD_MODULE, then `fields` whose names are valid journal field
+/// names (others are dropped). Newlines in values stay (the journal keeps them). Pure.
+std::vector<std::string> journal_entry(level l, std::string_view module, std::string_view msg,
+                                       std::span<const field> fields);
 
 template <class... Args>
 void emit(level l, std::string_view module, fmt::format_string<Args...> f, Args&&... args) {
     if (!enabled(l)) return;
     write(l, module, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
+void emit_with(level l, std::string_view module, std::initializer_list<field> fields, fmt::format_string<Args...> f,
+               Args&&... args) {
+    if (!enabled(l)) return;
+    write(l, module, fmt::format(f, std::forward<Args>(args)...), std::span<const field>(fields.begin(), fields.size()));
 }
 
 /// A named logger per module, as in Seastar: `inline log::logger lg{"loop"}; lg.info("x {}", 1);`
@@ -45,6 +74,10 @@ public:
     template <class... A> void notice(fmt::format_string<A...> f, A&&... a) const { emit(level::notice, name_, f, std::forward<A>(a)...); }
     template <class... A> void info(fmt::format_string<A...> f, A&&... a) const { emit(level::info, name_, f, std::forward<A>(a)...); }
     template <class... A> void debug(fmt::format_string<A...> f, A&&... a) const { emit(level::debug, name_, f, std::forward<A>(a)...); }
+    // The same with journal fields ({{"DOMAIN", d}, {"BLOB", b}}).
+    template <class... A> void err(std::initializer_list<field> fs, fmt::format_string<A...> f, A&&... a) const { emit_with(level::err, name_, fs, f, std::forward<A>(a)...); }
+    template <class... A> void warn(std::initializer_list<field> fs, fmt::format_string<A...> f, A&&... a) const { emit_with(level::warning, name_, fs, f, std::forward<A>(a)...); }
+    template <class... A> void info(std::initializer_list<field> fs, fmt::format_string<A...> f, A&&... a) const { emit_with(level::info, name_, fs, f, std::forward<A>(a)...); }
 
 private:
     std::string_view name_;

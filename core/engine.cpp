@@ -86,10 +86,10 @@ void engine::execute(effects&& effs) {
                               calls_.erase(it);
                               if (!r) {
                                   if (unsigned n_ = 0; open_errors.allow(n_))
-                                      lg.err("blob {}/{}: not available from any source: {}{}", printable(d),
-                                             printable(n), std::strerror(-r.error()), log::suppressed_note(n_));
+                                      lg.err({{"DOMAIN", d}, {"BLOB", n}}, "blob {}/{}: not available from any source: {}{}",
+                                             printable(d), printable(n), std::strerror(-r.error()), log::suppressed_note(n_));
                               } else {
-                                  lg.info("blob {}/{}: {} bytes", printable(d), printable(n), *r);
+                                  lg.info({{"DOMAIN", d}, {"BLOB", n}}, "blob {}/{}: {} bytes", printable(d), printable(n), *r);
                               }
                               execute(registry_.on_stat(blob, r));
                           });

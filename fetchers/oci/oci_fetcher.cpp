@@ -383,7 +383,7 @@ void oci_fetcher::endpoint_failed(std::uint64_t id, int err, std::string_view wh
         const auto now = std::chrono::steady_clock::now();
         if (e.down_until <= now) {
             ++stats_oci_.endpoint_cooldowns;
-            lg.warn("{}: mirror {} failed ({}); asking it last for the next {:g} s", describe_, e.base.origin(),
+            lg.warn({{"SOURCE", describe_}}, "{}: mirror {} failed ({}); asking it last for the next {:g} s", describe_, e.base.origin(),
                     std::strerror(-err), static_cast<double>(opts_.endpoint_cooldown.count()) / 1000);
         }
         e.down_until = now + opts_.endpoint_cooldown;
