@@ -5,7 +5,7 @@
 # a crash (`systemctl kill -s KILL`, Restart=on-failure) keep the mounts working without a remount
 # (the device fd waits in systemd's fd store; page cache dropped before every check, so the reads
 # need the bound cache); the daemon, bound or having adopted the stored fd, has no capability left
-# (CapEff/CapPrm/CapBnd of every thread); `systemctl stop` releases the store and reads fail (documented). Reload
+# (CapEff/CapPrm/CapBnd of every thread); `systemctl stop` releases the store: the kernel unregisters the cache (its log). Reload
 # and watchdog checks run when the unit has ExecReload= / WatchdogSec= (otherwise a SKIP line).
 # Init: systemd
 . "$(dirname "$0")/../lib.sh"
@@ -135,12 +135,15 @@ else
     echo "SKIP: watchdog: the unit has no WatchdogSec= (issue 14 watchdog work not in this build)"
 fi
 
-step "systemctl stop: the fd store is released, the cache unbound, reads fail until a remount"
+step "systemctl stop: the fd store is released and the cache unbound (mounts need a remount)"
 systemctl stop "$UNIT" || fail "systemctl stop failed"
 expect_eq "ActiveState after stop" "$(prop ActiveState)" inactive
 DAEMON_PID=
-sync; echo 3 >/proc/sys/vm/drop_caches
-expect_fails_in "$HANG_S" "reading /run/mnt/a after systemctl stop" -- cat /run/mnt/a/lib/libbig.so
+# The kernel withdraws the cache once the last fd of the device (the fd store's copy) is closed.
+# The case does not read the old mounts after that: on 6.1 such a read usually fails (ENOBUFS) but
+# once in five runs stayed in uninterruptible sleep for good (docs/real-kernel-testing.md).
+withdrawn() { dmesg | grep -q 'CacheFiles: File cache on e2e unregistering'; }
+wait_until 10 "the kernel unregistered the cache after systemctl stop" withdrawn
 umount /run/mnt/a /run/mnt/b || fail "umount after stop"
 
 step "systemctl start again: a fresh binding serves a new mount"
