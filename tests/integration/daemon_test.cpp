@@ -613,6 +613,24 @@ TEST_CASE("a storm of valid and malformed messages", "[integration][storm]") {
 }
 
 namespace {
+// Checks the Prometheus text in `file` with Prometheus' own parser (`promtool check metrics`,
+// Debian's prometheus package): no error and no lint warning. Without promtool the check fails in
+// CI and is skipped, with a warning, elsewhere.
+void check_with_promtool(const fs::path& file) {
+    if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
+        if (std::getenv("CI")) FAIL("promtool is missing (scripts/install-deps.sh installs prometheus)");
+        WARN("promtool not installed: " << file.string() << " was not checked by Prometheus' parser");
+        return;
+    }
+    const std::string cmd = "promtool check metrics < '" + file.string() + "' > '" + file.string() + ".out' 2>&1";
+    const int rc = std::system(cmd.c_str());
+    std::ifstream out(file.string() + ".out");
+    const std::string said((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
+    INFO("promtool said: " << said);
+    CHECK(rc == 0);
+    CHECK(said.empty());  // no lint warnings either
+}
+
 // One request line to a control socket from another thread while this one runs `loop`; the
 // reply line, or "" when none came.
 std::string control_request(event_loop& loop, const std::string& path, const std::string& line);
@@ -835,18 +853,7 @@ TEST_CASE("metrics: Prometheus text, histograms, build_info, promtool accepts it
 
     const fs::path file = sockdir.path / "metrics.prom";
     std::ofstream(file) << text;
-    if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
-        if (std::getenv("CI")) FAIL("promtool is missing (scripts/install-deps.sh installs prometheus)");
-        WARN("promtool not installed: the text was not checked by Prometheus' parser");
-        return;
-    }
-    const std::string cmd = "promtool check metrics < '" + file.string() + "' > '" + file.string() + ".out' 2>&1";
-    const int rc = std::system(cmd.c_str());
-    std::ifstream out(file.string() + ".out");
-    const std::string said((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
-    INFO("promtool said: " << said);
-    CHECK(rc == 0);
-    CHECK(said.empty());  // no lint warnings either
+    check_with_promtool(file);
 }
 
 namespace {
@@ -933,18 +940,7 @@ TEST_CASE("metrics.listen: GET /metrics over HTTP, 404, 405, loopback listener o
     REQUIRE_FALSE(again);
     CHECK(again.error().find("metrics.listen: cannot listen on 127.0.0.1:" + std::to_string(port) + ": ") == 0);
 
-    if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
-        if (std::getenv("CI")) FAIL("promtool is missing (scripts/install-deps.sh installs prometheus)");
-        WARN("promtool not installed: the scraped text was not checked by Prometheus' parser");
-        return;
-    }
-    const std::string cmd = "promtool check metrics < '" + body.string() + "' > '" + body.string() + ".out' 2>&1";
-    const int rc = std::system(cmd.c_str());
-    std::ifstream out(body.string() + ".out");
-    const std::string said((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
-    INFO("promtool said: " << said);
-    CHECK(rc == 0);
-    CHECK(said.empty());
+    check_with_promtool(body);
 }
 
 // Description: a reload swaps the sources in place: a blob only the new source has opens after it,
