@@ -323,7 +323,9 @@ std::string app::metrics_text() const { return metrics::to_prometheus(snapshot()
 
 std::uint16_t app::metrics_port() const noexcept { return metrics_ ? metrics_->port() : 0; }
 
-std::string app::stats_json() const {
+std::string app::stats_json() const { return stats_object().dump(); }
+
+nlohmann::ordered_json app::stats_object() const {
     nlohmann::ordered_json j = {{"ok", true}};
     j.update(metrics::to_json(snapshot()));
     // Only what is not a number is added here.
@@ -337,7 +339,7 @@ std::string app::stats_json() const {
     auto& st = j["store"];
     st["enabled"] = store != nullptr;
     st["dir"] = store ? config_->store_dir() : "";
-    return j.dump();
+    return j;
 }
 
 std::string app::status_json(std::string_view what, std::string_view domain) const {
@@ -404,7 +406,7 @@ std::string app::status_json(std::string_view what, std::string_view domain) con
     j["domains"] = std::move(domains);
     // Health per source, from the same snapshot as `stats`, renamed to words. The lookups are
     // total: a key missing or of another type reads as 0 (nothing thrown into the loop).
-    const auto stats = nlohmann::ordered_json::parse(stats_json());
+    const auto stats = stats_object();
     static const nlohmann::ordered_json none = nlohmann::ordered_json::object();
     auto obj = [](const nlohmann::ordered_json& o, const char* key) -> const nlohmann::ordered_json& {
         return o.is_object() && o.contains(key) && o[key].is_object() ? o[key] : none;

@@ -118,6 +118,8 @@ public:
 private:
     app(event_loop& loop, device* dev, std::shared_ptr<const cfg::config> config);
     void control(std::string_view request, control_server::reply_fn reply);
+    /// stats_json() before it is serialised (status_json reads the sources' figures from it).
+    nlohmann::ordered_json stats_object() const;
     /// fanotify: the engine stops once every mount is gone (the unmounts still need answers).
     void stop_engine_when_unmounted(std::chrono::milliseconds grace);
 
