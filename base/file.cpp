@@ -44,4 +44,18 @@ result<std::string, std::string> read_small_file(const std::string& path, std::s
     return text;
 }
 
+std::vector<std::pair<std::uint64_t, std::uint64_t>> data_ranges(int fd) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+    off_t pos = 0;
+    for (;;) {
+        const off_t data = ::lseek(fd, pos, SEEK_DATA);
+        if (data < 0) break;  // ENXIO: no more data (or seeking unsupported)
+        const off_t hole = ::lseek(fd, data, SEEK_HOLE);
+        if (hole <= data) break;
+        out.emplace_back(static_cast<std::uint64_t>(data), static_cast<std::uint64_t>(hole - data));
+        pos = hole;
+    }
+    return out;
+}
+
 }  // namespace blobd

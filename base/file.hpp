@@ -1,9 +1,12 @@
-// Reading small whole files (configs, credentials) safely. Any thread; blocking.
+// Reading small whole files (configs, credentials) safely, and finding the data of sparse files.
+// Any thread; blocking.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/result.hpp"
 
@@ -14,5 +17,10 @@ namespace blobd {
 /// a device would block or never end), cannot be read, or is larger than `max_bytes`. The file's
 /// bytes never appear in the error (it may hold secrets).
 result<std::string, std::string> read_small_file(const std::string& path, std::size_t max_bytes);
+
+/// The [offset, length) runs of data in the sparse file open as `fd` (SEEK_DATA/SEEK_HOLE), in
+/// order. Empty when it holds none, or when the filesystem cannot seek for data. Block granular:
+/// a run ends where the filesystem's block does.
+std::vector<std::pair<std::uint64_t, std::uint64_t>> data_ranges(int fd);
 
 }  // namespace blobd

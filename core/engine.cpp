@@ -8,6 +8,7 @@
 
 #include "base/assert.hpp"
 #include "base/buffer.hpp"
+#include "base/file.hpp"
 #include "base/log.hpp"
 #include "base/text.hpp"
 
@@ -41,6 +42,10 @@ void engine::read(request_token req, object_key key, std::uint64_t off, std::uin
 void engine::close(object_key key) {
     execute(registry_.close(key));
     if (opts_.on_close) opts_.on_close();
+}
+
+std::size_t engine::adopt_present(object_key key, int fd) {
+    return registry_.mark_present(key, data_ranges(fd));
 }
 
 void engine::refetch(std::string_view name) {
@@ -278,18 +283,7 @@ void engine::sweep() {
 void engine::start_prefetch(const object_ptr& obj) {
     // What the cache file already holds (a remount, a restarted daemon) is not fetched again: seek
     // for data in it, as cachefiles itself does to decide on READs.
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> present;
-    const int fd = obj->fd.get();
-    off_t pos = 0;
-    for (;;) {
-        off_t data = ::lseek(fd, pos, SEEK_DATA);
-        if (data < 0) break;  // ENXIO: no more data (or seeking unsupported: fetch everything)
-        off_t hole = ::lseek(fd, data, SEEK_HOLE);
-        if (hole <= data) break;
-        present.emplace_back(static_cast<std::uint64_t>(data), static_cast<std::uint64_t>(hole - data));
-        pos = hole;
-    }
-    execute(registry_.prefetch(obj->key, present));
+    execute(registry_.prefetch(obj->key, data_ranges(obj->fd.get())));
 }
 
 void engine::pump_fetches() {

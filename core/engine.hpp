@@ -124,6 +124,10 @@ public:
                     std::uint64_t size);
     void read(request_token req, object_key key, std::uint64_t off, std::uint64_t len);
     void close(object_key key);
+    /// The data the cache file `fd` of the open, sized object `key` already holds (SEEK_DATA) counts
+    /// as written: reads of it are answered without a fetch. For files kept from an earlier run
+    /// (a fanotify daemon taking over from its predecessor). Returns the chunks marked.
+    std::size_t adopt_present(object_key key, int fd);
     /// The frontend answered an open itself, with an error, before it reached the core (counted
     /// with the opens and failed opens).
     void refused_open() noexcept { registry_.refused_open(); }

@@ -306,6 +306,27 @@ effects registry::prefetch(object_key key, const std::vector<std::pair<std::uint
     return out;
 }
 
+std::size_t registry::mark_present(object_key key,
+                                   const std::vector<std::pair<std::uint64_t, std::uint64_t>>& present) {
+    auto oit = objects_.find(key);
+    if (oit == objects_.end()) return 0;
+    object_state& os = oit->second;
+    const blob_state& b = blob_of(os);
+    if (!b.sized) return 0;
+    std::size_t marked = 0;
+    // Ranges come sorted and disjoint (SEEK_DATA); walk the chunks each one covers entirely.
+    for (const auto& [roff, rlen] : present) {
+        if (roff >= b.size) break;
+        const std::uint64_t end = std::min(b.size, roff + rlen);
+        for (std::uint64_t c = (roff + chunk_size_ - 1) / chunk_size_; c * chunk_size_ < end; ++c) {
+            auto [coff, clen] = chunk_range(b, c);
+            if (coff + clen > end) break;
+            if (os.chunks.emplace(c, chunk_state::written).second) ++marked;
+        }
+    }
+    return marked;
+}
+
 effects registry::refetch(std::string_view name) {
     effects out = fresh_effects();
     for (auto& [id, b] : blobs_) {

@@ -203,6 +203,11 @@ public:
     /// they are marked written and not fetched again.
     effects prefetch(object_key key,
                      const std::vector<std::pair<std::uint64_t, std::uint64_t>>& present);
+    /// Marks the chunks of an open, sized object that `present` covers entirely as written, without
+    /// fetching anything: what a cache file kept from an earlier run holds (a restarted fanotify
+    /// daemon taking over its files). Chunks the object already tracks are left as they are.
+    /// Returns the number of chunks marked.
+    std::size_t mark_present(object_key key, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& present);
     /// The bytes of every blob called `name` (any domain) failed an integrity check: fetch each
     /// chunk already written into an open object again, in the background, to overwrite it in the
     /// cache file. Chunks in flight are fetched again once written, before the READs waiting on

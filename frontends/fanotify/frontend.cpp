@@ -13,13 +13,17 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
 
+#include "base/file.hpp"
 #include "base/log.hpp"
+#include "frontends/fd_store.hpp"
 #include "protocol/erofs/bootstrap.hpp"
 #include "protocol/fanotify/events.hpp"
 #include "protocol/message.hpp"
+#include "protocol/mountinfo.hpp"
 
 namespace blobd {
 
@@ -32,6 +36,33 @@ log::rate_limit bad_event_limit;
 constexpr std::size_t max_table_bytes = 16u << 20;
 
 std::string errno_text(std::int64_t neg) { return std::strerror(static_cast<int>(-neg)); }
+
+// Names in the service manager's fd store.
+constexpr const char* group_fdname = "fanotify-group";
+constexpr const char* events_fdname = "fanotify-events";
+std::string blob_fdname(const std::string& domain, const std::string& tag) {
+    return "fanotify-blob-" + fd_store::fingerprint({domain, tag});
+}
+
+std::vector<proto::mount_entry> read_mountinfo(int fd) {
+    // A /proc file reads as a whole from offset 0 on each pass.
+    std::string text;
+    char buf[16384];
+    for (off_t off = 0;;) {
+        const ssize_t n = ::pread(fd, buf, sizeof buf, off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        text.append(buf, static_cast<std::size_t>(n));
+        off += n;
+    }
+    return proto::parse_mountinfo(text);
+}
+
+bool is_mounted(const std::vector<proto::mount_entry>& table, const std::string& mountpoint, const std::string& boot) {
+    return std::any_of(table.begin(), table.end(), [&](const proto::mount_entry& e) {
+        return e.mount_point == mountpoint && e.fstype == "erofs" && e.source == boot;
+    });
+}
 
 std::optional<std::string> name_problem(std::string_view what, std::string_view name) {
     if (auto p = proto::cookie_name_problem(name)) {
@@ -70,13 +101,54 @@ fanotify_frontend::~fanotify_frontend() {
 }
 
 result<bool, std::string> fanotify_frontend::start() {
-    group_.reset(::fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDWR | O_LARGEFILE));
-    if (!group_) return unexpected{fmt::format("fanotify_init: {}", std::strerror(errno))};
+    // A group kept by the service manager across a restart: readers blocked on events of the
+    // previous daemon still wait on it (fail-open only hits when the group closes).
+    bool adopted = false;
+    if (unique_fd kept = fd_store::claim(group_fdname)) {
+        group_ = std::move(kept);
+        adopted = true;
+        ::fcntl(group_.get(), F_SETFL, ::fcntl(group_.get(), F_GETFL) | O_NONBLOCK);
+    } else {
+        group_.reset(::fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDWR | O_LARGEFILE));
+        if (!group_) return unexpected{fmt::format("fanotify_init: {}", std::strerror(errno))};
+        if (int r = fd_store::store(group_.get(), group_fdname); r < 0) {
+            lg.warn("could not hand the fanotify group to the service manager: {}", std::strerror(-r));
+        }
+    }
+    if (unique_fd kept = fd_store::claim(events_fdname)) {
+        auto t = fanotify::inflight_table::adopt(std::move(kept));
+        if (t) {
+            inflight_.emplace(std::move(*t));
+        } else {
+            lg.err("the kept event table is unusable ({}): events the previous daemon left unanswered stay "
+                   "unanswered (their readers wait until killed)", t.error());
+            fd_store::forget(events_fdname);
+        }
+    }
+    if (!inflight_) {
+        auto t = fanotify::inflight_table::create();
+        if (!t) return unexpected{fmt::format("event table: {}", t.error())};
+        inflight_.emplace(std::move(*t));
+        if (int r = fd_store::store(inflight_->fd(), events_fdname); r < 0) {
+            lg.warn("could not hand the event table to the service manager: {}", std::strerror(-r));
+        }
+    }
     std::error_code ec;
     std::filesystem::create_directories(root_, ec);
     if (ec) return unexpected{fmt::format("cannot create {}: {}", root_, ec.message())};
+    mountinfo_.reset(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+    if (!mountinfo_) return unexpected{fmt::format("/proc/self/mountinfo: {}", std::strerror(errno))};
+    recover(adopted);
+    // Whatever else was kept for this frontend (a blob no mount uses any more) or for the other one.
+    fd_store::drop_unclaimed("fanotify-");
+    fd_store::drop_unclaimed("cachefiles-");
+    fd_store::passed().clear();
+    reserve_recovered_numbers();
+    watch_mounts();
     arm_group();
-    lg.info("fanotify frontend ready, files under {}", root_);
+    lg.info("fanotify frontend ready, files under {}{}", root_,
+            fd_store::available() ? "; group, files and unanswered events kept in the service manager's fd store"
+                                  : "");
     return true;
 }
 
@@ -100,6 +172,7 @@ void fanotify_frontend::arm_group() {
 void fanotify_frontend::drain_group() {
     // Each read returns whole events; yield to the ring every so often so fills keep retiring.
     alignas(8) static std::array<std::byte, 64 * 1024> buf;
+    static std::vector<int> slots;
     for (int i = 0; i < 64; ++i) {
         const ssize_t n = ::read(group_.get(), buf.data(), buf.size());
         if (n < 0 && errno == EINTR) continue;
@@ -118,53 +191,74 @@ void fanotify_frontend::drain_group() {
                    "until they are killed");
         }
         if (!b.trailing.empty()) lg.err("fanotify read: {}", b.trailing);
-        for (auto& e : b.events) {
-            handle_event(e.fd, e.mask, e.where.has_value(), e.where ? e.where->offset : 0,
-                         e.where ? e.where->count : 0, e.problem);
+        // Every event into the handoff table first, before any is handled: a successor answers
+        // what this process read but did not answer.
+        slots.clear();
+        for (const auto& e : b.events) {
+            int slot = -1;
+            if (e.fd >= 0) {
+                slot = inflight_->record(e.fd, e.where ? e.where->offset : 0, e.where ? e.where->count : 0);
+                if (slot < 0) ++stats_.unrecorded_events;
+            }
+            slots.push_back(slot);
         }
+        for (std::size_t k = 0; k < b.events.size(); ++k) handle_event(b.events[k], slots[k]);
     }
     loop_.defer([this, alive = std::weak_ptr<int>(alive_)] { if (!alive.expired()) drain_group(); });
 }
 
-void fanotify_frontend::respond(int fd, std::uint32_t response) {
-    const auto bytes = proto::fan::encode_response(fd, response);
+void fanotify_frontend::respond(int number, std::uint32_t response, bool recovered) {
+    const auto bytes = proto::fan::encode_response(number, response);
     for (int tries = 0; tries < 100; ++tries) {
         const ssize_t w = ::write(group_.get(), bytes.data(), bytes.size());
         if (w == static_cast<ssize_t>(bytes.size())) return;
         if (w < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (w < 0 && errno == ENOENT && recovered) {
+            // The predecessor answered it and was killed before it cleared its entry.
+            lg.debug("event fd {} of the previous daemon was answered already", number);
+            return;
+        }
         ++stats_.response_errors;
-        lg.err("fanotify response for event fd {}: {}", fd, w < 0 ? std::strerror(errno) : "short write");
+        lg.err("fanotify response for event fd {}: {}", number, w < 0 ? std::strerror(errno) : "short write");
         return;
     }
     ++stats_.response_errors;
 }
 
-void fanotify_frontend::handle_event(int fd, std::uint64_t mask, bool has_range, std::uint64_t off,
-                                     std::uint64_t count, const std::string& problem) {
+void fanotify_frontend::finish(int number, int slot, std::uint32_t response) {
+    respond(number, response);
+    inflight_->clear(slot);
+}
+
+void fanotify_frontend::handle_event(const proto_event& e, int slot) {
     ++stats_.events;
+    const int fd = e.fd;
     if (fd < 0) return;  // no fd: nothing to answer (an overflow, counted by the caller)
-    unique_fd efd(fd);
+    unique_fd efd(fd);   // closed after the answer (on every path out of here, or in answer_read)
     auto deny = [&](std::string_view why) {
         ++stats_.bad_events;
         ++stats_.events_denied;
         unsigned suppressed = 0;
         if (bad_event_limit.allow(suppressed)) lg.err("event denied: {}{}", why, log::suppressed_note(suppressed));
-        respond(fd, proto::fan::deny_errno(EIO));
+        finish(fd, slot, proto::fan::deny_errno(EIO));
     };
-    if (!problem.empty()) return deny(problem);
-    if (!(mask & proto::fan::pre_access)) return deny(fmt::format("unexpected event mask {:#x}", mask));
-    if (!has_range) return deny("no range record");
+    if (!e.problem.empty()) return deny(e.problem);
+    if (!(e.mask & proto::fan::pre_access)) return deny(fmt::format("unexpected event mask {:#x}", e.mask));
+    if (!e.where) return deny("no range record");
     struct stat st {};
     if (::fstat(fd, &st) < 0) return deny(fmt::format("fstat of the event fd: {}", std::strerror(errno)));
+    inflight_->resolve(slot, st.st_dev, st.st_ino);
     auto it = by_inode_.find({st.st_dev, st.st_ino});
     if (it == by_inode_.end()) return deny(fmt::format("event for an inode that is not a cache file ({}:{})",
                                                        st.st_dev, st.st_ino));
     const blob_ptr& blob = it->second;
+    const std::uint64_t off = e.where->offset, count = e.where->count;
     // The cache file is exactly the blob's size; past it there is nothing to fill.
-    if (count == 0 || off >= blob->size) return respond(fd, proto::fan::allow);
+    if (count == 0 || off >= blob->size) return finish(fd, slot, proto::fan::allow);
     const std::uint64_t len = std::min(count, blob->size - off);
     const std::uint64_t id = next_token_++;
-    pending_events_.emplace(id, std::move(efd));
+    pending_events_.emplace(id, pending_event{std::move(efd), fd, slot, false});
+    pending_changed();
     core_.read(request_token{id, fd}, blob->key, off, len);
 }
 
@@ -183,8 +277,11 @@ void fanotify_frontend::answer_read(const cache_object*, request_token req, int 
     if (auto it = pending_events_.find(req.id); it != pending_events_.end()) {
         // The data is written before the answer: the registry answers when the write retired.
         if (status != 0) ++stats_.events_denied;
-        respond(it->second.get(), status == 0 ? proto::fan::allow : proto::fan::deny_errno(EIO));
-        pending_events_.erase(it);  // closes the event fd, after the response
+        pending_event& p = it->second;
+        respond(p.number, status == 0 ? proto::fan::allow : proto::fan::deny_errno(EIO), p.recovered);
+        inflight_->clear(p.slot);
+        pending_events_.erase(it);  // closes the event fd (or the placeholder), after the response
+        pending_changed();
         return;
     }
     if (auto it = own_requests_.find(req.id); it != own_requests_.end()) {
@@ -229,10 +326,13 @@ void fanotify_frontend::mount(std::string domain, std::string fsid, std::string 
 void fanotify_frontend::mount_failed(std::shared_ptr<mount_op> op, std::string why) {
     ++stats_.mount_failures;
     lg.err("mount of {} (domain {}) at {} failed: {}", op->m.fsid, op->m.domain, op->m.mountpoint, why);
+    const bool saved = pending_mount_ == op;
+    pending_mount_.reset();
     release(op->m.blobs);
     if (op->boot_open) core_.close(op->boot_key);
     op->boot_fd.reset();
     if (!op->m.boot_path.empty()) ::unlink(op->m.boot_path.c_str());
+    if (saved) save_state();
     auto done = std::move(op->done);
     op_finished();
     done(unexpected{std::move(why)});
@@ -360,11 +460,21 @@ void fanotify_frontend::mount_blobs(std::shared_ptr<mount_op> op, std::size_t ne
             return mount_failed(op, fmt::format("fanotify_mark on {}: {}", b->path, std::strerror(errno)));
         }
         b->marked = true;
+        // The pre-mark fd to the service manager: a successor writes through it (an fd it opened
+        // itself while the group's mark exists would raise events into its own group).
+        b->fdname = blob_fdname(b->domain, b->tag);
+        if (int r = fd_store::store(b->fd.get(), b->fdname); r < 0) {
+            lg.warn("could not hand cache file {} to the service manager: {}", b->path, std::strerror(-r));
+        }
         mount_blobs(op, next + 1);
     });
 }
 
 void fanotify_frontend::mount_now(std::shared_ptr<mount_op> op) {
+    // Written down before mount(2): a successor of a daemon killed while it runs finds the mount
+    // (or not) in mountinfo and takes it over with its files.
+    pending_mount_ = op;
+    save_state();
     std::string opts;
     for (const auto& b : op->m.blobs) {
         if (!opts.empty()) opts += ',';
@@ -391,6 +501,8 @@ void fanotify_frontend::mount_now(std::shared_ptr<mount_op> op) {
             auto done = std::move(op->done);
             const std::string mp = op->m.mountpoint;
             mounts_.emplace(mp, std::move(op->m));
+            pending_mount_.reset();
+            save_state();
             op_finished();
             done(true);
         });
@@ -407,6 +519,7 @@ void fanotify_frontend::release(std::vector<blob_ptr>& blobs) {
         blobs_.erase({b->domain, b->tag});
         ::unlink(b->path.c_str());
         b->fd.reset();
+        if (!b->fdname.empty()) fd_store::forget(b->fdname);
     }
     blobs.clear();
 }
@@ -425,6 +538,7 @@ void fanotify_frontend::start_umount(std::string mountpoint, bool detach_if_busy
         op_finished();
         return done(unexpected{fmt::format("nothing mounted by this daemon at {}", mountpoint)});
     }
+    umounting_ = mountpoint;
     mounter_.submit(
         [mp = mountpoint, detach_if_busy]() -> int {
             if (::umount2(mp.c_str(), UMOUNT_NOFOLLOW) == 0) return 0;
@@ -434,6 +548,7 @@ void fanotify_frontend::start_umount(std::string mountpoint, bool detach_if_busy
         },
         [this, mountpoint, detach_if_busy, done = std::move(done), alive = std::weak_ptr<int>(alive_)](result<int, int> r) {
             if (alive.expired()) return;
+            umounting_.clear();
             const int err = r ? *r : -r.error();
             if (err > 0 && err != EINVAL && err != ENOENT && !detach_if_busy) {
                 op_finished();
@@ -455,6 +570,7 @@ void fanotify_frontend::start_umount(std::string mountpoint, bool detach_if_busy
                 release(it2->second.blobs);
                 ::unlink(it2->second.boot_path.c_str());
                 mounts_.erase(it2);
+                save_state();
             }
             ++stats_.umounts;
             lg.info("unmounted {}", mountpoint);
@@ -475,6 +591,226 @@ void fanotify_frontend::stop() {
         });
     }
     pump();
+}
+
+// ---- restarts ----
+
+void fanotify_frontend::save_state() {
+    proto::fan::saved_state st;
+    st.next_boot = next_boot_;
+    for (const auto& [key, b] : blobs_) {
+        st.blobs.push_back({b->domain, b->tag, b->path, b->fdname, b->size, static_cast<std::uint64_t>(b->dev),
+                            static_cast<std::uint64_t>(b->ino)});
+    }
+    auto add = [&](const mount_state& m, bool mounted) {
+        proto::fan::saved_mount sm{m.mountpoint, m.domain, m.fsid, m.boot_path, {}, mounted};
+        for (const auto& b : m.blobs) sm.tags.push_back(b->tag);
+        st.mounts.push_back(std::move(sm));
+    };
+    for (const auto& [mp, m] : mounts_) add(m, true);
+    if (pending_mount_) add(pending_mount_->m, false);
+    if (auto r = fanotify::write_state(root_ + "/state.json", st); !r) {
+        lg.err("{}: a restarted daemon would not know these mounts", r.error());
+    }
+}
+
+void fanotify_frontend::recover(bool adopted_group) {
+    // 1. The numbers of the predecessor's unanswered events: reserved at once, before any fd of
+    //    ours (or of a new event) can take one, and kept until answered (the kernel matches the
+    //    answer by number).
+    std::vector<std::pair<int, fanotify::inflight_table::entry>> left = inflight_->used();
+    std::map<int, unique_fd> reserved;
+    if (!left.empty()) {
+        unique_fd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        for (const auto& [slot, e] : left) {
+            if (!null || ::fcntl(e.fd, F_GETFD) >= 0 || errno != EBADF) continue;  // in use here already
+            if (::dup3(null.get(), e.fd, O_CLOEXEC) == e.fd) reserved.emplace(e.fd, unique_fd(e.fd));
+        }
+    }
+
+    // 2. Files and mounts.
+    auto saved = fanotify::read_state(root_ + "/state.json");
+    if (!saved) lg.err("{}; mounts of the previous daemon, if any, are not taken over", saved.error());
+    const auto table = read_mountinfo(mountinfo_.get());
+    std::set<std::string> keep;  // paths still in use
+    if (saved && *saved) {
+        const proto::fan::saved_state& st = **saved;
+        next_boot_ = std::max(next_boot_, st.next_boot);
+        std::map<std::pair<std::string, std::string>, blob_ptr> found;
+        for (const auto& sb : st.blobs) {
+            unique_fd fd = fd_store::claim(sb.fdname);
+            const bool kept = static_cast<bool>(fd);
+            if (!fd) {
+                // Not kept: the previous group is gone with its marks (ours is new), or ours holds a
+                // mark whose pre-mark fd is lost. Remove that mark before opening, so that the open
+                // makes a file that raises no events, then mark again.
+                (void)::fanotify_mark(group_.get(), FAN_MARK_REMOVE, proto::fan::pre_access, AT_FDCWD, sb.path.c_str());
+                fd.reset(::open(sb.path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+                if (!fd) {
+                    lg.err("cache file {} of the previous daemon: {}", sb.path, std::strerror(errno));
+                    continue;
+                }
+            }
+            struct stat stt {};
+            if (::fstat(fd.get(), &stt) < 0 || static_cast<std::uint64_t>(stt.st_dev) != sb.dev ||
+                static_cast<std::uint64_t>(stt.st_ino) != sb.ino || static_cast<std::uint64_t>(stt.st_size) != sb.size) {
+                lg.err("cache file {} is not the one the previous daemon left (replaced or resized): not taken over",
+                       sb.path);
+                continue;
+            }
+            if (::fanotify_mark(group_.get(), FAN_MARK_ADD, proto::fan::pre_access, fd.get(), nullptr) < 0) {
+                lg.err("fanotify_mark on {}: {}", sb.path, std::strerror(errno));
+                continue;
+            }
+            auto b = std::make_shared<blob_file>();
+            b->domain = sb.domain;
+            b->tag = sb.tag;
+            b->path = sb.path;
+            b->fdname = sb.fdname;
+            b->key = next_key_++;
+            b->fd = std::move(fd);
+            b->dev = stt.st_dev;
+            b->ino = stt.st_ino;
+            b->size = sb.size;
+            b->marked = true;
+            if (!kept && fd_store::available()) (void)fd_store::store(b->fd.get(), b->fdname);
+            found[{b->domain, b->tag}] = b;
+        }
+        for (const auto& sm : st.mounts) {
+            if (!is_mounted(table, sm.mountpoint, sm.boot)) {
+                if (sm.mounted) lg.notice("{} ({} of domain {}) was unmounted while no daemon ran", sm.mountpoint, sm.fsid, sm.domain);
+                continue;
+            }
+            mount_state m{sm.domain, sm.fsid, sm.mountpoint, sm.boot, {}};
+            bool complete = true;
+            for (const auto& tag : sm.tags) {
+                auto it = found.find({sm.domain, tag});
+                if (it == found.end()) {
+                    complete = false;
+                    break;
+                }
+                m.blobs.push_back(it->second);
+            }
+            if (!complete) {
+                // Its readers would read zeros from the holes: take it away instead.
+                lg.err("{} ({} of domain {}) is still mounted but its cache files are lost: detaching it", sm.mountpoint,
+                       sm.fsid, sm.domain);
+                (void)::umount2(sm.mountpoint.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
+                continue;
+            }
+            for (auto& b : m.blobs) ++b->refs;
+            keep.insert(m.boot_path);
+            ++stats_.adopted_mounts;
+            lg.notice("took over {} ({} of domain {}, {} blob(s)) from the previous daemon", sm.mountpoint, sm.fsid,
+                      sm.domain, m.blobs.size());
+            mounts_.emplace(sm.mountpoint, std::move(m));
+        }
+        for (auto& [key, b] : found) {
+            if (b->refs == 0) {
+                (void)::fanotify_mark(group_.get(), FAN_MARK_REMOVE, proto::fan::pre_access, b->fd.get(), nullptr);
+                fd_store::forget(b->fdname);
+                continue;  // its file goes below, with the other leftovers
+            }
+            keep.insert(b->path);
+            blobs_[key] = b;
+            by_inode_[{b->dev, b->ino}] = b;
+            // The object over the kept fd, sized as it is; what the file holds counts as filled.
+            unique_fd dup(::fcntl(b->fd.get(), F_DUPFD_CLOEXEC, 0));
+            const std::uint64_t id = next_token_++;
+            own_requests_.emplace(id, [b](std::int64_t r) {
+                if (r < 0) lg.err("cache file {}: engine open failed: {}", b->path, errno_text(r));
+            });
+            core_.open_sized(request_token{id}, b->key, b->domain, b->tag, std::move(dup), b->size);
+            const std::size_t chunks = core_.adopt_present(b->key, b->fd.get());
+            lg.info("cache file {} taken over: {} chunk(s) already filled", b->path, chunks);
+        }
+    }
+
+    // 3. Leftovers of mounts that are gone (a crash, a reboot): their files are of no use.
+    std::error_code ec;
+    for (auto d = std::filesystem::directory_iterator(root_, ec); !ec && d != std::filesystem::directory_iterator(); d.increment(ec)) {
+        if (!d->is_directory(ec)) continue;
+        for (const char* sub : {"boot", "blobs"}) {
+            std::error_code ec2;
+            for (auto f = std::filesystem::directory_iterator(d->path() / sub, ec2);
+                 !ec2 && f != std::filesystem::directory_iterator(); f.increment(ec2)) {
+                if (!keep.count(f->path().string())) ::unlink(f->path().c_str());
+            }
+        }
+    }
+    save_state();
+
+    // 4. The predecessor's unanswered events: fill and answer each, by its number.
+    for (const auto& [slot, e] : left) {
+        ++stats_.recovered_events;
+        unique_fd placeholder;
+        if (auto r = reserved.find(e.fd); r != reserved.end()) placeholder = std::move(r->second);
+        auto it = e.resolved ? by_inode_.find({static_cast<dev_t>(e.dev), static_cast<ino_t>(e.ino)}) : by_inode_.end();
+        if (it == by_inode_.end()) {
+            // Its file is unknown (read, not yet looked at, when the daemon died) or gone: EIO is
+            // the one answer that is never wrong data.
+            ++stats_.events_denied;
+            respond(e.fd, proto::fan::deny_errno(EIO), true);
+            inflight_->clear(slot);
+            continue;
+        }
+        const blob_ptr& blob = it->second;
+        if (e.count == 0 || e.off >= blob->size) {
+            respond(e.fd, proto::fan::allow, true);
+            inflight_->clear(slot);
+            continue;
+        }
+        const std::uint64_t id = next_token_++;
+        pending_events_.emplace(id, pending_event{std::move(placeholder), e.fd, slot, true});
+        pending_changed();
+        core_.read(request_token{id, e.fd}, blob->key, e.off, std::min(e.count, blob->size - e.off));
+    }
+    if (!left.empty()) {
+        lg.notice("{} event(s) the previous daemon read and did not answer: filling and answering them", left.size());
+    }
+    if (adopted_group) lg.notice("took over the fanotify group from the previous daemon: its readers kept waiting");
+}
+
+void fanotify_frontend::reserve_recovered_numbers() {
+    unique_fd null;
+    for (auto& [id, p] : pending_events_) {
+        if (!p.recovered || p.fd) continue;
+        if (!null) null.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        if (!null || ::fcntl(p.number, F_GETFD) >= 0 || errno != EBADF) continue;
+        if (::dup3(null.get(), p.number, O_CLOEXEC) == p.number) p.fd.reset(p.number);
+    }
+}
+
+void fanotify_frontend::watch_mounts() {
+    loop_.poll(mountinfo_.get(), POLLPRI, [this, alive = std::weak_ptr<int>(alive_)](int res) {
+        if (alive.expired()) return;
+        if (res < 0) {
+            lg.err("polling /proc/self/mountinfo: {}; unmounts made without the daemon go unnoticed", std::strerror(-res));
+            return;
+        }
+        check_mounts();
+        watch_mounts();
+    });
+}
+
+void fanotify_frontend::check_mounts() {
+    if (mounts_.empty()) return;
+    const auto table = read_mountinfo(mountinfo_.get());
+    if (table.empty()) return;  // unreadable: never take that for "all unmounted"
+    std::vector<std::string> gone;
+    for (const auto& [mp, m] : mounts_) {
+        if (mp != umounting_ && !is_mounted(table, mp, m.boot_path)) gone.push_back(mp);
+    }
+    for (const auto& mp : gone) {
+        auto it = mounts_.find(mp);
+        lg.notice("{} ({} of domain {}) was unmounted without the daemon: releasing its files", mp, it->second.fsid,
+                  it->second.domain);
+        release(it->second.blobs);
+        ::unlink(it->second.boot_path.c_str());
+        mounts_.erase(it);
+        ++stats_.external_umounts;
+    }
+    if (!gone.empty()) save_state();
 }
 
 }  // namespace blobd

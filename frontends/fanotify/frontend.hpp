@@ -22,6 +22,16 @@
 // Stop: every mount it made is unmounted (detached if busy) before the group closes: fanotify is
 // fail-open, a closed group would let readers of a still-mounted image read zeros.
 //
+// Restarts (docs/fanotify.md, "Restarts"): the group fd, each blob's pre-mark fd and the table of
+// events read but not answered (fanotify/handoff.hpp) go to the service manager's fd store; the
+// mounts and files are written to <root>/state.json. start() takes all of it over: a successor
+// finds the mounts still up (mountinfo), opens the engine objects over the kept fds, counts what
+// the files hold as filled (SEEK_DATA), and fills and answers the events its predecessor left,
+// by their fd numbers (reserved in this process until answered, so no new event takes one).
+// Without a store it opens the files again (no mark exists then) and marks them anew.
+// Mounts that go away without the daemon (umount(8), a mount unit) are noticed through
+// /proc/self/mountinfo and their files released.
+//
 // Operations (mount, umount) run one at a time, in order. Borrows the loop and the engine, which
 // must outlive it. Threading: loop thread only.
 #pragma once
@@ -32,6 +42,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -41,10 +52,16 @@
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
 #include "core/engine.hpp"
+#include "frontends/fanotify/handoff.hpp"
 #include "io/event_loop.hpp"
 #include "io/worker_pool.hpp"
 
 namespace blobd {
+
+namespace proto::fan {
+struct event;
+}
+using proto_event = proto::fan::event;
 
 /// Cache files are regular sparse files, written with exact lengths.
 inline constexpr write_policy fanotify_write_policy{0};
@@ -58,6 +75,11 @@ struct fanotify_stats {
     std::uint64_t mounts = 0;          ///< mounts made
     std::uint64_t mount_failures = 0;  ///< mount requests that failed
     std::uint64_t umounts = 0;         ///< unmounts done
+    std::uint64_t external_umounts = 0;  ///< mounts that went without the daemon (umount(8))
+    std::uint64_t adopted_mounts = 0;  ///< mounts of a predecessor taken over at start
+    std::uint64_t recovered_events = 0;  ///< a predecessor's unanswered events answered at start
+    std::uint64_t unrecorded_events = 0;  ///< events served without an entry in the handoff table (full)
+    std::uint64_t events_pending = 0;  ///< events read and not answered yet (gauge)
 };
 
 inline constexpr auto fanotify_metrics = [] {
@@ -72,7 +94,12 @@ inline constexpr auto fanotify_metrics = [] {
         counter(&s::overflows, "overflows", "Event queue overflows (events lost)."),
         counter(&s::mounts, "mounts", "erofs mounts made."),
         counter(&s::mount_failures, "mount_failures", "Mount requests that failed."),
-        counter(&s::umounts, "umounts", "erofs mounts unmounted."));
+        counter(&s::umounts, "umounts", "erofs mounts unmounted."),
+        counter(&s::external_umounts, "external_umounts", "Mounts unmounted without the daemon (umount(8)), then released."),
+        counter(&s::adopted_mounts, "adopted_mounts", "Mounts of a previous daemon taken over at start."),
+        counter(&s::recovered_events, "recovered_events", "A previous daemon's unanswered events answered at start."),
+        counter(&s::unrecorded_events, "unrecorded_events", "Events served without a handoff table entry (the table was full)."),
+        gauge(&s::events_pending, "events_pending", "Events read and not answered yet."));
 }();
 
 class fanotify_frontend final : public frontend_port {
@@ -114,6 +141,7 @@ private:
         unique_fd fd;  ///< our own copy of the pre-mark fd (sizing, the mark, removing the mark)
         dev_t dev = 0;
         ino_t ino = 0;
+        std::string fdname;  ///< its name in the service manager's fd store
         std::uint64_t size = 0;
         unsigned refs = 0;
         bool marked = false;
@@ -125,11 +153,33 @@ private:
     };
     struct mount_op;  // one mount request in progress
 
+    /// An event handed to the engine: answered by `number` in answer_read, then `fd` (the event's
+    /// fd, or for a predecessor's event the placeholder reserving its number) is closed.
+    struct pending_event {
+        unique_fd fd;
+        int number = -1;
+        int slot = -1;  ///< in the handoff table
+        bool recovered = false;
+    };
+
     void arm_group();
     void drain_group();
-    void handle_event(int fd, std::uint64_t mask, bool has_range, std::uint64_t off, std::uint64_t count,
-                      const std::string& problem);
-    void respond(int fd, std::uint32_t response);
+    void handle_event(const proto_event& e, int slot);
+    /// Writes the answer for event fd `number`. `recovered`: a predecessor's event, which it may
+    /// have answered already (ENOENT is then expected, not an error).
+    void respond(int number, std::uint32_t response, bool recovered = false);
+    /// Answers an event at once and clears its table slot.
+    void finish(int number, int slot, std::uint32_t response);
+    void pending_changed() noexcept { stats_.events_pending = pending_events_.size(); }
+    /// Takes over what a predecessor left (state.json, kept fds, unanswered events). start() only.
+    void recover(bool adopted_group);
+    /// Writes state.json from blobs_, mounts_ and the mount in progress.
+    void save_state();
+    /// Gives each of the predecessor's events still unanswered whose number is free now a
+    /// placeholder fd holding that number (start(), once the fds passed at start are closed).
+    void reserve_recovered_numbers();
+    void watch_mounts();
+    void check_mounts();
     /// Runs the next queued operation if none runs.
     void pump();
     void op_finished();
@@ -150,6 +200,10 @@ private:
     engine& core_;
     std::string cache_dir_, root_;
     unique_fd group_;
+    std::optional<fanotify::inflight_table> inflight_;
+    unique_fd mountinfo_;  // /proc/self/mountinfo, polled for changes
+    std::shared_ptr<mount_op> pending_mount_;  // the mount whose mount(2) may be running
+    std::string umounting_;  // the mountpoint whose umount2 runs (check_mounts leaves it alone)
     worker_pool mounter_;  // one thread: mount(2), umount2
     fanotify_stats stats_;
     bool stopping_ = false;
@@ -158,8 +212,8 @@ private:
     object_key next_key_ = 1;
     std::uint64_t next_token_ = 1;
     std::uint64_t next_boot_ = 1;
-    /// Events handed to the engine, by token id: the event fd, answered and closed in answer_read.
-    std::unordered_map<std::uint64_t, unique_fd> pending_events_;
+    /// Events handed to the engine, by token id.
+    std::unordered_map<std::uint64_t, pending_event> pending_events_;
     /// Opens and reads of our own (bootstraps, blob sizes), by token id.
     std::unordered_map<std::uint64_t, std::function<void(std::int64_t)>> own_requests_;
     /// Blob cache files by (domain, tag) and by (dev, ino).

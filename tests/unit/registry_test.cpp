@@ -356,6 +356,28 @@ TEST_CASE("a noted fetch failure fails reads fast until forgotten", "[registry]"
     CHECK(r.stats().reads_failed == 3);
 }
 
+// Description: a restarted fanotify daemon counts what its kept cache file holds as filled
+// (mark_present): only chunks covered entirely are, a READ of them is answered without a fetch,
+// the others are fetched; the short last chunk counts when its bytes are all there.
+TEST_CASE("mark_present: data kept from an earlier run is not fetched again", "[registry]") {
+    registry r(MiB);
+    open_sized(r, 1, "b", 4 * MiB + 10);
+    // Chunk 0 whole, chunk 1 only half (a write cut short), chunk 4 (10 bytes) whole.
+    const std::vector<std::pair<std::uint64_t, std::uint64_t>> present = {{0, MiB + MiB / 2}, {4 * MiB, 4096}};
+    CHECK(r.mark_present(1, present) == 2);
+    CHECK(r.mark_present(1, present) == 0);  // already tracked: nothing new
+    CHECK(r.mark_present(99, present) == 0);  // no such object
+    auto hit = r.read(7, 1, 4096, 8192);
+    REQUIRE(only<complete_read>(hit).size() == 1);
+    CHECK(only<fetch_chunk>(hit).empty());
+    auto tail = r.read(8, 1, 4 * MiB, 10);
+    REQUIRE(only<complete_read>(tail).size() == 1);
+    auto miss = only<fetch_chunk>(r.read(9, 1, MiB, 4096));
+    REQUIRE(miss.size() == 1);
+    CHECK(miss[0].chunk == 1);
+    CHECK(r.stats().bytes_fetched == 0);
+}
+
 // Description: prefetch fetches every chunk not yet cached, in the background; ranges the cache file
 // already holds are skipped; a READ that then wants a queued prefetch chunk promotes it and joins it.
 TEST_CASE("prefetch in the background, promoted by READs", "[registry]") {
