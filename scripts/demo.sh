@@ -8,7 +8,9 @@
 # mode with the same domain_id; every file is read through both mounts and compared with its source
 # tree; the daemon's counters show that the blob was fetched once for both. The host kernel is used
 # when it has cachefiles on-demand mode; otherwise (the usual case) the demo runs in the User-Mode
-# Linux test kernel, built on first use (~7 minutes on 2 cores, then cached).
+# Linux test kernel, built on first use (~7 minutes on 2 cores, then cached). Then, when the host
+# kernel has fanotify pre-content events (Linux >= 6.14) and the demo runs as root, the same images
+# through the fanotify frontend on the host (scripts/demo-fanotify.sh).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -38,4 +40,12 @@ else
     kernel=$("$top/scripts/build-uml-kernel.sh" | tail -n1)
     BLOBD_UML_KERNEL=$kernel "$top/scripts/run-uml.sh" --timeout 300 \
         --env E2E_BIN="$top/build/bin" --env E2E_DATA="$data" -- "$top/scripts/demo-guest.sh"
+fi
+
+if [ "$(id -u)" = 0 ]; then
+    echo "=== the second frontend: fanotify pre-content events on the host kernel ($(uname -r))"
+    rc=0
+    "$top/scripts/demo-fanotify.sh" "$top/build/bin" "$data" || rc=$?
+    if [ "$rc" = 77 ]; then echo "(this host cannot run the fanotify frontend: see the reason above)"
+    elif [ "$rc" != 0 ]; then exit "$rc"; fi
 fi

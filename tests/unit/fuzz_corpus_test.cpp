@@ -21,6 +21,7 @@
 #include "tests/fuzz/rfc3339_check.hpp"
 #include "tests/fuzz/fanotify_check.hpp"
 #include "tests/fuzz/erofs_check.hpp"
+#include "tests/fuzz/handoff_check.hpp"
 #include "tests/fuzz/token_check.hpp"
 #include "tests/fuzz/url_check.hpp"
 
@@ -122,6 +123,7 @@ TEST_CASE("fuzz corpora replay through the fuzz checks", "[fuzz]") {
         {"config", blobd::fuzz::check_config},
         {"fanotify", blobd::fuzz::check_fanotify},
         {"erofs", blobd::fuzz::check_erofs},
+        {"handoff", blobd::fuzz::check_handoff},
     };
     for (const auto& [target, check] : targets) {
         INFO(target);
