@@ -2,7 +2,8 @@
 # Description: mount.erofs-blobd, mount(8)'s helper for `mount -t erofs-blobd`, and "frontend":
 # "auto", on the host kernel (Linux >= 6.14 with pre-content events and file-backed erofs), as root:
 #   - the daemon with "frontend": "auto" and a "device" that does not exist picks fanotify, logs
-#     why (the cachefiles reason), and `erofs-blobctl status` shows the frontend in use;
+#     why (the cachefiles reason), and `erofs-blobctl status` shows the frontend in use; a reload
+#     with "auto" again changes nothing, one to "cachefiles" is refused;
 #   - "auto" with neither (no device, cache dir on tmpfs) exits 2 with one line naming both reasons;
 #   - `mount -t erofs-blobd -o domain_id=D FSID DIR` through the real mount(8) (util-linux), with
 #     the daemon on its default socket, every file compared byte for byte; an fstab line
@@ -145,6 +146,13 @@ fi
 if "$ctl" status | grep -Eq '^frontend: +fanotify$'; then pass "status shows the frontend in use: fanotify"
 else fail "status: $("$ctl" status | head -4)"; fi
 if [ "$("$ctl" --get frontend status)" = fanotify ]; then pass "status JSON: frontend fanotify"; else fail "status JSON frontend: $("$ctl" --get frontend status)"; fi
+
+# The running config holds the resolved name: a reload of the same "auto" changes nothing, one
+# that names another frontend is refused.
+expect "reload with \"auto\" again" 0 "reloaded: nothing changed" -- "$ctl" reload
+sed -i 's/"frontend": "auto"/"frontend": "cachefiles"/' "$work/config.json"
+expect "reload to \"cachefiles\" refused" 1 "frontend" -- "$ctl" reload
+sed -i 's/"frontend": "cachefiles"/"frontend": "auto"/' "$work/config.json"
 
 # ---- 2. mount -t erofs-blobd -o domain_id=D FSID DIR ----
 expect "mount.erofs-blobd --help" 0 "domain_id=D" -- /sbin/mount.erofs-blobd --help
