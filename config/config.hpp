@@ -57,7 +57,9 @@ struct config {
     /// "cache.check_interval_ms": free space is sampled at least this often (and after writes).
     std::uint32_t cache_check_interval_ms = 5000;
     /// "frontend": the kernel interface served: "cachefiles" (erofs over fscache, /dev/cachefiles)
-    /// or "fanotify" (pre-content events on file-backed erofs mounts the daemon makes itself).
+    /// or "fanotify" (pre-content events on file-backed erofs mounts the daemon makes itself), or
+    /// "auto": the first of the two that can run here, resolved at startup (daemon/frontend_choice.hpp;
+    /// the running daemon's config holds the resolved name).
     std::string frontend = "cachefiles";
     std::uint64_t chunk_size = 1 << 20;       ///< "chunk_size": fetch unit; power of two, 4 KiB..64 MiB
     std::vector<source> sources;              ///< "sources": default source list

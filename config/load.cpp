@@ -421,8 +421,8 @@ problem read_frontend(const json& v, const std::string& path, std::string& out) 
     if (auto p = read_string(v, path, out)) {
         return p;
     }
-    if (out != "cachefiles" && out != "fanotify") {
-        return fail(path, "expected \"cachefiles\" or \"fanotify\", got " + quote(out));
+    if (out != "cachefiles" && out != "fanotify" && out != "auto") {
+        return fail(path, "expected \"cachefiles\", \"fanotify\" or \"auto\", got " + quote(out));
     }
     return {};
 }

@@ -1,9 +1,4 @@
 // erofs-blobctl: talks to a running erofs-blobd over its control socket.
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -18,8 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "config/config.hpp"
+#include "daemon/control/control_client.hpp"
 #include "sources/kinds.hpp"
-#include "base/unique_fd.hpp"
 
 namespace {
 
@@ -305,86 +300,21 @@ int main(int argc, char** argv) {
         return 1;
     }
     if (timeout == 0) timeout = command == "mount" || command == "umount" || command == "cull" || command == "usage" ? 120 : 5;
-    sockaddr_un addr{};
-    if (socket_path.empty() || socket_path.size() >= sizeof addr.sun_path) {
-        std::fprintf(stderr, "erofs-blobctl: bad control socket path '%s'\n", socket_path.c_str());
-        return 1;
+    auto answer = blobd::control::call(socket_path, request, timeout, "(try --timeout)");
+    if (!answer) {
+        using k = blobd::control::call_error::kind;
+        const auto& e = answer.error();
+        std::fprintf(stderr, "erofs-blobctl: %s\n", e.message.c_str());
+        switch (e.what) {
+            case k::bad_path: return exit_failed;
+            case k::unreachable: return exit_unreachable;
+            case k::denied: return exit_denied;
+            case k::no_answer: return exit_no_answer;
+        }
+        return exit_failed;
     }
-    blobd::unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) {
-        std::fprintf(stderr, "erofs-blobctl: socket: %s\n", std::strerror(errno));
-        return exit_unreachable;
-    }
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
-        const int e = errno;
-        const char* p = socket_path.c_str();
-        struct stat st {};
-        if (e == EACCES || e == EPERM) {
-            std::fprintf(stderr, "erofs-blobctl: permission denied on %s: run as root or as a member of control_socket_group\n", p);
-            return exit_denied;
-        }
-        if (e == ENOENT) {
-            std::fprintf(stderr, "erofs-blobctl: no daemon socket at %s: is erofs-blobd running?\n", p);
-            return exit_unreachable;
-        }
-        if (::stat(p, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-            std::fprintf(stderr, "erofs-blobctl: %s is not a socket: is --socket (or control_socket) right?\n", p);
-            return exit_unreachable;
-        }
-        if (e == ECONNREFUSED) {
-            std::fprintf(stderr, "erofs-blobctl: nobody listens on %s: a stale socket; erofs-blobd is not running\n", p);
-            return exit_unreachable;
-        }
-        std::fprintf(stderr, "erofs-blobctl: cannot connect to %s: %s\n", p, std::strerror(e));
-        return exit_unreachable;
-    }
-    timeval tv{timeout, 0};
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    std::string req = request.dump() + "\n";
-    if (::send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            std::fprintf(stderr, "erofs-blobctl: no answer within %d s (the daemon does not read its socket)\n", timeout);
-            return exit_no_answer;
-        }
-        std::fprintf(stderr, "erofs-blobctl: send: %s\n", std::strerror(errno));
-        return exit_unreachable;
-    }
-    std::string reply;
-    char buf[4096];
-    for (;;) {
-        ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
-        if (n > 0) {
-            reply.append(buf, static_cast<std::size_t>(n));
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            std::fprintf(stderr, "erofs-blobctl: no answer within %d s (try --timeout)\n", timeout);
-            return exit_no_answer;
-        }
-        if (n < 0) {
-            std::fprintf(stderr, "erofs-blobctl: no reply: %s\n", std::strerror(errno));
-            return exit_no_answer;
-        }
-        break;
-    }
-    auto j = nlohmann::json::parse(reply, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
-        if (reply.empty()) {
-            std::fprintf(stderr, "erofs-blobctl: the daemon closed the connection without an answer\n");
-        } else {
-            std::fprintf(stderr, "erofs-blobctl: unreadable reply: %s\n", reply.c_str());
-        }
-        return exit_no_answer;
-    }
-    if (j.value("denied", false)) {
-        // Refused for who we are, before the command ran (SO_PEERCRED on the daemon's side).
-        std::fprintf(stderr, "erofs-blobctl: permission denied: %s\n", j.value("error", std::string("?")).c_str());
-        return exit_denied;
-    }
+    const nlohmann::json& j = answer->json;
+    const std::string& reply = answer->text;
     if (!get.empty()) {
         const nlohmann::json* at = &j;
         for (std::size_t pos = 0; at && pos <= get.size();) {
@@ -403,7 +333,6 @@ int main(int argc, char** argv) {
     }
     if (raw) {
         // As it came: the daemon's key order, not the sorted one of a re-dump.
-        while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
         std::printf("%s\n", reply.c_str());
         return j.value("ok", false) ? 0 : exit_failed;
     }

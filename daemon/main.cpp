@@ -16,6 +16,7 @@
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <exception>
 #include <string>
@@ -28,6 +29,7 @@
 #include "daemon/app.hpp"
 #include "base/log.hpp"
 #include "daemon/capabilities.hpp"
+#include "daemon/frontend_choice.hpp"
 #include "frontends/cachefiles/frontend.hpp"
 #include "frontends/fanotify/probe.hpp"
 #include "io/event_loop.hpp"
@@ -69,7 +71,10 @@ Options:
 With "frontend": "fanotify" in the config (Linux >= 6.14) it serves file-backed erofs mounts it
 makes itself instead: erofs-blobctl mount [--domain D] FSID MOUNTPOINT fetches bootstrap FSID,
 marks its blobs' sparse cache files for fanotify pre-content events and mounts it; erofs-blobctl
-umount MOUNTPOINT unmounts. A stop unmounts every such mount first (see docs/fanotify.md).
+umount MOUNTPOINT unmounts. A stop unmounts every such mount first (see docs/fanotify.md);
+mount -t erofs-blobd [-o domain_id=D] FSID MOUNTPOINT (and fstab) does the same through
+mount.erofs-blobd. "frontend": "auto" serves cachefiles when /dev/cachefiles binds on-demand,
+else fanotify when the kernel and cache dir support it (the log says which, and why).
 
 Control: erofs-blobctl [--socket PATH] stats   prints the daemon's counters.
          erofs-blobctl [--socket PATH] reload  reloads the config (prints what changed).
@@ -160,25 +165,39 @@ int run(const std::string& config_path, const std::string& level_override) {
         return 2;
     }
 
+    // "auto" becomes the frontend that can run here, in the config the app is built with (its
+    // write policy, status and reload compare against the resolved name).
+    const std::string configured_frontend = config->frontend;
+    std::optional<blobd::cachefiles_frontend::bound> bound;
+    auto choice = blobd::choose_frontend(
+        configured_frontend,
+        [&]() -> blobd::result<bool, std::string> {
+            // A device fd kept by the service manager across a restart is taken over (the mounts it
+            // serves keep working); otherwise bind afresh and hand a copy to the manager for the next restart.
+            auto b = blobd::cachefiles_frontend::bind_device(config->device, config->cache_dir, config->cache_tag,
+                                                             config->cache_blocks, config->cache_files);
+            if (!b) return blobd::unexpected{b.error()};
+            bound = std::move(*b);
+            return true;
+        },
+        // No /dev/cachefiles: the daemon mounts itself (erofs-blobctl mount). Say what is missing first.
+        [&] { return blobd::fanotify::probe(config->cache_dir); });
+    if (!choice) {
+        lg.err("{}", choice.error());
+        return 2;
+    }
+    if (configured_frontend == "auto") {
+        lg.notice("{}", choice->why);
+        auto resolved = std::make_shared<blobd::cfg::config>(*config);
+        resolved->frontend = choice->frontend;
+        config = std::move(resolved);
+    }
     const bool fanotify = config->frontend == "fanotify";
     std::unique_ptr<blobd::cachefiles_device> dev;
     if (fanotify) {
-        // No /dev/cachefiles: the daemon mounts itself (erofs-blobctl mount). Say what is missing first.
-        if (auto p = blobd::fanotify::probe(config->cache_dir); !p) {
-            lg.err("frontend fanotify: {}", p.error());
-            return 2;
-        }
         if (!blobd::caps::drop_after_setup(blobd::caps::frontend::fanotify, blobd::caps::stage::probed,
                                            !config->control_socket_group.empty())) return 2;
     } else {
-        // A device fd kept by the service manager across a restart is taken over (the mounts it
-        // serves keep working); otherwise bind afresh and hand a copy to the manager for the next restart.
-        auto bound = blobd::cachefiles_frontend::bind_device(config->device, config->cache_dir, config->cache_tag,
-                                                             config->cache_blocks, config->cache_files);
-        if (!bound) {
-            lg.err("{}", bound.error());
-            return 2;
-        }
         dev = std::move(bound->dev);
         if (!blobd::caps::drop_after_setup(blobd::caps::frontend::cachefiles,
                                            bound->adopted ? blobd::caps::stage::adopted : blobd::caps::stage::bound,
@@ -221,6 +240,8 @@ int run(const std::string& config_path, const std::string& level_override) {
                     if (!next) {
                         r = blobd::unexpected{"bad config " + config_path + ": " + next.error().what() + "; the running config stays"};
                     } else {
+                        // The frontend the daemon started with, as it resolved it: "auto" again is no change.
+                        if (next->frontend == configured_frontend) next->frontend = config->frontend;
                         r = daemon.reload(std::make_shared<const blobd::cfg::config>(std::move(*next)));
                     }
                 } catch (const std::exception& e) {

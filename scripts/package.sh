@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian package: scripts/package.sh [BUILD_DIR]  (default build-deb)
 # Configures a release build for the prefix /usr (the unit names /usr/sbin/erofs-blobd and
-# /etc/erofs-blobd/config.json), builds the daemon, the CLI and the gzipped man pages, packs them with CPack's DEB
+# /etc/erofs-blobd/config.json), builds the daemon, the CLI, the mount helper and the gzipped man pages, packs them with CPack's DEB
 # generator and checks the package with lintian (errors fail). Prints the .deb's path last.
 # Install it with: apt install ./build-deb/erofs-blobd_<version>_<arch>.deb
 set -euo pipefail
@@ -13,7 +13,7 @@ if command -v ccache >/dev/null 2>&1; then
 fi
 cmake -S "$top" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
     -DBLOBD_BUILD_TESTS=OFF -DBLOBD_BUILD_BENCH=OFF -DBLOBD_E2E=OFF "${launcher[@]}" >/dev/null
-cmake --build "$build" --target erofs-blobd erofs-blobctl blobd_man
+cmake --build "$build" --target erofs-blobd erofs-blobctl mount.erofs-blobd blobd_man
 rm -f "$build"/erofs-blobd_*.deb
 (cd "$build" && cpack -G DEB >/dev/null)
 deb=$(ls "$build"/erofs-blobd_*.deb)

@@ -159,5 +159,43 @@ check "blobctl usage without --domain" 1 "usage needs --domain" -- "$ctl" --sock
 check "blobctl --blob outside cull" 1 "--blob is for cull" -- "$ctl" --socket "$tmp/none.sock" stats --blob x
 check "blobctl blobs: one DOMAIN at most" 1 "blobs takes at most one DOMAIN" -- "$ctl" --socket "$tmp/none.sock" blobs a b
 
+# mount.erofs-blobd (built next to erofs-blobctl): mount(8)'s calling convention and exit codes
+# (1 usage/options/permission, 32 mount failure), against stand-ins; the real mount(8) and daemon
+# are tests/fanotify/mount_helper.sh.
+helper=$(realpath "$(dirname "$ctl")/mount.erofs-blobd")
+mkdir -p "$tmp/mnt"
+check "mount helper --help" 0 "domain_id=D" -- "$helper" --help
+check "mount helper --version" 0 "^mount.erofs-blobd [0-9]+\.[0-9]+" -- "$helper" --version
+check "mount helper: unknown option named" 1 "unknown mount option 'noexec'" -- \
+    "$helper" img "$tmp/mnt" -o rw,noexec,socket="$tmp/none.sock"
+check "mount helper: -N refused" 1 "-N \(another mount namespace\) is not supported" -- "$helper" img "$tmp/mnt" -N /proc/1/ns/mnt
+check "mount helper: no daemon" 32 "no daemon socket at $tmp/none.sock" -- "$helper" img "$tmp/mnt" -o rw,socket="$tmp/none.sock"
+check "mount helper: no mount point" 32 "mount point $tmp/nope: No such file" -- "$helper" img "$tmp/nope" -o socket="$tmp/none.sock"
+check "mount helper: -f contacts nothing" 0 "would ask erofs-blobd at $tmp/none.sock to mount img of domain d" -- \
+    "$helper" img "$tmp/mnt" -fv -o domain_id=d,socket="$tmp/none.sock"
+reply_with "$tmp/fake.sock" '{"ok":false,"error":"bootstrap img of domain d: No such file or directory"}'
+check "mount helper: the daemon's reason, exit 32" 32 "mounting img at $tmp/mnt failed: bootstrap img of domain d" -- \
+    "$helper" img "$tmp/mnt" -o rw,domain_id=d,socket="$tmp/fake.sock"
+reply_with "$tmp/fake.sock" '{"ok":false,"denied":true,"error":"mount needs root: peer uid 65534"}'
+check "mount helper: refused for the uid, exit 1" 1 "permission denied: mount needs root" -- \
+    "$helper" img "$tmp/mnt" -o socket="$tmp/fake.sock"
+# The request it sends: the same as erofs-blobctl mount's, the mount point made absolute.
+rm -f "$tmp/rec.sock" "$tmp/rec.sock.ready" "$tmp/request"
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.bind(sys.argv[1]); s.listen(1); open(sys.argv[1] + ".ready", "w").close()
+c, _ = s.accept(); open(sys.argv[2], "wb").write(c.recv(4096)); c.sendall(b"{\"ok\":true}\n"); c.close()' \
+    "$tmp/rec.sock" "$tmp/request" &
+rec_pid=$!
+for _ in $(seq 100); do [ -e "$tmp/rec.sock.ready" ] && break; sleep 0.05; done
+check "mount helper: mounted, exit 0" 0 "" -- sh -c 'cd "$1" && "$2" img mnt -o rw,domain_id=d1,_netdev,socket="$1/rec.sock"' _ "$tmp" "$helper"
+kill "$rec_pid" 2>/dev/null; wait "$rec_pid" 2>/dev/null
+want="{\"cmd\":\"mount\",\"domain\":\"d1\",\"fsid\":\"img\",\"mountpoint\":\"$(realpath "$tmp/mnt")\"}"
+if [ "$(tr -d '\n' <"$tmp/request" 2>/dev/null)" = "$want" ]; then
+    echo "ok: mount helper: the request is erofs-blobctl mount's"; passes=$((passes + 1))
+else
+    echo "FAIL: mount helper request: $(cat "$tmp/request" 2>/dev/null), wanted $want"; failures=$((failures + 1))
+fi
+
 echo "$passes passed, $failures failed"
 [ "$failures" = 0 ]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Description: the Debian package built by scripts/package.sh: lintian finds no error; the config
-# is a conffile; the files the unit names and the man pages are in the package; and the maintainer scripts, run with
+# is a conffile; the files the unit names, the man pages and mount(8)'s helper (in /sbin, where
+# mount(8) looks) are in the package; and the maintainer scripts, run with
 # stand-ins for systemctl/deb-systemd-invoke/deb-systemd-helper in a private mount namespace where
 # /run/systemd/system exists (systemd "running"), do what keeps mounts across `apt upgrade`:
 # install enables and starts; upgrade does NOT stop in prerm and try-restarts in postinst (a
@@ -29,7 +30,8 @@ unit=$tmp/root/lib/systemd/system/erofs-blobd.service
 [ -f "$unit" ] && ok "unit in /lib/systemd/system" || bad "no unit in /lib/systemd/system"
 for p in /usr/sbin/erofs-blobd /usr/bin/erofs-blobctl /etc/erofs-blobd/config.json /lib/modules-load.d/erofs-blobd.conf \
          /usr/lib/tmpfiles.d/erofs-blobd.conf /usr/share/doc/erofs-blobd/copyright /usr/share/doc/erofs-blobd/changelog.gz \
-         /usr/share/man/man8/erofs-blobd.8.gz /usr/share/man/man1/erofs-blobctl.1.gz /usr/share/man/man5/erofs-blobd.json.5.gz; do
+         /usr/share/man/man8/erofs-blobd.8.gz /usr/share/man/man1/erofs-blobctl.1.gz /usr/share/man/man5/erofs-blobd.json.5.gz \
+         /sbin/mount.erofs-blobd /usr/share/man/man8/mount.erofs-blobd.8.gz; do
     [ -e "$tmp/root$p" ] && ok "package has $p" || bad "package lacks $p"
 done
 grep -q '^ExecStart=/usr/sbin/erofs-blobd --config /etc/erofs-blobd/config.json$' "$unit" && ok "unit names /usr/sbin and /etc" ||

@@ -7,7 +7,8 @@
 #   - `cmake --install --prefix` elsewhere than the configured prefix is refused before anything is
 #     installed (it would leave a unit naming files that are not there);
 #   - configured for the prefix /usr, the unit names /usr/sbin/erofs-blobd and /etc/erofs-blobd
-#     (GNUInstallDirs puts the config of /usr in /etc), and the config is installed there.
+#     (GNUInstallDirs puts the config of /usr in /etc), and the config is installed there; the
+#     mount helper goes to /sbin (where mount(8) looks).
 #   install_test.sh BUILD_DIR SOURCE_DIR
 set -u
 build=$1 src=$2
@@ -56,6 +57,12 @@ if cmake -S "$src" -B "$tmp/usr-build" -G Ninja -DCMAKE_INSTALL_PREFIX=/usr -DBL
         ok "prefix /usr: ExecStart=/usr/sbin/erofs-blobd --config /etc/erofs-blobd/config.json"
     else
         bad "prefix /usr: unexpected ExecStart: $(grep '^ExecStart=' "$u")"
+    fi
+    # mount(8) runs helpers from /sbin only (util-linux's FS_SEARCH_PATH).
+    if grep -q '"/sbin" TYPE EXECUTABLE FILES ".*/mount.erofs-blobd"' "$tmp/usr-build/cmake_install.cmake"; then
+        ok "prefix /usr: mount.erofs-blobd is installed to /sbin"
+    else
+        bad "prefix /usr: mount.erofs-blobd is not installed to /sbin: $(grep -o '[^ ]* TYPE EXECUTABLE FILES [^ ]*mount.erofs-blobd"' "$tmp/usr-build/cmake_install.cmake")"
     fi
     if grep -q '"/etc/erofs-blobd"' "$tmp/usr-build/cmake_install.cmake"; then
         ok "prefix /usr: the config is installed to /etc/erofs-blobd"

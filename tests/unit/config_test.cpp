@@ -197,7 +197,7 @@ TEST_CASE("accepted edge values", "[config]") {
     for (const char* l : {"127.0.0.1:9477", "127.1.2.3:0", "[::1]:65535", "localhost:80", ""}) {
         CHECK(parse_ok(with(minimal(), "/metrics", {{"listen", l}}).dump()).metrics_listen == l);
     }
-    for (const char* fe : {"cachefiles", "fanotify"}) {
+    for (const char* fe : {"cachefiles", "fanotify", "auto"}) {
         CHECK(parse_ok(with(minimal(), "/frontend", fe).dump()).frontend == fe);
     }
     const std::string long_name(255, 'a');
@@ -328,7 +328,7 @@ TEST_CASE("bad values of the right type", "[config]") {
                                 "expected one of err, warning, notice, info, debug, got \"verbose\""},
                                {"/log_level", "INFO", "$.log_level", "expected one of"},
                                {"/frontend", "fuse", "$.frontend",
-                                "expected \"cachefiles\" or \"fanotify\", got \"fuse\""},
+                                "expected \"cachefiles\", \"fanotify\" or \"auto\", got \"fuse\""},
                                {"/frontend", 1, "$.frontend", "expected a string, got 1"},
                            });
 }
