@@ -18,19 +18,9 @@ daemon=$(realpath "${1:?usage: handoff.sh DAEMON BLOBCTL SOURCE_DIR}")
 ctl=$(realpath "${2:?}")
 top=$(realpath "${3:?}")
 
-skip() {
-    if [ "${BLOBD_E2E_REQUIRED:-0}" = 1 ]; then echo "FAIL: fanotify tests required but cannot run: $*"; exit 1; fi
-    echo "fanotify handoff tests: skipped ($*)"; exit 77
-}
-if [ "$(id -u)" != 0 ]; then skip "needs root"; fi
-if ! command -v mkfs.erofs >/dev/null; then skip "no mkfs.erofs"; fi
-if [ -z "${BLOBD_FAN_NS:-}" ]; then
-    BLOBD_FAN_NS=1 exec unshare --mount --propagation private "$0" "$daemon" "$ctl" "$top"
-fi
-
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-pass() { echo "ok: $*"; }
+suite="fanotify handoff tests"
+. "$(dirname "$0")/lib.sh"
+fan_enter "$0" "$daemon" "$ctl" "$top"
 
 work=$(mktemp -d /tmp/blobd-fanh-XXXXXX)
 super_pid= web_pid= direct_pid=
@@ -38,29 +28,18 @@ cleanup() {
     [ -n "$super_pid" ] && kill -TERM "$super_pid" 2>/dev/null && wait "$super_pid" 2>/dev/null
     [ -n "$direct_pid" ] && kill -KILL "$direct_pid" 2>/dev/null && wait "$direct_pid" 2>/dev/null
     [ -n "$web_pid" ] && kill "$web_pid" 2>/dev/null
-    awk -v w="$work" '$2 ~ "^"w { print $2 }' /proc/self/mounts | sort -r | while read -r m; do
-        umount "$m" 2>/dev/null || umount -l "$m"
-    done
+    unmount_under "$work"
     rm -rf "$work"
 }
 trap cleanup EXIT
 
 sock=$work/ctl.sock
 bctl() { "$ctl" --socket "$sock" "$@"; }
-mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/self/mounts; }
 stat_of() { bctl --raw stats | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 wait_for() {  # wait_for SECONDS CMD...: true once CMD succeeds
     local end=$((SECONDS + $1)); shift
     while [ $SECONDS -lt $end ]; do "$@" && return 0; sleep 0.1; done
     "$@"
-}
-same_tree() {
-    local src=$1 mnt=$2 bad=0 f
-    if ! diff -r --no-dereference "$src" "$mnt" >"$work/diff.out" 2>&1; then head -20 "$work/diff.out"; bad=1; fi
-    while IFS= read -r -d '' f; do
-        if ! cmp -s "$src/$f" "$mnt/$f"; then echo "differs: $f"; bad=1; fi
-    done < <(cd "$src" && find . -type f -print0)
-    return $bad
 }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 

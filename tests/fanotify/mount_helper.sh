@@ -26,19 +26,9 @@ ctl=$(realpath "${2:?}")
 helper=$(realpath "${3:?}")
 top=$(realpath "${4:?}")
 
-skip() {
-    if [ "${BLOBD_E2E_REQUIRED:-0}" = 1 ]; then echo "FAIL: mount helper tests required but cannot run: $*"; exit 1; fi
-    echo "mount helper tests: skipped ($*)"; exit 77
-}
-if [ "$(id -u)" != 0 ]; then skip "needs root"; fi
-if ! command -v mkfs.erofs >/dev/null; then skip "no mkfs.erofs"; fi
-if [ -z "${BLOBD_FAN_NS:-}" ]; then
-    BLOBD_FAN_NS=1 exec unshare --mount --propagation private "$0" "$daemon" "$ctl" "$helper" "$top"
-fi
-
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-pass() { echo "ok: $*"; }
+suite="mount helper tests"
+. "$(dirname "$0")/lib.sh"
+fan_enter "$0" "$daemon" "$ctl" "$helper" "$top"
 
 work=$(mktemp -d /tmp/blobd-mnt-XXXXXX)
 sbin=$(realpath /sbin)
@@ -47,9 +37,7 @@ cleanup() {
     if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
         kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null
     fi
-    awk -v w="$work" '$2 ~ "^"w { print $2 }' /proc/self/mounts | sort -r | while read -r m; do
-        umount "$m" 2>/dev/null || umount -l "$m"
-    done
+    unmount_under "$work"
     # Only in this namespace; it goes with it anyway.
     umount "$sbin" 2>/dev/null
     umount /run 2>/dev/null
@@ -57,18 +45,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/self/mounts; }
 # The mount options of the mount at $1 (the per-mount field of mountinfo) and its type.
 mount_opts() { awk -v m="$1" '$5 == m { print $6 }' /proc/self/mountinfo; }
 mount_type() { awk -v m="$1" '$5 == m { for (i = 7; $i != "-"; i++); print $(i + 1) }' /proc/self/mountinfo; }
-same_tree() {  # same_tree SRC MNT: diff -r and cmp of every regular file
-    local src=$1 mnt=$2 bad=0 f
-    if ! diff -r --no-dereference "$src" "$mnt" >"$work/diff.out" 2>&1; then cat "$work/diff.out"; bad=1; fi
-    while IFS= read -r -d '' f; do
-        if ! cmp -s "$src/$f" "$mnt/$f"; then echo "differs: $f"; bad=1; fi
-    done < <(cd "$src" && find . -type f -print0)
-    return $bad
-}
 # expect NAME WANT_RC PATTERN -- CMD...: exit status and a line of the output (stdout + stderr).
 expect() {
     local name=$1 want=$2 pat=$3; shift 4

@@ -17,21 +17,9 @@ daemon=$(realpath "${1:?usage: run.sh DAEMON BLOBCTL SOURCE_DIR}")
 ctl=$(realpath "${2:?}")
 top=$(realpath "${3:?}")
 
-# skip WHY: exit 77 (ctest: skipped), or fail where the tests are required (CI sets
-# BLOBD_E2E_REQUIRED=1, as for the UML tests: a machine that cannot run them must not pass).
-skip() {
-    if [ "${BLOBD_E2E_REQUIRED:-0}" = 1 ]; then echo "FAIL: fanotify tests required but cannot run: $*"; exit 1; fi
-    echo "fanotify tests: skipped ($*)"; exit 77
-}
-if [ "$(id -u)" != 0 ]; then skip "needs root"; fi
-if ! command -v mkfs.erofs >/dev/null; then skip "no mkfs.erofs"; fi
-if [ -z "${BLOBD_FAN_NS:-}" ]; then
-    BLOBD_FAN_NS=1 exec unshare --mount --propagation private "$0" "$daemon" "$ctl" "$top"
-fi
-
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-pass() { echo "ok: $*"; }
+suite="fanotify tests"
+. "$(dirname "$0")/lib.sh"
+fan_enter "$0" "$daemon" "$ctl" "$top"
 
 work=$(mktemp -d /tmp/blobd-fan-XXXXXX)
 daemon_pid=
@@ -39,15 +27,11 @@ cleanup() {
     if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
         kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null
     fi
-    # Whatever is still mounted under the work dir (deepest first), lazily if busy.
-    awk -v w="$work" '$2 ~ "^"w { print $2 }' /proc/self/mounts | sort -r | while read -r m; do
-        umount "$m" 2>/dev/null || umount -l "$m"
-    done
+    unmount_under "$work"
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/self/mounts; }
 stat_of() {  # stat_of PYTHON-EXPR over the stats JSON `s`
     "$ctl" --socket "$work/ctl.sock" --raw stats | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
 }
@@ -95,14 +79,6 @@ if ! "$ctl" --socket "$work/ctl.sock" ping >/dev/null 2>&1; then
     echo "FAIL: the daemon did not start"; exit 1
 fi
 
-same_tree() {  # same_tree SRC MNT: diff -r and cmp of every regular file
-    local src=$1 mnt=$2 bad=0 f
-    if ! diff -r --no-dereference "$src" "$mnt" >"$work/diff.out" 2>&1; then cat "$work/diff.out"; bad=1; fi
-    while IFS= read -r -d '' f; do
-        if ! cmp -s "$src/$f" "$mnt/$f"; then echo "differs: $f"; bad=1; fi
-    done < <(cd "$src" && find . -type f -print0)
-    return $bad
-}
 
 # ---- 0. the daemon kept only CAP_SYS_ADMIN (bit 21: fanotify_init, mount) in every thread ----
 caps_bad=0
