@@ -31,6 +31,7 @@
 #include "daemon/capabilities.hpp"
 #include "daemon/frontend_choice.hpp"
 #include "frontends/cachefiles/frontend.hpp"
+#include "frontends/fd_store.hpp"
 #include "frontends/fanotify/probe.hpp"
 #include "io/event_loop.hpp"
 #include "sources/kinds.hpp"
@@ -172,6 +173,12 @@ int run(const std::string& config_path, const std::string& level_override) {
     auto choice = blobd::choose_frontend(
         configured_frontend,
         [&]() -> blobd::result<bool, std::string> {
+            // A fanotify group kept across a restart (a crash of a daemon that chose fanotify):
+            // binding cachefiles now would close it, and its mounts' readers would read zeros.
+            if (configured_frontend == "auto" && blobd::fd_store::passed().count("fanotify-group")) {
+                return blobd::unexpected{std::string(
+                    "the service manager holds the previous daemon's fanotify group: staying with fanotify")};
+            }
             // A device fd kept by the service manager across a restart is taken over (the mounts it
             // serves keep working); otherwise bind afresh and hand a copy to the manager for the next restart.
             auto b = blobd::cachefiles_frontend::bind_device(config->device, config->cache_dir, config->cache_tag,
@@ -193,6 +200,12 @@ int run(const std::string& config_path, const std::string& level_override) {
         config = std::move(resolved);
     }
     const bool fanotify = config->frontend == "fanotify";
+    if (!fanotify) {
+        // The fds a fanotify daemon left (a config that switched frontends) and anything else
+        // passed are not this frontend's: closed, and the fanotify ones dropped from the store.
+        blobd::fd_store::drop_unclaimed("fanotify-");
+        blobd::fd_store::passed().clear();
+    }
     std::unique_ptr<blobd::cachefiles_device> dev;
     if (fanotify) {
         if (!blobd::caps::drop_after_setup(blobd::caps::frontend::fanotify, blobd::caps::stage::probed,

@@ -30,14 +30,12 @@ unique_fd take_stored(const std::string& name) {
     unique_fd found = fd_store::claim(name);
     if (found) ::fcntl(found.get(), F_SETFD, FD_CLOEXEC);
     // A device bound with another cache dir or tag: do not serve it, and let the store drop its
-    // copy too, or the device stays busy and the fresh bind fails with EBUSY. fds of the fanotify
-    // frontend (a config that switched frontends) go the same way.
-    for (std::string_view other : {prefix, std::string_view("fanotify-")}) {
-        if (std::size_t n = fd_store::drop_unclaimed(other)) {
-            lg.notice("dropped {} kept fd(s) named {}* (another cache dir, tag or frontend)", n, other);
-        }
+    // copy too, or the device stays busy and the fresh bind fails with EBUSY. The fanotify
+    // frontend's fds stay passed: with "frontend": "auto" the daemon may still choose it (main.cpp
+    // drops them once cachefiles is chosen).
+    if (std::size_t n = fd_store::drop_unclaimed(prefix)) {
+        lg.notice("dropped {} kept device fd(s) bound for another cache dir or tag", n);
     }
-    fd_store::passed().clear();  // anything else passed is not ours: closed (it stays in the store)
     return found;
 }
 

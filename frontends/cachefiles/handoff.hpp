@@ -24,8 +24,9 @@ namespace blobd::handoff {
 std::string fd_name(const std::string& device, const std::string& cache_dir, const std::string& tag);
 
 /// The fds passed by the service manager (LISTEN_FDS, consumed from the environment): returns the
-/// one stored as `name`, with FD_CLOEXEC set, or an empty unique_fd. Every other passed fd is
-/// closed; other cachefiles-* fds (another binding) are also dropped from the store.
+/// one stored as `name`, with FD_CLOEXEC set, or an empty unique_fd. Other cachefiles-* fds
+/// (another binding) are closed and dropped from the store; the rest stay in fd_store::passed()
+/// for the caller (main.cpp closes them once the frontend is chosen).
 unique_fd take_stored(const std::string& name);
 
 /// Hands the device fd to the service manager's store under `name` when $NOTIFY_SOCKET is set.

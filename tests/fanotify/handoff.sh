@@ -7,7 +7,8 @@
 # A second crash with everything filled: a cold re-read fetches nothing. Also: mmap readers, an
 # umount refused while a file is open, an unmount by umount(8) noticed and released, a dozen
 # mounts across domains, and a crash without an fd store (the successor opens the files again
-# and re-marks them).
+# and re-marks them). The config says "frontend": "auto" (with no /dev/cachefiles it must choose
+# fanotify, also in a successor handed the kept group).
 #
 #   tests/fanotify/handoff.sh DAEMON BLOBCTL SOURCE_DIR
 #
@@ -65,7 +66,7 @@ wait_for 10 test -f "$web/listening" || { echo "FAIL: test web server did not st
 
 mkdir -p "$work/cache"
 cat >"$work/config.json" <<JSON
-{"cache": {"dir": "$work/cache"}, "frontend": "fanotify",
+{"cache": {"dir": "$work/cache"}, "frontend": "auto", "device": "$work/no-cachefiles",
  "sources": [{"type": "http", "url": "http://127.0.0.1:$port", "retries": 0}],
  "store": {"enabled": false}, "prefetch": false,
  "control_socket": "$sock", "chunk_size": 1048576, "read_deadline_ms": 60000, "log_level": "info"}
@@ -119,6 +120,7 @@ for i in 1 2 3 4 5 6 7 8; do
 done
 if [ "$bad" = 0 ]; then pass "all 8 readers across the crash got the source's bytes"; else fail "$bad of 8 readers got wrong bytes or an error"; fi
 grep -q "took over the fanotify group" "$work/daemon.log" && pass "the successor took the group over" || fail "no group takeover logged"
+grep -q "staying with fanotify" "$work/daemon.log" && pass "auto kept fanotify for the kept group" || fail "auto did not see the kept group"
 rec=$(stat_of 's["fanotify"]["recovered_events"]')
 if [ "$rec" -ge 1 ]; then pass "$rec unanswered event(s) of the dead daemon answered"; else fail "no recovered events"; fi
 if [ "$(stat_of 's["fanotify"]["adopted_mounts"]')" = 1 ]; then pass "the mount was taken over"; else fail "adopted_mounts != 1"; fi

@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 
 #include "frontends/cachefiles/handoff.hpp"
+#include "frontends/fd_store.hpp"
 
 using namespace blobd;
 
@@ -60,12 +61,16 @@ int take_matching() {
     setenv("NOTIFY_SOCKET", sa.sun_path, 1);
     setenv("LISTEN_PID", std::to_string(getpid()).c_str(), 1);
     setenv("LISTEN_FDS", "3", 1);
-    setenv("LISTEN_FDNAMES", "cachefiles-0000000000000001:cachefiles-00000000000000ff:control", 1);
+    setenv("LISTEN_FDNAMES", "cachefiles-0000000000000001:cachefiles-00000000000000ff:fanotify-group", 1);
     unique_fd fd = handoff::take_stored("cachefiles-00000000000000ff");
     unlink(sa.sun_path);
     if (fd.get() != 4) return 4;
     if (!(fcntl(4, F_GETFD) & FD_CLOEXEC)) return 5;
-    if (fcntl(3, F_GETFD) != -1 || fcntl(5, F_GETFD) != -1) return 6;     // the others are closed
+    if (fcntl(3, F_GETFD) != -1) return 6;                                 // the other binding's is closed
+    // The fanotify group stays passed ("auto" may still choose fanotify), until main.cpp clears.
+    if (fcntl(5, F_GETFD) == -1 || fd_store::passed().count("fanotify-group") != 1) return 11;
+    fd_store::passed().clear();
+    if (fcntl(5, F_GETFD) != -1) return 12;
     if (std::getenv("LISTEN_FDS") || std::getenv("LISTEN_PID")) return 7;  // consumed
     // The other binding's fd was dropped from the store, so it cannot keep the device busy.
     char buf[256] = {};
@@ -91,7 +96,7 @@ int take_nothing() {
 }
 }  // namespace
 
-TEST_CASE("handoff: the kept device fd is taken from LISTEN_FDS by name, the rest closed or dropped") {
+TEST_CASE("handoff: the kept device fd is taken from LISTEN_FDS by name, another binding's dropped, fanotify's kept") {
     CHECK(in_child(take_matching) == 0);
 }
 
