@@ -61,6 +61,13 @@ struct config {
     /// "auto": the first of the two that can run here, resolved at startup (daemon/frontend_choice.hpp;
     /// the running daemon's config holds the resolved name).
     std::string frontend = "cachefiles";
+    /// "fanotify": settings of the fanotify frontend only (unused with cachefiles).
+    struct fanotify_config {
+        /// "read_ahead_kb": written into the read_ahead_kb of each mount's bdi
+        /// (/sys/class/bdi/erofs-N) after mounting; 0 leaves the kernel's default (128). ..65536.
+        std::uint32_t read_ahead_kb = 1024;
+        bool operator==(const fanotify_config&) const = default;
+    } fanotify;
     std::uint64_t chunk_size = 1 << 20;       ///< "chunk_size": fetch unit; power of two, 4 KiB..64 MiB
     std::vector<source> sources;              ///< "sources": default source list
     /// "domains": keyed by what follows "erofs," in the volume key, i.e. the mount's domain_id,

@@ -77,6 +77,7 @@ app::app(event_loop& loop, device* dev, std::shared_ptr<const cfg::config> confi
         }
     } else {
         fanotify_ = std::make_unique<fanotify_frontend>(loop_, *engine_, config_->cache_dir);
+        fanotify_->set_read_ahead_kb(config_->fanotify.read_ahead_kb);
     }
 }
 
@@ -267,6 +268,7 @@ app::reload_result app::reload(std::shared_ptr<const cfg::config> next) {
     sources_->replace(std::move(fresh));
     engine_->retune(engine_options_from(next));
     if (auto lvl = log::parse_level(next->log_level)) log::set_max_level(*lvl);
+    if (fanotify_) fanotify_->set_read_ahead_kb(next->fanotify.read_ahead_kb);
     config_ = std::move(next);
     last_error_.clear();
     return plan.changed;

@@ -19,6 +19,7 @@
 
 #include "base/file.hpp"
 #include "base/log.hpp"
+#include "frontends/fanotify/bdi.hpp"
 #include "frontends/fd_store.hpp"
 #include "protocol/erofs/bootstrap.hpp"
 #include "protocol/fanotify/events.hpp"
@@ -481,10 +482,11 @@ void fanotify_frontend::mount_now(std::shared_ptr<mount_op> op) {
         opts += "device=" + b->path;
     }
     mounter_.submit(
-        [boot = op->m.boot_path, mp = op->m.mountpoint, opts]() -> int {
+        [boot = op->m.boot_path, mp = op->m.mountpoint, opts, ra_kb = read_ahead_kb_]() -> int {
             if (::mount(boot.c_str(), mp.c_str(), "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, opts.c_str()) < 0) {
                 return errno;
             }
+            fanotify::raise_read_ahead(mp, ra_kb);  // fewer, larger events; a failure is only a warning
             return 0;
         },
         [this, op, alive = std::weak_ptr<int>(alive_)](result<int, int> r) {

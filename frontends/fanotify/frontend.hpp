@@ -124,6 +124,9 @@ public:
     /// Mounts bootstrap `fsid` of `domain` at `mountpoint` (an absolute path, no ',').
     void mount(std::string domain, std::string fsid, std::string mountpoint, done_fn done);
     void umount(std::string mountpoint, done_fn done);
+    /// read_ahead_kb written into each new mount's bdi after mount(2) (frontends/fanotify/bdi.hpp;
+    /// 0: the kernel's default); applies to mounts made afterwards. Default 1024.
+    void set_read_ahead_kb(std::uint32_t kb) noexcept { read_ahead_kb_ = kb; }
     /// Mountpoints served now (for stats).
     std::size_t mount_count() const noexcept { return mounts_.size(); }
 
@@ -222,6 +225,7 @@ private:
     std::map<std::string, mount_state> mounts_;  // by mountpoint
     std::deque<std::function<void()>> ops_;
     bool op_running_ = false;
+    std::uint32_t read_ahead_kb_ = 1024;
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

@@ -49,6 +49,7 @@ json full() {
         {"control_socket_group", "blobd-monitor"},
         {"log_level", "debug"},
         {"frontend", "fanotify"},
+        {"fanotify", {{"read_ahead_kb", 256}}},
         {"prefetch", false},
         {"prefetch_concurrency", 3},
         {"failure_ttl_ms", 500},
@@ -115,7 +116,7 @@ bool same(const config& a, const config& b) {
            a.failure_ttl_ms == b.failure_ttl_ms && a.read_deadline_ms == b.read_deadline_ms && a.breaker == b.breaker &&
            a.cache_blocks == b.cache_blocks && a.cache_files == b.cache_files && a.cache_cull == b.cache_cull &&
            a.cache_max_bytes == b.cache_max_bytes && a.cache_check_interval_ms == b.cache_check_interval_ms &&
-           a.metrics_listen == b.metrics_listen;
+           a.metrics_listen == b.metrics_listen && a.fanotify == b.fanotify;
 }
 
 // The checkout root (from CMake), so the shipped configs can be loaded wherever the test binary
@@ -247,7 +248,7 @@ TEST_CASE("unknown keys are rejected at every level", "[config]") {
                              "unknown key (known keys: cache, device, chunk_size, sources, domains, "
                              "control_socket, control_socket_group, log_level, prefetch, prefetch_concurrency, failure_ttl_ms, "
                              "read_deadline_ms, "
-                             "breaker, store, frontend, metrics)"},
+                             "breaker, store, frontend, fanotify, metrics)"},
                             {"/cache/dri", "/x", "$.cache.dri", "did you mean \"dir\"?"},
                             {"/cache/size", 1, "$.cache.size", "known keys: dir, tag"},
                             {"/sources/0/pth", "/x", "$.sources[0].pth", "did you mean \"path\"?"},
@@ -474,6 +475,7 @@ TEST_CASE("to_json round trip", "[config]") {
                                {"check_interval_ms", 5000}}},
                              {"device", "/dev/cachefiles"},
                              {"frontend", "cachefiles"},
+                             {"fanotify", {{"read_ahead_kb", 1024}}},
                              {"chunk_size", 1048576},
                              {"sources", one_source("/srv/blobs")},
                              {"domains", json::object()},
@@ -667,6 +669,21 @@ TEST_CASE("prefetch settings", "[config]") {
                             {"/failure_ttl_ms", 60001, "$.failure_ttl_ms", "from 0 to 60000"},
                             {"/failure_ttl_ms", "2s", "$.failure_ttl_ms", "expected an integer"},
                             {"/domains/d1/prefetch", 1, "$.domains.d1.prefetch", "expected a boolean"},
+                        });
+}
+
+TEST_CASE("fanotify settings", "[config]") {
+    // Description: fanotify.read_ahead_kb defaults to 1024 (the bdi readahead set after each
+    // fanotify mount), 0 means the kernel's default, and it is bounded and type-checked.
+    CHECK(parse_ok(minimal().dump()).fanotify.read_ahead_kb == 1024);
+    CHECK(parse_ok(full().dump()).fanotify.read_ahead_kb == 256);
+    CHECK(parse_ok(with(minimal(), "/fanotify", {{"read_ahead_kb", 0}}).dump()).fanotify.read_ahead_kb == 0);
+    CHECK(parse_ok(with(minimal(), "/fanotify", json::object()).dump()).fanotify.read_ahead_kb == 1024);
+    check_cases(full(), {
+                            {"/fanotify/read_ahead_kb", 65537, "$.fanotify.read_ahead_kb", "from 0 to 65536"},
+                            {"/fanotify/read_ahead_kb", "1M", "$.fanotify.read_ahead_kb", "expected an integer"},
+                            {"/fanotify", 1024, "$.fanotify", "expected an object"},
+                            {"/fanotify/readahead_kb", 1, "$.fanotify.readahead_kb", "did you mean \"read_ahead_kb\"?"},
                         });
 }
 
@@ -981,11 +998,13 @@ TEST_CASE("reload_plan: reloadable keys change, bind-time keys are refused by na
         j["read_deadline_ms"] = 1234;
         j["breaker"]["failures"] = 9;
         j["store"]["max_bytes"] = 4096;
+        j["fanotify"]["read_ahead_kb"] = 512;
         const auto p = blobd::cfg::reload_plan(running, parse_ok(j.dump()));
         CHECK(p.ok());
         CHECK(p.refused.empty());
         const std::vector<std::string> want = {"sources", "domains", "log_level", "prefetch", "prefetch_concurrency",
-                                               "failure_ttl_ms", "read_deadline_ms", "breaker.failures", "store.max_bytes"};
+                                               "failure_ttl_ms", "read_deadline_ms", "breaker.failures", "store.max_bytes",
+                                               "fanotify.read_ahead_kb"};
         for (const auto& k : want) {
             INFO(k);
             CHECK(std::find(p.changed.begin(), p.changed.end(), k) != p.changed.end());
