@@ -5,7 +5,7 @@
 # `erofs-blobctl mount` does, but with the full blob file and no daemon; never mount(8) on a file,
 # which attaches a loop device). Side by side in one run, --reps times, `drop_caches` before every
 # timed read (so both sides read the blob from the disk):
-#   cold   sequential read of a SIZE MiB file, 1 MiB preads: fresh mount, empty cache file (every
+#   cold   sequential read of a SIZE MiB file, 1 MiB preads (--bs): fresh mount, empty cache file (every
 #          byte is fetched from the local blob source and written into the cache file)
 #   filled the same read again after drop_caches: the cache file is full (every event is a hit)
 # Each fanotify read is paired with a plain read right before or after it (alternating by
@@ -18,12 +18,13 @@
 #
 # usage: bench/fanotify/run.sh --bin DIR [--reps 5] [--size 64] [--ops 512] [--seed 1]
 #                              [--dir /tmp] [--read-ahead-kb N] [--plain-read-ahead-kb N]
-#                              [--chunk-size 1048576] [--nice N] [--keep]
+#                              [--chunk-size 1048576] [--bs 1M] [--nice N] [--keep]
 #   --bin DIR               erofs-blobd and erofs-blobctl (default <repo>/build/bin)
 #   --dir DIR               where the work dir goes (blobs, images, cache dir): ext4, xfs or btrfs
 #   --read-ahead-kb N       the daemon's "fanotify.read_ahead_kb" (default: the daemon's default)
 #   --plain-read-ahead-kb N also set the plain mount's bdi read_ahead_kb (default: kernel default)
 #   --chunk-size N          the daemon's chunk_size (the image always has 1 MiB chunks)
+#   --bs SIZE               pread size of the sequential reads (default 1M, as dd bs=1M; 128k: as cat)
 #   --nice N                run the readers and the daemon under `nice -n N`
 #
 # Output (stdout): `RESULT|<benchmark>|<measured>|<baseline>|<ratio>|<target>|<PASS|FAIL|info>`
@@ -34,13 +35,14 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
 
-bin=$top/build/bin reps=5 size=64 ops=512 seed=1 dir=/tmp ra_kb= plain_ra_kb= chunk=1048576 nice_n= keep=0
+bin=$top/build/bin reps=5 size=64 ops=512 seed=1 bs=1M dir=/tmp ra_kb= plain_ra_kb= chunk=1048576 nice_n= keep=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) bin=${2:?}; shift 2 ;;
         --reps) reps=${2:?}; shift 2 ;;
         --size) size=${2:?}; shift 2 ;;
         --ops) ops=${2:?}; shift 2 ;;
+        --bs) bs=${2:?}; shift 2 ;;
         --seed) seed=${2:?}; shift 2 ;;
         --dir) dir=${2:?}; shift 2 ;;
         --read-ahead-kb) ra_kb=${2:?}; shift 2 ;;
@@ -68,7 +70,7 @@ free=$(df -Pm "$dir" | awk 'NR == 2 { print $4 }')
 # Everything below runs in a private mount namespace: no mount can leak into the host's.
 if [ -z "${BLOBD_FANBENCH_NS:-}" ]; then
     BLOBD_FANBENCH_NS=1 exec unshare --mount --propagation private "$0" --bin "$bin" --reps "$reps" --size "$size" \
-        --ops "$ops" --seed "$seed" --dir "$dir" ${ra_kb:+--read-ahead-kb "$ra_kb"} \
+        --ops "$ops" --seed "$seed" --bs "$bs" --dir "$dir" ${ra_kb:+--read-ahead-kb "$ra_kb"} \
         ${plain_ra_kb:+--plain-read-ahead-kb "$plain_ra_kb"} --chunk-size "$chunk" ${nice_n:+--nice "$nice_n"} \
         $([ "$keep" = 1 ] && echo --keep)
 fi
@@ -141,7 +143,7 @@ drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 fan_mount() { ctl mount img "$work/mnt-fan" >/dev/null || { echo "bench/fanotify/run.sh: erofs-blobctl mount failed" >&2; exit 1; }; }
 fan_umount() { ctl umount "$work/mnt-fan" >/dev/null || { echo "bench/fanotify/run.sh: erofs-blobctl umount failed" >&2; exit 1; }; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
-seq_secs() { drop; run "$work/randread" "$1/big" --seq --bs 1M | field secs; }
+seq_secs() { drop; run "$work/randread" "$1/big" --seq --bs "$bs" | field secs; }
 rand_out() { drop; run "$work/randread" "$1/big" --ops "$ops" --seed "$seed"; }
 
 fan_mount
