@@ -6,6 +6,9 @@
 #                         else re-run the script in a private mount namespace (no mount leaks into
 #                         the host's) unless already in one
 #   unmount_under DIR     unmount everything below DIR, deepest first, lazily if busy (EXIT traps)
+#   start_daemon CONFIG SOCKET LOG
+#                         start $daemon in the background (pid in $daemon_pid) and wait until it
+#                         answers on SOCKET; skip when its fanotify probe fails, exit 1 otherwise
 
 # skip WHY: exit 77 (ctest: skipped), or fail where the tests are required (CI sets
 # BLOBD_E2E_REQUIRED=1, as for the UML tests: a machine that cannot run them must not pass).
@@ -42,4 +45,19 @@ same_tree() {  # same_tree SRC MNT: diff -r and cmp of every regular file ($work
         if ! cmp -s "$src/$f" "$mnt/$f"; then echo "differs: $f"; bad=1; fi
     done < <(cd "$src" && find . -type f -print0)
     return $bad
+}
+
+start_daemon() {
+    local config=$1 sock=$2 log=$3
+    "$daemon" --config "$config" >"$log" 2>&1 &
+    daemon_pid=$!
+    for _ in $(seq 1 100); do
+        "$ctl" --socket "$sock" ping >/dev/null 2>&1 && return 0
+        kill -0 "$daemon_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    "$ctl" --socket "$sock" ping >/dev/null 2>&1 && return 0
+    cat "$log"
+    if grep -q "frontend fanotify:" "$log"; then skip "the probe failed: $(grep "frontend fanotify:" "$log")"; fi
+    echo "FAIL: the daemon did not start"; exit 1
 }

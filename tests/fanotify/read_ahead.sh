@@ -19,19 +19,9 @@ daemon=$(realpath "${1:?usage: read_ahead.sh DAEMON BLOBCTL SOURCE_DIR}")
 ctl=$(realpath "${2:?}")
 top=$(realpath "${3:?}")
 
-skip() {
-    if [ "${BLOBD_E2E_REQUIRED:-0}" = 1 ]; then echo "FAIL: fanotify tests required but cannot run: $*"; exit 1; fi
-    echo "fanotify read_ahead test: skipped ($*)"; exit 77
-}
-if [ "$(id -u)" != 0 ]; then skip "needs root"; fi
-if ! command -v mkfs.erofs >/dev/null; then skip "no mkfs.erofs"; fi
-if [ -z "${BLOBD_FAN_NS:-}" ]; then
-    BLOBD_FAN_NS=1 exec unshare --mount --propagation private "$0" "$daemon" "$ctl" "$top"
-fi
-
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-pass() { echo "ok: $*"; }
+suite="fanotify read_ahead test"
+. "$(dirname "$0")/lib.sh"
+fan_enter "$0" "$daemon" "$ctl" "$top"
 
 work=$(mktemp -d /tmp/blobd-fanra-XXXXXX)
 daemon_pid=
@@ -40,9 +30,7 @@ cleanup() {
         kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null
     fi
     umount /sys/class/bdi 2>/dev/null  # the tmpfs of the last check, if still there
-    awk -v w="$work" '$2 ~ "^"w { print $2 }' /proc/self/mounts | sort -r | while read -r m; do
-        umount "$m" 2>/dev/null || umount -l "$m"
-    done
+    unmount_under "$work"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -60,18 +48,7 @@ config() {  # config READ_AHEAD_KB
 JSON
 }
 config 512
-"$daemon" --config "$work/config.json" >"$work/daemon.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 1 100); do
-    "$ctl" --socket "$work/ctl.sock" ping >/dev/null 2>&1 && break
-    kill -0 "$daemon_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if ! "$ctl" --socket "$work/ctl.sock" ping >/dev/null 2>&1; then
-    cat "$work/daemon.log"
-    if grep -q "frontend fanotify:" "$work/daemon.log"; then skip "the probe failed: $(grep "frontend fanotify:" "$work/daemon.log")"; fi
-    echo "FAIL: the daemon did not start"; exit 1
-fi
+start_daemon "$work/config.json" "$work/ctl.sock" "$work/daemon.log"
 c() { "$ctl" --socket "$work/ctl.sock" "$@"; }
 events() { c --get fanotify.events stats; }
 bdis() { ls /sys/class/bdi | grep '^erofs-' | sort; }

@@ -66,18 +66,7 @@ cat >"$work/config.json" <<JSON
  "control_socket": "$work/ctl.sock", "chunk_size": 1048576, "read_deadline_ms": 5000}
 JSON
 
-"$daemon" --config "$work/config.json" >"$work/daemon.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 1 100); do
-    "$ctl" --socket "$work/ctl.sock" ping >/dev/null 2>&1 && break
-    if ! kill -0 "$daemon_pid" 2>/dev/null; then break; fi
-    sleep 0.1
-done
-if ! "$ctl" --socket "$work/ctl.sock" ping >/dev/null 2>&1; then
-    cat "$work/daemon.log"
-    if grep -q "frontend fanotify:" "$work/daemon.log"; then skip "the probe failed: $(grep "frontend fanotify:" "$work/daemon.log")"; fi
-    echo "FAIL: the daemon did not start"; exit 1
-fi
+start_daemon "$work/config.json" "$work/ctl.sock" "$work/daemon.log"
 
 
 # ---- 0. the daemon kept only CAP_SYS_ADMIN (bit 21: fanotify_init, mount) in every thread ----
