@@ -258,7 +258,7 @@ void fanotify_frontend::handle_event(const proto_event& e, int slot) {
     if (count == 0 || off >= blob->size) return finish(fd, slot, proto::fan::allow);
     const std::uint64_t len = std::min(count, blob->size - off);
     const std::uint64_t id = next_token_++;
-    pending_events_.emplace(id, pending_event{std::move(efd), fd, slot, false});
+    pending_events_.emplace(id, pending_event{std::move(efd), fd, slot, false, blob});
     pending_changed();
     core_.read(request_token{id, fd}, blob->key, off, len);
 }
@@ -281,8 +281,10 @@ void fanotify_frontend::answer_read(const cache_object*, request_token req, int 
         pending_event& p = it->second;
         respond(p.number, status == 0 ? proto::fan::allow : proto::fan::deny_errno(EIO), p.recovered);
         inflight_->clear(p.slot);
+        const blob_ptr blob = std::move(p.blob);
         pending_events_.erase(it);  // closes the event fd (or the placeholder), after the response
         pending_changed();
+        if (status == 0 && blob) unmark_if_complete(*blob);
         return;
     }
     if (auto it = own_requests_.find(req.id); it != own_requests_.end()) {
@@ -725,6 +727,7 @@ void fanotify_frontend::recover(bool adopted_group) {
             core_.open_sized(request_token{id}, b->key, b->domain, b->tag, std::move(dup), b->size);
             const std::size_t chunks = core_.adopt_present(b->key, b->fd.get());
             lg.info("cache file {} taken over: {} chunk(s) already filled", b->path, chunks);
+            unmark_if_complete(*b);
         }
     }
 
@@ -763,7 +766,7 @@ void fanotify_frontend::recover(bool adopted_group) {
             continue;
         }
         const std::uint64_t id = next_token_++;
-        pending_events_.emplace(id, pending_event{std::move(placeholder), e.fd, slot, true});
+        pending_events_.emplace(id, pending_event{std::move(placeholder), e.fd, slot, true, blob});
         pending_changed();
         core_.read(request_token{id, e.fd}, blob->key, e.off, std::min(e.count, blob->size - e.off));
     }
@@ -771,6 +774,28 @@ void fanotify_frontend::recover(bool adopted_group) {
         lg.notice("{} event(s) the previous daemon read and did not answer: filling and answering them", left.size());
     }
     if (adopted_group) lg.notice("took over the fanotify group from the previous daemon: its readers kept waiting");
+}
+
+bool fanotify_frontend::filled_up(blob_file& b) {
+    const std::uint64_t writes = core_.stats().chunks_written;
+    if (writes == b.checked_writes) return false;
+    b.checked_writes = writes;
+    // The first hole is at the end exactly when every byte is there (a fill's write has retired
+    // before its event is answered, so what the registry counts as written is in the file).
+    const off_t hole = ::lseek(b.fd.get(), 0, SEEK_HOLE);
+    return hole >= 0 && static_cast<std::uint64_t>(hole) >= b.size;
+}
+
+void fanotify_frontend::unmark_if_complete(blob_file& b) {
+    if (b.complete || !b.marked || b.size == 0 || !filled_up(b)) return;
+    if (::fanotify_mark(group_.get(), FAN_MARK_REMOVE, proto::fan::pre_access, b.fd.get(), nullptr) < 0) {
+        lg.warn("cache file {} is complete but its mark stays: {}", b.path, std::strerror(errno));
+        return;
+    }
+    b.marked = false;
+    b.complete = true;
+    ++stats_.files_completed;
+    lg.info("cache file {} is complete: its mark removed, its reads raise no events any more", b.path);
 }
 
 void fanotify_frontend::reserve_recovered_numbers() {

@@ -80,6 +80,7 @@ struct fanotify_stats {
     std::uint64_t recovered_events = 0;  ///< a predecessor's unanswered events answered at start
     std::uint64_t unrecorded_events = 0;  ///< events served without an entry in the handoff table (full)
     std::uint64_t events_pending = 0;  ///< events read and not answered yet (gauge)
+    std::uint64_t files_completed = 0;  ///< cache files found complete, their marks removed
 };
 
 inline constexpr auto fanotify_metrics = [] {
@@ -99,7 +100,8 @@ inline constexpr auto fanotify_metrics = [] {
         counter(&s::adopted_mounts, "adopted_mounts", "Mounts of a previous daemon taken over at start."),
         counter(&s::recovered_events, "recovered_events", "A previous daemon's unanswered events answered at start."),
         counter(&s::unrecorded_events, "unrecorded_events", "Events served without a handoff table entry (the table was full)."),
-        gauge(&s::events_pending, "events_pending", "Events read and not answered yet."));
+        gauge(&s::events_pending, "events_pending", "Events read and not answered yet."),
+        counter(&s::files_completed, "files_completed", "Cache files found complete: their marks removed, their reads raise no events."));
 }();
 
 class fanotify_frontend final : public frontend_port {
@@ -148,6 +150,10 @@ private:
         std::uint64_t size = 0;
         unsigned refs = 0;
         bool marked = false;
+        /// Every byte is in the file: its mark is removed, reads of it raise no events any more.
+        bool complete = false;
+        /// registry chunks_written when completeness was last checked (only a write can change it).
+        std::uint64_t checked_writes = ~0ull;
     };
     using blob_ptr = std::shared_ptr<blob_file>;
     struct mount_state {
@@ -163,6 +169,7 @@ private:
         int number = -1;
         int slot = -1;  ///< in the handoff table
         bool recovered = false;
+        std::shared_ptr<blob_file> blob;  ///< the file the event is for
     };
 
     void arm_group();
@@ -174,6 +181,12 @@ private:
     /// Answers an event at once and clears its table slot.
     void finish(int number, int slot, std::uint32_t response);
     void pending_changed() noexcept { stats_.events_pending = pending_events_.size(); }
+    /// True when the cache file holds every byte of its blob (no hole before its end). Checks the
+    /// file only when a chunk was written since the last check, so hits stay free of syscalls.
+    bool filled_up(blob_file& b);
+    /// A complete cache file needs no events: its mark goes (reads of it run at the speed of a
+    /// plain file-backed mount from then on).
+    void unmark_if_complete(blob_file& b);
     /// Takes over what a predecessor left (state.json, kept fds, unanswered events). start() only.
     void recover(bool adopted_group);
     /// Writes state.json from blobs_, mounts_ and the mount in progress.

@@ -7,7 +7,8 @@
 # A second crash with everything filled: a cold re-read fetches nothing. Also: mmap readers, an
 # umount refused while a file is open, an unmount by umount(8) noticed and released, a dozen
 # mounts across domains, and a crash without an fd store (the successor opens the files again
-# and re-marks them). The config says "frontend": "auto" (with no /dev/cachefiles it must choose
+# and re-marks them); with the blob store, two domains and one download; a 4 KiB-chunk image.
+# The config says "frontend": "auto" (with no /dev/cachefiles it must choose
 # fanotify, also in a successor handed the kept group).
 #
 #   tests/fanotify/handoff.sh DAEMON BLOBCTL SOURCE_DIR
@@ -141,11 +142,16 @@ PY
 
 # ---- 3. everything filled, a second crash: a cold re-read fetches nothing ----
 if same_tree "$t1" "$mnt"; then pass "whole tree identical after the takeover"; else fail "tree differs after the takeover"; fi
+# Every byte of blob1 is in its cache file now: its mark goes, later reads raise no events.
+if [ "$(stat_of 's["fanotify"]["files_completed"]')" = 1 ]; then pass "the complete cache file was unmarked"
+else fail "files_completed: $(stat_of 's["fanotify"]["files_completed"]')"; fi
 reqs=$(wc -l <"$web/requests")
 kill -USR1 "$super_pid"
 if wait_ready 3; then pass "third start"; else fail "third start"; fi
 drop_caches
 if same_tree "$t1" "$mnt"; then pass "cold re-read identical"; else fail "cold re-read differs"; fi
+ev=$(stat_of 's["fanotify"]["events"]')
+if [ "$ev" = 0 ]; then pass "cold re-read of the complete file raised no events"; else fail "cold re-read raised $ev events"; fi
 if [ "$(wc -l <"$web/requests")" = "$reqs" ]; then pass "cold re-read after the restart fetched nothing"
 else fail "re-read fetched $(( $(wc -l <"$web/requests") - reqs )) ranges again"; fi
 grep -q "chunk(s) already filled" "$work/daemon.log" && pass "filled chunks found in the kept file" || fail "no 'already filled' log"
@@ -219,6 +225,29 @@ drop_caches
 if same_tree "$t1" "$mnt"; then pass "tree identical after a crash without an fd store"; else fail "tree differs after the re-mark"; fi
 kill -TERM "$direct_pid"; wait "$direct_pid"; direct_pid=
 if mounted "$mnt"; then fail "mnt1 still mounted"; fi
+
+# ---- 10. the blob store: two domains, one download; a 4 KiB-chunk image ----
+t4=$work/src/tree4k; mkdir -p "$t4"; rnd "$t4/f" $((1024 * 1024 + 999)); rnd "$t4/g" 40000
+"$top/scripts/mkblobimg" --quiet --out "$blobs" --chunk-size 4096 --blob blob4k --image img4k="$t4" || fail "mkblobimg 4k"
+sed 's|"store": {"enabled": false}|"store": {"enabled": true, "dir": "'"$work"'/store"}|' "$work/config.json" >"$work/store.json"
+"$daemon" --config "$work/store.json" >>"$work/store.log" 2>&1 &
+direct_pid=$!
+wait_for 20 bctl ping >/dev/null 2>&1 || fail "daemon with the store did not start"
+reqs=$(wc -l <"$web/requests")
+ok=0
+for d in s1 s2; do
+    mkdir -p "$work/$d"
+    bctl mount --domain "$d" img1 "$work/$d" && same_tree "$t1" "$work/$d" && ok=$((ok + 1))
+done
+if [ "$ok" = 2 ]; then pass "img1 in two domains with the store, identical"; else fail "store mounts: $ok of 2 identical"; fi
+got=$(sed -n "$((reqs + 1)),\$p" "$web/requests" | awk '$1 == "/blob1" { split($2, r, "-"); n += r[2] - r[1] + 1 } END { print n + 0 }')
+if [ "$got" = "$blob_size" ]; then pass "blob1 downloaded once for two domains (the store filled the second)"
+else fail "blob1: $got bytes fetched for two domains with the store, expected $blob_size"; fi
+mkdir -p "$work/m4k"
+if bctl mount --domain s1 img4k "$work/m4k" && same_tree "$t4" "$work/m4k"; then pass "4 KiB-chunk image identical"
+else fail "4 KiB-chunk image"; fi
+for m in s1 s2 m4k; do bctl umount "$work/$m" || fail "umount $m"; done
+kill -TERM "$direct_pid"; wait "$direct_pid"; direct_pid=
 
 if [ "$failures" != 0 ]; then
     echo "--- daemon log:"; tail -60 "$work/daemon.log"; echo "--- direct log:"; tail -30 "$work/direct.log" 2>/dev/null
