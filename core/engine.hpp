@@ -128,6 +128,8 @@ public:
     /// as written: reads of it are answered without a fetch. For files kept from an earlier run
     /// (a fanotify daemon taking over from its predecessor). Returns the chunks marked.
     std::size_t adopt_present(object_key key, int fd);
+    /// True when every chunk of the open object `key` is written into its cache file.
+    bool complete(object_key key) const { return registry_.complete(key); }
     /// The frontend answered an open itself, with an error, before it reached the core (counted
     /// with the opens and failed opens).
     void refused_open() noexcept { registry_.refused_open(); }

@@ -327,6 +327,18 @@ std::size_t registry::mark_present(object_key key,
     return marked;
 }
 
+bool registry::complete(object_key key) const {
+    auto oit = objects_.find(key);
+    if (oit == objects_.end()) return false;
+    const object_state& os = oit->second;
+    auto bit = blobs_.find(os.object->blob);
+    if (bit == blobs_.end() || !bit->second.sized) return false;
+    const std::uint64_t n = (bit->second.size + chunk_size_ - 1) / chunk_size_;
+    if (os.chunks.size() < n) return false;
+    return std::all_of(os.chunks.begin(), os.chunks.end(),
+                       [](const auto& kv) { return kv.second == chunk_state::written; });
+}
+
 effects registry::refetch(std::string_view name) {
     effects out = fresh_effects();
     for (auto& [id, b] : blobs_) {

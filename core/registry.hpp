@@ -208,6 +208,9 @@ public:
     /// daemon taking over its files). Chunks the object already tracks are left as they are.
     /// Returns the number of chunks marked.
     std::size_t mark_present(object_key key, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& present);
+    /// True when every chunk of the open, sized object `key` is written (its cache file holds the
+    /// whole blob). O(1) until every chunk is tracked, then one pass over them.
+    bool complete(object_key key) const;
     /// The bytes of every blob called `name` (any domain) failed an integrity check: fetch each
     /// chunk already written into an open object again, in the background, to overwrite it in the
     /// cache file. Chunks in flight are fetched again once written, before the READs waiting on

@@ -181,8 +181,8 @@ private:
     /// Answers an event at once and clears its table slot.
     void finish(int number, int slot, std::uint32_t response);
     void pending_changed() noexcept { stats_.events_pending = pending_events_.size(); }
-    /// True when the cache file holds every byte of its blob (no hole before its end). Checks the
-    /// file only when a chunk was written since the last check, so hits stay free of syscalls.
+    /// True when the cache file holds every byte of its blob (every chunk written, as the registry
+    /// knows it). Asks only when a chunk was written since the last check, so hits cost nothing.
     bool filled_up(blob_file& b);
     /// A complete cache file needs no events: its mark goes (reads of it run at the speed of a
     /// plain file-backed mount from then on).

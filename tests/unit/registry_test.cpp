@@ -376,6 +376,15 @@ TEST_CASE("mark_present: data kept from an earlier run is not fetched again", "[
     REQUIRE(miss.size() == 1);
     CHECK(miss[0].chunk == 1);
     CHECK(r.stats().bytes_fetched == 0);
+    CHECK_FALSE(r.complete(1));  // chunks 1-3 missing (1 fetching)
+    // Everything present: complete; a chunk fetched again makes it incomplete until written.
+    open_sized(r, 2, "c", 2 * MiB + 10);
+    CHECK_FALSE(r.complete(2));
+    CHECK(r.mark_present(2, {{0, 2 * MiB + 4096}}) == 3);
+    CHECK(r.complete(2));
+    CHECK_FALSE(r.complete(99));
+    CHECK(only<fetch_chunk>(r.refetch("c")).size() == 3);
+    CHECK_FALSE(r.complete(2));
 }
 
 // Description: prefetch fetches every chunk not yet cached, in the background; ranges the cache file
