@@ -38,6 +38,13 @@ constexpr std::size_t max_table_bytes = 16u << 20;
 
 std::string errno_text(std::int64_t neg) { return std::strerror(static_cast<int>(-neg)); }
 
+/// A placeholder (a copy of `null`, /dev/null) on fd number `number` when it is free in this
+/// process, so that no new fd takes it; empty when it is in use already or `null` is not open.
+unique_fd reserve_number(int null, int number) {
+    if (null < 0 || ::fcntl(number, F_GETFD) >= 0 || errno != EBADF) return {};
+    return unique_fd(::dup3(null, number, O_CLOEXEC) == number ? number : -1);
+}
+
 // Names in the service manager's fd store.
 constexpr const char* group_fdname = "fanotify-group";
 constexpr const char* events_fdname = "fanotify-events";
@@ -226,8 +233,8 @@ void fanotify_frontend::respond(int number, std::uint32_t response, bool recover
     ++stats_.response_errors;
 }
 
-void fanotify_frontend::finish(int number, int slot, std::uint32_t response) {
-    respond(number, response);
+void fanotify_frontend::finish(int number, int slot, std::uint32_t response, bool recovered) {
+    respond(number, response, recovered);
     inflight_->clear(slot);
 }
 
@@ -512,6 +519,12 @@ void fanotify_frontend::mount_now(std::shared_ptr<mount_op> op) {
         });
 }
 
+void fanotify_frontend::forget_mount(std::map<std::string, mount_state>::iterator it) {
+    release(it->second.blobs);
+    ::unlink(it->second.boot_path.c_str());
+    mounts_.erase(it);
+}
+
 void fanotify_frontend::release(std::vector<blob_ptr>& blobs) {
     for (auto& b : blobs) {
         if (--b->refs > 0) continue;
@@ -569,11 +582,8 @@ void fanotify_frontend::start_umount(std::string mountpoint, bool detach_if_busy
                         "not yet fetched once the daemon exits",
                         mountpoint);
             }
-            auto it2 = mounts_.find(mountpoint);
-            if (it2 != mounts_.end()) {
-                release(it2->second.blobs);
-                ::unlink(it2->second.boot_path.c_str());
-                mounts_.erase(it2);
+            if (auto it2 = mounts_.find(mountpoint); it2 != mounts_.end()) {
+                forget_mount(it2);
                 save_state();
             }
             ++stats_.umounts;
@@ -627,8 +637,7 @@ void fanotify_frontend::recover(bool adopted_group) {
     if (!left.empty()) {
         unique_fd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
         for (const auto& [slot, e] : left) {
-            if (!null || ::fcntl(e.fd, F_GETFD) >= 0 || errno != EBADF) continue;  // in use here already
-            if (::dup3(null.get(), e.fd, O_CLOEXEC) == e.fd) reserved.emplace(e.fd, unique_fd(e.fd));
+            if (unique_fd held = reserve_number(null.get(), e.fd)) reserved.emplace(e.fd, std::move(held));
         }
     }
 
@@ -677,7 +686,7 @@ void fanotify_frontend::recover(bool adopted_group) {
             b->ino = stt.st_ino;
             b->size = sb.size;
             b->marked = true;
-            if (!kept && fd_store::available()) (void)fd_store::store(b->fd.get(), b->fdname);
+            if (!kept) (void)fd_store::store(b->fd.get(), b->fdname);
             found[{b->domain, b->tag}] = b;
         }
         for (const auto& sm : st.mounts) {
@@ -755,14 +764,12 @@ void fanotify_frontend::recover(bool adopted_group) {
             // Its file is unknown (read, not yet looked at, when the daemon died) or gone: EIO is
             // the one answer that is never wrong data.
             ++stats_.events_denied;
-            respond(e.fd, proto::fan::deny_errno(EIO), true);
-            inflight_->clear(slot);
+            finish(e.fd, slot, proto::fan::deny_errno(EIO), true);
             continue;
         }
         const blob_ptr& blob = it->second;
         if (e.count == 0 || e.off >= blob->size) {
-            respond(e.fd, proto::fan::allow, true);
-            inflight_->clear(slot);
+            finish(e.fd, slot, proto::fan::allow, true);
             continue;
         }
         const std::uint64_t id = next_token_++;
@@ -802,8 +809,7 @@ void fanotify_frontend::reserve_recovered_numbers() {
     for (auto& [id, p] : pending_events_) {
         if (!p.recovered || p.fd) continue;
         if (!null) null.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-        if (!null || ::fcntl(p.number, F_GETFD) >= 0 || errno != EBADF) continue;
-        if (::dup3(null.get(), p.number, O_CLOEXEC) == p.number) p.fd.reset(p.number);
+        p.fd = reserve_number(null.get(), p.number);
     }
 }
 
@@ -831,9 +837,7 @@ void fanotify_frontend::check_mounts() {
         auto it = mounts_.find(mp);
         lg.notice("{} ({} of domain {}) was unmounted without the daemon: releasing its files", mp, it->second.fsid,
                   it->second.domain);
-        release(it->second.blobs);
-        ::unlink(it->second.boot_path.c_str());
-        mounts_.erase(it);
+        forget_mount(it);
         ++stats_.external_umounts;
     }
     if (!gone.empty()) save_state();

@@ -179,7 +179,7 @@ private:
     /// have answered already (ENOENT is then expected, not an error).
     void respond(int number, std::uint32_t response, bool recovered = false);
     /// Answers an event at once and clears its table slot.
-    void finish(int number, int slot, std::uint32_t response);
+    void finish(int number, int slot, std::uint32_t response, bool recovered = false);
     void pending_changed() noexcept { stats_.events_pending = pending_events_.size(); }
     /// True when the cache file holds every byte of its blob (every chunk written, as the registry
     /// knows it). Asks only when a chunk was written since the last check, so hits cost nothing.
@@ -208,6 +208,9 @@ private:
     /// Drops one reference on each blob (the last one closes it in the engine, removes its mark
     /// and its file).
     void release(std::vector<blob_ptr>& blobs);
+    /// A mount that is gone (unmounted by us or by someone else): its blobs released, its
+    /// bootstrap file deleted, its entry erased. The caller saves the state.
+    void forget_mount(std::map<std::string, mount_state>::iterator it);
     /// Opens an engine object over `fd` and calls `then` with its size or a negative errno.
     void engine_open(const std::string& domain, const std::string& name, object_key key, unique_fd fd,
                      std::function<void(std::int64_t)> then);
