@@ -44,6 +44,30 @@ result<std::string, std::string> read_small_file(const std::string& path, std::s
     return text;
 }
 
+result<bool, std::string> write_file_atomically(const std::string& path, std::string_view text, unsigned mode) {
+    const std::string tmp = path + ".tmp";
+    unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, static_cast<mode_t>(mode)));
+    if (!fd) return unexpected{"cannot write " + tmp + ": " + std::strerror(errno)};
+    std::size_t done = 0;
+    while (done < text.size()) {
+        const ssize_t w = ::write(fd.get(), text.data() + done, text.size() - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            const int err = w < 0 ? errno : EIO;
+            ::unlink(tmp.c_str());
+            return unexpected{"cannot write " + tmp + ": " + std::strerror(err)};
+        }
+        done += static_cast<std::size_t>(w);
+    }
+    fd.reset();
+    if (::rename(tmp.c_str(), path.c_str()) < 0) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        return unexpected{"cannot rename " + tmp + " to " + path + ": " + std::strerror(err)};
+    }
+    return true;
+}
+
 std::vector<std::pair<std::uint64_t, std::uint64_t>> data_ranges(int fd) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
     off_t pos = 0;

@@ -27,6 +27,7 @@
 
 #include "config/config.hpp"
 #include "daemon/app.hpp"
+#include "base/file.hpp"
 #include "base/log.hpp"
 #include "daemon/capabilities.hpp"
 #include "daemon/frontend_choice.hpp"
@@ -100,16 +101,14 @@ void keep_last_good(const std::string& config_path) {
     std::ifstream in(config_path, std::ios::binary);
     std::ostringstream text;
     text << in.rdbuf();
-    const std::string tmp = to + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << text.str();
-        if (!in || !out.flush()) {
-            lg.warn("cannot keep the last good config in {}: {}", to, std::strerror(errno));
-            return;
-        }
+    if (!in) {
+        lg.warn("cannot keep the last good config in {}: cannot read {}", to, config_path);
+        return;
     }
-    if (std::rename(tmp.c_str(), to.c_str()) != 0) lg.warn("cannot keep the last good config in {}: {}", to, std::strerror(errno));
+    // 0666 less the umask, as the stream it replaces created it.
+    if (auto r = blobd::write_file_atomically(to, text.str(), 0666); !r) {
+        lg.warn("cannot keep the last good config in {}: {}", to, r.error());
+    }
 }
 
 // Whether the service manager handed this process fds from its store (LISTEN_FDS for us): then a

@@ -149,29 +149,8 @@ std::vector<std::pair<int, inflight_table::entry>> inflight_table::used() const 
 }
 
 result<bool, std::string> write_state(const std::string& path, const proto::fan::saved_state& s) {
-    const std::string text = proto::fan::encode_state(s);
-    const std::string tmp = path + ".tmp";
-    unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (!fd) return unexpected{fmt::format("cannot write {}: {}", tmp, std::strerror(errno))};
-    std::size_t done = 0;
-    while (done < text.size()) {
-        const ssize_t w = ::write(fd.get(), text.data() + done, text.size() - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            const int err = w < 0 ? errno : EIO;
-            ::unlink(tmp.c_str());
-            return unexpected{fmt::format("cannot write {}: {}", tmp, std::strerror(err))};
-        }
-        done += static_cast<std::size_t>(w);
-    }
-    fd.reset();
     // No fsync: the state serves a successor on the same boot (after a reboot no mount is left).
-    if (::rename(tmp.c_str(), path.c_str()) < 0) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        return unexpected{fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(err))};
-    }
-    return true;
+    return write_file_atomically(path, proto::fan::encode_state(s));
 }
 
 result<std::optional<proto::fan::saved_state>, std::string> read_state(const std::string& path) {
