@@ -92,13 +92,16 @@ struct promote_fetch {
     blob_id blob = 0;
     std::uint64_t chunk = 0;
 };
-/// Write data[0, len) at `off` into the object's anon fd; answer with registry::on_written.
+/// Write data[at, at+len) at `off` into the object's anon fd; answer with registry::on_written.
+/// `at` is non-zero when one fetch filled several chunks (a multiple of the chunk size, so the
+/// bytes stay aligned for direct I/O).
 struct write_chunk {
     object_ptr object;
     std::uint64_t chunk = 0;
     std::uint64_t off = 0;
     buffer_ptr data;
     std::uint64_t len = 0;
+    std::size_t at = 0;
 };
 /// Complete a read request: 0, or a negative errno when some of its range could not be filled.
 /// `object` is null when the request named no open object. (cachefiles: status is informational,
@@ -178,13 +181,16 @@ class registry {
 public:
     /// Longest READ served as asked; longer ones are clamped (the kernel sends far less).
     static constexpr std::uint64_t max_read_len = 256ull << 20;
-    /// Read-ahead: when a READ of an object starts in the chunk after the previous READ's last
-    /// one (a sequential reader) and no other READ of the object is pending, the chunks after it, up to readahead_bytes' worth but at least
-    /// one and at most readahead_max_chunks, are fetched in the background (fetch_chunk.background,
-    /// so behind on-demand fetches), so that the reader finds them written instead of waiting for
-    /// each. The chunk cap keeps small chunk sizes from queueing hundreds of fetches per READ.
+    /// Read-ahead: when a READ of an object starts where the previous READ ended or at the start
+    /// of the chunk after that READ's last one (a sequential reader: the kernel skips what is
+    /// cached) and no other READ of the object is pending, the chunks after it are fetched in the
+    /// background (fetch_chunk.background, so behind on-demand fetches), so that the reader finds
+    /// them written instead of waiting for each: as many whole chunks as the sequential run has
+    /// read so far (none before it read one), up to readahead_bytes and readahead_max_chunks.
+    /// The chunk cap keeps tiny chunk sizes from queueing hundreds of fetches per READ; the engine
+    /// fetches adjacent chunks with one source call (engine_options::merge_bytes).
     static constexpr std::uint64_t readahead_bytes = 4ull << 20;
-    static constexpr std::uint64_t readahead_max_chunks = 8;
+    static constexpr std::uint64_t readahead_max_chunks = 64;
 
     explicit registry(std::uint64_t chunk_size);
 
@@ -229,8 +235,9 @@ public:
     effects close(object_key key);
 
     effects on_stat(blob_id blob, result<std::uint64_t, int> size);
-    /// A fetch finished: the buffer holds exactly the chunk's bytes, or the error is a negative errno.
-    effects on_fetched(blob_id blob, std::uint64_t chunk, result<buffer_ptr, int> data);
+    /// A fetch finished: the buffer holds the chunk's bytes from `at` on (a fetch of several
+    /// adjacent chunks answers each of them with the one buffer), or the error is a negative errno.
+    effects on_fetched(blob_id blob, std::uint64_t chunk, result<buffer_ptr, int> data, std::size_t at = 0);
     /// A write finished: res is the byte count written (all of it) or a negative errno.
     effects on_written(const object_ptr& object, std::uint64_t chunk, int res);
 
@@ -277,7 +284,9 @@ private:
         std::vector<pending_read> reads;
         std::vector<std::uint64_t> stale;     // in flight when refetch() was asked: fetch again once written
         std::uint64_t next_chunk = 0;   // read-ahead: the chunk after the previous READ's last one
+        std::uint64_t next_off = 0;     // read-ahead: where the previous READ ended
         std::uint64_t ahead_end = 0;    // read-ahead: chunks below this were already considered
+        std::uint64_t run_start = 0;    // read-ahead: where the current sequential run began
         bool has_read = false;          // next_chunk is meaningful
     };
     struct pending_open {

@@ -329,7 +329,7 @@ TEST_CASE("a noted fetch failure fails reads fast until forgotten", "[registry]"
     REQUIRE(failed.size() == 1);
     CHECK(failed[0].status == -ETIMEDOUT);
 
-    auto again = r.read(11, 1, 4096, 4096);  // the next page of the same chunk
+    auto again = r.read(11, 1, 8192, 4096);  // another page of the same chunk (not the next: read-ahead)
     CHECK(only<fetch_chunk>(again).empty());
     auto fast = only<complete_read>(again);
     REQUIRE(fast.size() == 1);
@@ -434,10 +434,12 @@ TEST_CASE("reply_open carries the opened object", "[registry]") {
     CHECK(rep.domain == "dom");
 }
 
-// Description: a READ that starts in the chunk after the previous READ's last one (a sequential
-// reader), with no other READ of the object pending, fetches the next readahead_bytes' worth of
-// chunks (capped at readahead_max_chunks) in the background, never past the blob's end nor chunks
-// already wanted; a READ in the same chunk, elsewhere, or while others are pending does not.
+// Description: a READ that starts where the previous READ ended or at the start of the chunk after
+// its last one (a sequential reader), with no other READ of the object pending, fetches chunks
+// after it in the background: as many whole chunks as the run has read so far (none before it read
+// a whole chunk's worth), at most readahead_bytes and readahead_max_chunks, never past the blob's
+// end nor chunks already wanted; a READ elsewhere in the same or the next chunk, farther away, or
+// while others are pending does not.
 TEST_CASE("sequential READs fetch the following chunks in the background", "[registry]") {
     // Lands a fetch: the chunk is fetched and written, completing the READs waiting on it.
     auto land = [](registry& reg, const fetch_chunk& f) {
@@ -445,10 +447,14 @@ TEST_CASE("sequential READs fetch the following chunks in the background", "[reg
             reg.on_written(w.object, w.chunk, static_cast<int>(w.len));
         }
     };
+    auto chunks_of = [](const std::vector<fetch_chunk>& fs) {
+        std::vector<std::uint64_t> v;
+        for (const auto& f : fs) v.push_back(f.chunk);
+        return v;
+    };
+    REQUIRE(registry::readahead_bytes >= 4 * MiB);
     registry r(MiB);
-    const std::uint64_t ahead = std::min(registry::readahead_bytes / MiB, registry::readahead_max_chunks);
-    REQUIRE(ahead >= 1);
-    open_sized(r, 1, "b", (ahead + 3) * MiB + 100);
+    open_sized(r, 1, "b", 16 * MiB + 100);
     // The first READ has no history: only its own chunk, on demand.
     auto f0 = only<fetch_chunk>(r.read(1, 1, 0, 128 * 1024));
     REQUIRE(f0.size() == 1);
@@ -462,26 +468,37 @@ TEST_CASE("sequential READs fetch the following chunks in the background", "[reg
     land(r, f0[0]);
     land(r, f1[0]);
     CHECK_FALSE(r.busy());
-    // The chunk after, alone: its own fetch on demand, then `ahead` chunks in the background.
+    // The chunk after, alone: its own fetch on demand, then as many chunks as the run has read
+    // (2 MiB and 128 KiB: two) in the background.
     auto f2 = only<fetch_chunk>(r.read(4, 1, 2 * MiB, 128 * 1024));
-    REQUIRE(f2.size() == 1 + ahead);
-    CHECK(f2[0].chunk == 2);
+    CHECK(chunks_of(f2) == std::vector<std::uint64_t>{2, 3, 4});
+    REQUIRE(f2.size() == 3);
     CHECK_FALSE(f2[0].background);
-    for (std::uint64_t i = 1; i <= ahead; ++i) {
-        CHECK(f2[i].chunk == 2 + i);
-        CHECK(f2[i].background);
-    }
-    CHECK(r.stats().readahead_chunks == ahead);
+    CHECK(f2[1].background);
+    CHECK(f2[2].background);
+    CHECK(r.stats().readahead_chunks == 2);
     land(r, f2[0]);
-    // The next chunk was read ahead: the READ joins (and promotes) that fetch; read-ahead goes on
-    // to the one chunk not yet wanted, the blob's last (ahead + 3), whose tail is 100 bytes.
+    // The next chunk was read ahead: the READ joins (and promotes) that fetch; the run has read
+    // three chunks' worth, so read-ahead goes on to chunks 5 and 6 (4 is wanted already).
     auto e3 = r.read(5, 1, 3 * MiB, 4096);
     CHECK(only<promote_fetch>(e3).size() == 1);
     auto f3 = only<fetch_chunk>(e3);
-    REQUIRE(f3.size() == 1);
-    CHECK(f3[0].chunk == ahead + 3);
-    CHECK(f3[0].background);
-    CHECK(f3[0].len == 100);
+    CHECK(chunks_of(f3) == std::vector<std::uint64_t>{5, 6});
+    CHECK(std::all_of(f3.begin(), f3.end(), [](const fetch_chunk& f) { return f.background; }));
+    CHECK(r.stats().readahead_chunks == 4);
+    // Never past the blob's end: the last chunk is 100 bytes.
+    registry rt(MiB);
+    open_sized(rt, 1, "b", 2 * MiB + 100);
+    auto t0 = only<fetch_chunk>(rt.read(1, 1, 0, MiB));
+    REQUIRE(t0.size() == 1);
+    land(rt, t0[0]);
+    auto t1 = only<fetch_chunk>(rt.read(2, 1, MiB, 4096));
+    CHECK(chunks_of(t1) == std::vector<std::uint64_t>{1, 2});
+    REQUIRE(t1.size() == 2);
+    CHECK(t1[1].len == 100);
+    land(rt, t1[0]);
+    land(rt, t1[1]);
+    CHECK(only<fetch_chunk>(rt.read(3, 1, 2 * MiB, 100)).empty());  // written: nothing to fetch, none beyond
     // A jump elsewhere is not sequential.
     registry r2(MiB);
     open_sized(r2, 1, "b", 64 * MiB);
@@ -494,11 +511,31 @@ TEST_CASE("sequential READs fetch the following chunks in the background", "[reg
     // Small chunks: at most readahead_max_chunks ahead, however many fit in readahead_bytes.
     registry r3(4096);
     open_sized(r3, 1, "b", 64 * MiB);
-    auto s0 = only<fetch_chunk>(r3.read(1, 1, 0, 4096));
-    REQUIRE(s0.size() == 1);
-    land(r3, s0[0]);
-    CHECK(only<fetch_chunk>(r3.read(2, 1, 4096, 4096)).size() == 1 + registry::readahead_max_chunks);
+    auto s0 = only<fetch_chunk>(r3.read(1, 1, 0, MiB));
+    REQUIRE(s0.size() == MiB / 4096);
+    for (const auto& f : s0) land(r3, f);
+    CHECK(only<fetch_chunk>(r3.read(2, 1, MiB, 4096)).size() == 1 + registry::readahead_max_chunks);
     CHECK(r3.stats().readahead_chunks == registry::readahead_max_chunks);
+    // Small files scattered over the blob: a READ inside the next chunk but neither where the last
+    // one ended nor at the chunk's start is not sequential; one exactly at the last end is, even
+    // inside the same chunk (fanotify asks for each window erofs reads, cached or not), but reads
+    // ahead only once the run has read a whole chunk's worth.
+    registry r4(64 * 1024);
+    open_sized(r4, 1, "b", 64 * MiB);
+    for (std::uint64_t at : {4096ull, 64ull * 1024 + 8192, 2ull * 64 * 1024 + 40960}) {
+        auto f = only<fetch_chunk>(r4.read(static_cast<std::uint32_t>(at), 1, at, 4096));
+        REQUIRE(f.size() == 1);
+        land(r4, f[0]);
+    }
+    CHECK(r4.stats().readahead_chunks == 0);
+    CHECK(only<fetch_chunk>(r4.read(9, 1, 2 * 64 * 1024 + 45056, 4096)).empty());  // run of 8 KiB: chunk 2, written
+    CHECK(r4.stats().readahead_chunks == 0);
+    auto seq = only<fetch_chunk>(r4.read(10, 1, 2 * 64 * 1024 + 49152, 64 * 1024));  // run of 72 KiB
+    CHECK(chunks_of(seq) == std::vector<std::uint64_t>{3, 4});  // 3 on demand, 4 ahead
+    REQUIRE(seq.size() == 2);
+    CHECK_FALSE(seq[0].background);
+    CHECK(seq[1].background);
+    CHECK(r4.stats().readahead_chunks == 1);
 }
 
 // Description: an effects vector handed back with recycle() is reused by the next call: empty, its capacity kept, and whatever its effects held (buffers, objects) released at once.
