@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
+
+#include <boost/container/small_vector.hpp>
 
 #include "base/assert.hpp"
 #include "base/buffer.hpp"
@@ -64,8 +67,12 @@ void engine::retune(const engine_options& o) {
 
 void engine::execute(effects&& effs) {
     BLOBD_ASSERT(port_ != nullptr, "a frontend is attached before the first request");
+    bool queued = false;
+    // Writes of one batch, as runs of adjacent chunks per object and buffer: a fetch of several
+    // chunks lands with one write per object, not one per chunk.
+    boost::container::small_vector<write_run, 2> runs;
     for (auto& e : effs) {
-        std::visit([this](auto& eff) {
+        std::visit([this, &queued, &runs](auto& eff) {
             using T = std::decay_t<decltype(eff)>;
             if constexpr (std::is_same_v<T, reply_open>) {
                 const bool ok = eff.size_or_errno >= 0;
@@ -77,7 +84,7 @@ void engine::execute(effects&& effs) {
             } else if constexpr (std::is_same_v<T, stat_blob>) {
                 const std::uint64_t id = next_call_++;
                 const deadline due = due_from_now();
-                calls_.emplace(id, call{false, fetch_chunk{eff.blob, eff.domain, eff.name, 0, 0, 0, false}, due});
+                calls_.emplace(id, call{false, {fetch_chunk{eff.blob, eff.domain, eff.name, 0, 0, 0, false}}, due});
                 if (due != no_deadline) ++calls_with_deadline_, arm_sweep();
                 sources_.for_domain(eff.domain)
                     .stat(blob_ref{eff.domain, eff.name}, due,
@@ -107,11 +114,23 @@ void engine::execute(effects&& effs) {
                     fetch_queue_.push_back({std::move(eff), due});
                     if (due != no_deadline) arm_sweep();
                 }
-                pump_fetches();
+                // Started after the whole batch is queued: the chunks of one READ (or one
+                // read-ahead) arrive in one batch, and go out as one source call.
+                queued = true;
             } else if constexpr (std::is_same_v<T, promote_fetch>) {
                 promote(eff);
             } else if constexpr (std::is_same_v<T, write_chunk>) {
-                queue_write(std::move(eff));
+                auto run = std::find_if(runs.rbegin(), runs.rend(), [&](const write_run& r) {
+                    return r.object == eff.object;
+                });
+                if (run != runs.rend() && run->data == eff.data && run->at + run->len == eff.at &&
+                    run->off + run->len == eff.off && run->chunk + run->chunks == eff.chunk &&
+                    run->len == run->chunks * registry_.chunk_size()) {
+                    run->len += eff.len;
+                    ++run->chunks;
+                } else {
+                    runs.push_back(write_run{std::move(eff.object), eff.chunk, 1, eff.off, std::move(eff.data), eff.at, eff.len});
+                }
             } else if constexpr (std::is_same_v<T, release_blob>) {
                 sources_.for_domain(eff.domain).release(blob_ref{eff.domain, eff.name});
             } else if constexpr (std::is_same_v<T, complete_read>) {
@@ -125,10 +144,13 @@ void engine::execute(effects&& effs) {
         }, e);
     }
     registry_.recycle(std::move(effs));
+    for (auto& r : runs) queue_write(std::move(r));
+    if (queued) pump_fetches();
 }
 
-void engine::queue_write(write_chunk w) {
+void engine::queue_write(write_run w) {
     ++writes_held_;
+    bytes_held_ += w.len;
     write_lane& lane = write_lanes_[w.object.get()];
     if (lane.admits(w.len)) {
         stats_.writes_per_file_peak = std::max<std::uint64_t>(stats_.writes_per_file_peak, ++lane.inflight);
@@ -140,17 +162,20 @@ void engine::queue_write(write_chunk w) {
     }
 }
 
-void engine::submit_write(write_chunk w) {
+void engine::submit_write(write_run w) {
     // Direct I/O (cachefiles' anon fds write straight into the backing file): the length must be
     // a multiple of the logical block size, so an unaligned blob tail is written as a whole
     // zero-padded block (observed on 6.1: an exact 577-byte tail write fails with EINVAL). Chunk
     // offsets are multiples of the chunk size, so only the length needs rounding. A regular
     // sparse file gets exact lengths: a padded tail would grow it past the blob.
+    // The padding of the tail chunk lies past the buffer's size (zeroed): the tail is the last
+    // chunk of whatever fetch filled the buffer.
     const std::uint64_t padded =
-        opts_.writes.align ? std::min<std::uint64_t>(round_up(w.len, opts_.writes.align), w.data->capacity()) : w.len;
+        opts_.writes.align ? std::min<std::uint64_t>(round_up(w.len, opts_.writes.align), w.data->capacity() - w.at)
+                           : w.len;
     const auto len = static_cast<unsigned>(padded);
     const int fd = w.object->fd.get();
-    const void* data = w.data->data();
+    const void* data = w.data->data() + w.at;
     const std::uint64_t off = w.off;
     // The callback holds the object (so its fd) and the buffer until the CQE.
     loop_.write_all(fd, data, len, off, [this, w = std::move(w), len](int res) mutable {
@@ -167,6 +192,7 @@ void engine::submit_write(write_chunk w) {
         }
         if (opts_.on_write) opts_.on_write(res);
         --writes_held_;
+        bytes_held_ -= w.len;
         // The next queued write into this file goes out before the registry reacts to this one.
         auto it = write_lanes_.find(w.object.get());
         BLOBD_ASSERT(it != write_lanes_.end(), "a retiring write has its lane");
@@ -174,14 +200,26 @@ void engine::submit_write(write_chunk w) {
         --lane.inflight;
         lane.bytes -= w.len;
         while (!lane.queued.empty() && lane.admits(lane.queued.front().len)) {
-            write_chunk next = std::move(lane.queued.front());
+            write_run next = std::move(lane.queued.front());
             lane.queued.pop_front();
             ++lane.inflight;
             lane.bytes += next.len;
             submit_write(std::move(next));
         }
         if (lane.inflight == 0) write_lanes_.erase(it);
-        execute(registry_.on_written(w.object, w.chunk, res < 0 ? res : static_cast<int>(w.len)));
+        // Each chunk of the run is settled with its own length (all whole chunks but a blob's tail).
+        effects out;
+        for (std::uint64_t i = 0; i < w.chunks; ++i) {
+            const std::uint64_t clen = std::min(registry_.chunk_size(), w.len - i * registry_.chunk_size());
+            effects e = registry_.on_written(w.object, w.chunk + i, res < 0 ? res : static_cast<int>(clen));
+            if (out.empty()) {
+                out = std::move(e);
+            } else {
+                std::move(e.begin(), e.end(), std::back_inserter(out));
+                registry_.recycle(std::move(e));
+            }
+        }
+        execute(std::move(out));
         pump_fetches();
     });
 }
@@ -191,20 +229,38 @@ deadline engine::due_from_now() const {
     return std::chrono::steady_clock::now() + opts_.read_deadline;
 }
 
-void engine::start_fetch(fetch_chunk f, deadline due) {
+void engine::start_fetch(std::deque<queued_fetch>& q) {
+    queued_fetch first = std::move(q.front());
+    q.pop_front();
+    const bool bg = first.f.background;
+    const blob_id blob_of_call = first.f.blob;
+    std::uint64_t len = first.f.len;
+    deadline due = first.due;
+    std::vector<fetch_chunk> chunks;
+    chunks.push_back(std::move(first.f));
+    // Chunks queued right behind it that continue it. Only the front of the queue is looked at:
+    // a READ's chunks (and a read-ahead's, a prefetch's) are queued in order and together.
+    while (!q.empty() && q.front().f.blob == blob_of_call && q.front().f.chunk == chunks.back().chunk + 1 &&
+           q.front().f.off == chunks.back().off + chunks.back().len && len + q.front().f.len <= opts_.merge_bytes) {
+        len += q.front().f.len;
+        due = std::min(due, q.front().due);
+        chunks.push_back(std::move(q.front().f));
+        q.pop_front();
+    }
     ++fetches_inflight_;
-    if (f.background) ++prefetches_inflight_;
+    if (bg) ++prefetches_inflight_;
+    bytes_held_ += len;
     const std::uint64_t id = next_call_++;
-    blob_ref blob{f.domain, f.name};
-    const std::uint64_t off = f.off, len = f.len;
-    const bool bg = f.background;
-    calls_.emplace(id, call{true, std::move(f), due});
+    blob_ref blob{chunks.front().domain, chunks.front().name};
+    const std::uint64_t off = chunks.front().off;
+    calls_.emplace(id, call{true, std::move(chunks), due});
     if (due != no_deadline) ++calls_with_deadline_, arm_sweep();
-    sources_.for_domain(blob.domain).fetch(blob, off, len, due, [this, id, bg](result<buffer_ptr, int> r) {
+    sources_.for_domain(blob.domain).fetch(blob, off, len, due, [this, id, bg, len](result<buffer_ptr, int> r) {
         // The slot is held until the source answers, also when the engine answered the reader at
         // the deadline: that keeps the bound on buffers held true.
         --fetches_inflight_;
         if (bg) --prefetches_inflight_;
+        bytes_held_ -= len;
         auto it = calls_.find(id);
         if (it == calls_.end()) {
             ++stats_.late_results;
@@ -212,20 +268,39 @@ void engine::start_fetch(fetch_chunk f, deadline due) {
             call c = std::move(it->second);
             if (c.due != no_deadline) --calls_with_deadline_;
             calls_.erase(it);
-            fetched(c.f, std::move(r));
+            fetched(c.chunks, std::move(r));
         }
         pump_fetches();
     });
 }
 
-void engine::fetched(const fetch_chunk& f, result<buffer_ptr, int> r) {
-    if (!r && opts_.failure_ttl.count() > 0) {
-        registry_.note_failure(f.blob, f.chunk);
-        loop_.after(opts_.failure_ttl, [this, alive = std::weak_ptr<int>(alive_), id = f.blob, chunk = f.chunk] {
-            if (!alive.expired()) registry_.forget_failure(id, chunk);
-        });
+void engine::fetched(const std::vector<fetch_chunk>& chunks, result<buffer_ptr, int> r) {
+    const fetch_chunk& first = chunks.front();
+    const std::uint64_t len = chunks.back().off + chunks.back().len - first.off;
+    if (r && (*r)->filled != len) {
+        // A source that lies about what it read: none of the chunks is trusted.
+        lg.err("blob {}/{}: fetcher returned {} bytes for {} bytes at {}", printable(first.domain), printable(first.name),
+               (*r)->filled, len, first.off);
+        r = unexpected{-EIO};
     }
-    execute(registry_.on_fetched(f.blob, f.chunk, std::move(r)));
+    effects out;
+    for (const fetch_chunk& f : chunks) {
+        if (!r && opts_.failure_ttl.count() > 0) {
+            registry_.note_failure(f.blob, f.chunk);
+            loop_.after(opts_.failure_ttl, [this, alive = std::weak_ptr<int>(alive_), id = f.blob, chunk = f.chunk] {
+                if (!alive.expired()) registry_.forget_failure(id, chunk);
+            });
+        }
+        effects e = registry_.on_fetched(f.blob, f.chunk, r, static_cast<std::size_t>(f.off - first.off));
+        if (out.empty()) {
+            out = std::move(e);
+        } else {
+            std::move(e.begin(), e.end(), std::back_inserter(out));
+            registry_.recycle(std::move(e));
+        }
+    }
+    // One batch: the chunks' writes into each object go out as one write.
+    execute(std::move(out));
 }
 
 void engine::arm_sweep() {
@@ -256,7 +331,7 @@ void engine::sweep() {
     bool queued_left = false;
     for (auto it = fetch_queue_.begin(); it != fetch_queue_.end();) {
         if (it->due <= now) {
-            expired.push_back(call{true, std::move(it->f), it->due});
+            expired.push_back(call{true, {std::move(it->f)}, it->due});
             it = fetch_queue_.erase(it);
         } else {
             queued_left |= it->due != no_deadline;
@@ -265,16 +340,18 @@ void engine::sweep() {
     }
     for (auto& c : expired) {
         ++stats_.deadline_misses;
+        const fetch_chunk& f = c.chunks.front();
         unsigned suppressed = 0;
         if (deadline_warn_.allow(suppressed)) {
-            lg.warn("blob {}/{}: {} not answered within {} ms: failing it{}", printable(c.f.domain),
-                    printable(c.f.name), c.is_fetch ? fmt::format("chunk at {}", c.f.off) : std::string("size lookup"),
+            lg.warn("blob {}/{}: {} not answered within {} ms: failing it{}", printable(f.domain), printable(f.name),
+                    c.is_fetch ? fmt::format("{} at {}", c.chunks.size() > 1 ? "chunks" : "chunk", f.off)
+                               : std::string("size lookup"),
                     opts_.read_deadline.count(), log::suppressed_note(suppressed));
         }
         if (c.is_fetch) {
-            fetched(c.f, unexpected{-ETIMEDOUT});
+            fetched(c.chunks, unexpected{-ETIMEDOUT});
         } else {
-            execute(registry_.on_stat(c.f.blob, unexpected{-ETIMEDOUT}));
+            execute(registry_.on_stat(f.blob, unexpected{-ETIMEDOUT}));
         }
     }
     if (calls_with_deadline_ > 0 || queued_left) arm_sweep();
@@ -287,18 +364,13 @@ void engine::start_prefetch(const object_ptr& obj) {
 }
 
 void engine::pump_fetches() {
-    // Chunk buffers held for a write count like fetches in flight: together at most 64.
-    const auto room = [this] { return fetches_inflight_ + writes_held_ < max_inflight_fetches; };
-    while (room() && !fetch_queue_.empty()) {
-        auto next = std::move(fetch_queue_.front());
-        fetch_queue_.pop_front();
-        start_fetch(std::move(next.f), next.due);
-    }
+    // Buffers held for a write count like fetches in flight: together at most max_inflight_bytes.
+    const auto room = [this] { return fetches_inflight_ < max_inflight_fetches && bytes_held_ < max_inflight_bytes; };
+    while (room() && !fetch_queue_.empty()) start_fetch(fetch_queue_);
     while (fetch_queue_.empty() && room() && prefetches_inflight_ < opts_.prefetch_concurrency &&
            !prefetch_queue_.empty()) {
-        auto next = std::move(prefetch_queue_.front());
-        prefetch_queue_.pop_front();
-        start_fetch(std::move(next.f), due_from_now());  // nobody waits yet: its time starts now
+        prefetch_queue_.front().due = due_from_now();  // nobody waits yet: its time starts now
+        start_fetch(prefetch_queue_);
     }
 }
 

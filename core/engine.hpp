@@ -54,11 +54,16 @@ public:
 
 struct engine_options {
     std::uint64_t chunk_size = 1 << 20;
-    /// Background fetches (prefetch, read-ahead, refetch) in flight at once, at least 1.
+    /// Background source calls (prefetch, read-ahead, refetch) in flight at once, at least 1.
     unsigned prefetch_concurrency = 2;
     /// Whether the blobs of a domain are prefetched after their open. Empty: never.
     std::function<bool(std::string_view domain)> prefetch_for;
     write_policy writes;
+    /// Adjacent chunks of one blob queued together (one READ's, one read-ahead's, a prefetch's)
+    /// are fetched with one source call of up to this many bytes (at least one chunk), so that
+    /// small chunks, which keep what a scattered reader fetches small, do not turn a sequential
+    /// reader's READs into a round trip per chunk.
+    std::uint64_t merge_bytes = 1 << 20;
     /// Negative cache: after a chunk's fetch failed, reads of it fail at once (-EIO) for this long
     /// instead of fetching again for every page the kernel retries. 0: off.
     std::chrono::milliseconds failure_ttl{0};
@@ -161,9 +166,12 @@ public:
         return registry_.fetched_by_domain();
     }
 
-    /// Chunk buffers held by fetches in flight and writes waiting or running: at most this many,
-    /// which bounds the memory held (64 x chunk_size) however many requests arrive at once.
+    /// Source calls in flight at once, at most.
     static constexpr std::size_t max_inflight_fetches = 64;
+    /// Bytes of the buffers held by fetches in flight and by writes waiting or running: no fetch
+    /// starts while they reach this, which bounds the memory held (this plus one merged fetch)
+    /// however many requests arrive at once.
+    static constexpr std::uint64_t max_inflight_bytes = 64 << 20;
     /// Concurrent direct-I/O writes into one file mostly wait for each other: ext4 takes the inode
     /// lock exclusively for writes that allocate blocks (every first write of a cache file's
     /// range), and io_uring runs anon-fd writes on parallel io-wq workers, which then spin on that
@@ -177,11 +185,24 @@ public:
 
 private:
     void execute(effects&& effs);
-    void start_fetch(fetch_chunk f, deadline due);
-    /// Writes a fetched chunk into its object's cache file, at most max_write_bytes_per_file in
+    struct queued_fetch;
+    /// Starts the fetch at the front of `q` with the chunks queued right behind it that continue
+    /// it (same blob, the next chunk), up to merge_bytes, as one source call.
+    void start_fetch(std::deque<queued_fetch>& q);
+    /// Adjacent chunks of one object filled by one fetch (one buffer): written with one write.
+    struct write_run {
+        object_ptr object;
+        std::uint64_t chunk = 0;   // the first
+        std::uint64_t chunks = 0;  // how many
+        std::uint64_t off = 0;     // of the first, in the cache file
+        buffer_ptr data;
+        std::size_t at = 0;        // of the first, in data
+        std::uint64_t len = 0;     // of them all
+    };
+    /// Writes fetched chunks into their object's cache file, at most max_write_bytes_per_file in
     /// flight per file; the rest wait in that file's lane in arrival order.
-    void queue_write(write_chunk w);
-    void submit_write(write_chunk w);
+    void queue_write(write_run w);
+    void submit_write(write_run w);
     /// Starts queued fetches while there is room: on-demand ones first; background ones only
     /// when no on-demand fetch waits and fewer than the prefetch limit run.
     void pump_fetches();
@@ -189,8 +210,9 @@ private:
     void start_prefetch(const object_ptr& obj);
     /// The deadline of work starting now (no_deadline without one).
     deadline due_from_now() const;
-    /// A fetch's result (or the engine's own -ETIMEDOUT at its deadline): negative cache, registry.
-    void fetched(const fetch_chunk& f, result<buffer_ptr, int> r);
+    /// A source call's result (or the engine's own -ETIMEDOUT at its deadline) for its adjacent
+    /// chunks: negative cache, registry (each chunk with its part of the one buffer).
+    void fetched(const std::vector<fetch_chunk>& chunks, result<buffer_ptr, int> r);
     /// Answers what is past its deadline (calls in flight, on-demand fetches still queued); runs
     /// from a timer while anything with a deadline is outstanding.
     void sweep();
@@ -207,11 +229,12 @@ private:
     };
     std::deque<queued_fetch> fetch_queue_;     // on-demand
     std::deque<queued_fetch> prefetch_queue_;  // background
-    /// Calls to the sources not answered yet, by call number: a fetch (its chunk) or a size
-    /// lookup (chunk unused). Erased when answered, by the source or by sweep().
+    /// Calls to the sources not answered yet, by call number: a fetch (its adjacent chunks, in
+    /// order) or a size lookup (one entry: only blob, domain and name). Erased when answered, by
+    /// the source or by sweep().
     struct call {
         bool is_fetch = true;
-        fetch_chunk f;  // a size lookup: only blob, domain and name
+        std::vector<fetch_chunk> chunks;
         deadline due = no_deadline;
     };
     std::unordered_map<std::uint64_t, call> calls_;
@@ -219,17 +242,18 @@ private:
     std::size_t calls_with_deadline_ = 0;
     bool sweep_armed_ = false;
     log::rate_limit deadline_warn_;
-    std::size_t fetches_inflight_ = 0, prefetches_inflight_ = 0;
+    std::size_t fetches_inflight_ = 0, prefetches_inflight_ = 0;  // source calls
+    std::uint64_t bytes_held_ = 0;  // fetch buffers in flight and chunk writes held (max_inflight_bytes)
     struct write_lane {
         unsigned inflight = 0;     // writes
         std::uint64_t bytes = 0;   // their bytes
-        std::deque<write_chunk> queued;
+        std::deque<write_run> queued;
         /// Whether a write of `len` bytes may go out now.
         bool admits(std::uint64_t len) const { return inflight == 0 || bytes + len <= max_write_bytes_per_file; }
     };
     std::unordered_map<const cache_object*, write_lane> write_lanes_;  // by object; only while it has writes
-    /// Chunk buffers waiting for or in a write: they count against max_inflight_fetches, so the
-    /// memory held stays bounded when writes are slower than fetches.
+    /// Chunk writes waiting or running: their bytes count in bytes_held_, so the memory held
+    /// stays bounded when writes are slower than fetches.
     std::size_t writes_held_ = 0;
     engine_stats stats_;
     // When each READ not answered yet reached the engine (by request id), for read_seconds.

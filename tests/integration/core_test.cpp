@@ -33,6 +33,7 @@ public:
     std::map<std::string, std::string> blobs;
     int fetch_calls = 0, stat_calls = 0;
     bool fail_fetches = false;
+    std::size_t short_by = 0;  // answers this many bytes fewer than asked (a lying source)
 
     void stat(const blob_ref& blob, deadline, stat_done done) override {
         ++stat_calls;
@@ -47,7 +48,7 @@ public:
             if (fail_fetches) return done(unexpected{-EIO});
             auto b = std::make_shared<aligned_buffer>(len);
             std::memcpy(b->data(), blobs.at(name).data() + off, len);
-            b->filled = len;
+            b->filled = len - std::min<std::size_t>(short_by, len);
             done(buffer_ptr(std::move(b)));
         });
     }
@@ -136,6 +137,71 @@ TEST_CASE("engine + cachefiles frontend over an injected fetcher", "[integration
     CHECK(front.stats().completion_errors == 0);
     k.close(obj);
     REQUIRE(run_until(loop, [&] { return core.object_count() == 0 && loop.inflight() == 0; }));
+}
+
+// Description: adjacent chunks are fetched with one source call: a READ of a whole blob of five
+// 64 KiB chunks (the last one short) is one fetch, every chunk lands at its place (the tail padded
+// to 4 KiB for direct I/O, not past it); with merge_bytes of two chunks the same READ takes three
+// calls; a source answering a merged call short fails the READ, with no byte written.
+TEST_CASE("adjacent chunks go out as one source call", "[integration][core]") {
+    fake_kernel k;
+    event_loop loop;
+    fake_fetcher f(loop);
+    const std::string blob = pattern(4 * 64 * KiB + 577, 11);
+    f.blobs["b1"] = blob;
+    f.blobs["b2"] = blob;
+    f.blobs["b3"] = blob;
+    engine_options opts{64 * KiB, 2, {}, cachefiles_write_policy};
+    opts.merge_bytes = 1 << 20;
+    engine core(loop, f, opts);
+    cachefiles_frontend front(loop, k.dev(), core);
+    front.start();
+
+    const auto o1 = k.open("erofs,d", "b1");
+    REQUIRE(run_until(loop, [&] { return k.copen_result(o1).has_value(); }));
+    const auto r1 = k.read(o1, 0, blob.size());
+    REQUIRE(run_until(loop, [&] { return f.held() == 1; }));
+    f.release_all();
+    REQUIRE(run_until(loop, [&] { return k.read_done(r1); }));
+    CHECK(f.fetch_calls == 1);
+    CHECK(core.stats().chunks_fetched == 5);
+    CHECK(k.cache_bytes(o1, 0, blob.size()) == blob);
+    CHECK(k.cache_file_size(o1) == 4 * 64 * KiB + 4096);
+
+    // Bounded by merge_bytes: the same engine would not split it, so a second one does.
+    engine_options small = opts;
+    small.merge_bytes = 2 * 64 * KiB;
+    fake_kernel k2;
+    fake_fetcher f2(loop);
+    f2.blobs = f.blobs;
+    engine core2(loop, f2, small);
+    cachefiles_frontend front2(loop, k2.dev(), core2);
+    front2.start();
+    const auto o2 = k2.open("erofs,d", "b2");
+    REQUIRE(run_until(loop, [&] { return k2.copen_result(o2).has_value(); }));
+    const auto r2 = k2.read(o2, 0, blob.size());
+    REQUIRE(run_until(loop, [&] { return f2.held() == 3; }));
+    f2.release_all();
+    REQUIRE(run_until(loop, [&] { return k2.read_done(r2); }));
+    CHECK(f2.fetch_calls == 3);
+    CHECK(k2.cache_bytes(o2, 0, blob.size()) == blob);
+
+    // A short answer to a merged call: no chunk of it is trusted.
+    f.short_by = 1;
+    const auto o3 = k.open("erofs,d", "b3");
+    REQUIRE(run_until(loop, [&] { return k.copen_result(o3).has_value(); }));
+    const auto r3 = k.read(o3, 0, 3 * 64 * KiB);
+    REQUIRE(run_until(loop, [&] { return f.held() == 1; }));
+    f.release_all();
+    REQUIRE(run_until(loop, [&] { return k.read_done(r3); }));
+    CHECK(core.stats().fetch_errors == 3);
+    CHECK(k.cache_bytes(o3, 0, 4096) != blob.substr(0, 4096));
+    k.close(o1);
+    k.close(o3);
+    k2.close(o2);
+    REQUIRE(run_until(loop, [&] {
+        return core.object_count() == 0 && core2.object_count() == 0 && loop.inflight() == 0;
+    }));
 }
 
 // Description: the exact-length write policy (a regular sparse cache file, as the fanotify frontend
