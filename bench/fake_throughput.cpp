@@ -17,7 +17,7 @@
 //   --cases   comma-separated subset of 1m,4k,4k-1m (default all):
 //               1m     1 MiB READs, chunk 1 MiB: bytes/s vs the baseline copying 1 MiB ranges
 //               4k     4 KiB READs, chunk 4 KiB: one fetch + one write per READ; READs per
-//                      CPU-second (target 300k) and per second of wall clock
+//                      CPU-second (target >= 0.5x of the baseline's) and per second of wall clock
 //               4k-1m  4 KiB READs, chunk 1 MiB: one fetch + one write serve 256 READs; as 4k
 //   --cpu     pin the process to this CPU (default: no pin; io_uring's io-wq workers follow the
 //             cgroup's cpuset, not necessarily this)
@@ -379,9 +379,12 @@ int main(int argc, char** argv) {
             const std::string chunk = c.name == "4k" ? "chunk 4 KiB" : "chunk 1 MiB";
             const double per_core = median(d_cpu);
             if (c.name == "4k") {
-                failed |= !info_only && per_core < 300e3;
+                // Against the bare loop of the same machine (issue 16): an absolute rate (300k/s
+                // was the target) says more about the machine than about the daemon.
+                const double r = median(cpu_ratio);
+                failed |= !info_only && r < 0.5;
                 result_line("fake: 4 KiB READs per CPU-second, " + chunk + suffix, per_s(per_core),
-                            per_s(median(b_cpu)), ratio_str(median(cpu_ratio)), ">= 300k/s", verdict(per_core >= 300e3));
+                            per_s(median(b_cpu)), ratio_str(r), ">= 0.50x", verdict(r >= 0.5));
             } else {
                 result_line("fake: 4 KiB READs per CPU-second, " + chunk + suffix, per_s(per_core),
                             per_s(median(b_cpu)), ratio_str(median(cpu_ratio)), "-", "info");

@@ -4,10 +4,13 @@
 // byte ranges from the same nginx.
 //
 //   bench_http_throughput [--size MiB] [--read KiB] [--window N] [--reps N] [--cache-dir DIR]
-//                         [--blob-dir DIR] [--connections N] [--tag NAME] [--info-only] [--daemon-only]
+//                         [--blob-dir DIR] [--connections N] [--chunk KiB] [--tag NAME] [--info-only]
+//                         [--daemon-only]
 //
 //   --size         blob size in MiB (default 128)
-//   --read         READ size = chunk size, KiB (default 1024): every READ is one ranged GET
+//   --read         READ size, KiB (default 1024): every READ is one ranged GET
+//   --chunk        the daemon's chunk size, KiB (default: the READ size); smaller: each READ is
+//                  that many chunks, fetched with one GET (the engine merges adjacent chunks)
 //   --window       READs kept in flight by the fake kernel (default 64)
 //   --reps         repetitions; figures are medians, the ratio the median of per-rep ratios (3)
 //   --cache-dir    the daemon's cache files (default /dev/shm: the network path is measured, not
@@ -133,7 +136,7 @@ struct nginx {
 
 struct options {
     std::string cache_dir = "/dev/shm", blob_dir = "/dev/shm";
-    std::uint64_t size = 128 * MiB, read_len = MiB;
+    std::uint64_t size = 128 * MiB, read_len = MiB, chunk = 0;  // chunk 0: read_len
     unsigned window = 64, reps = 3, connections = 4;
 };
 
@@ -226,7 +229,7 @@ daemon_result run_daemon(const nginx& n, const options& o, const std::string& st
     conf.cache_dir = "/nonexistent";  // only the store would use it, and it gets its own dir
     conf.store.use = store_dir.empty() ? cfg::store_use::off : cfg::store_use::remote;
     conf.store.dir = store_dir;
-    conf.chunk_size = o.read_len;
+    conf.chunk_size = o.chunk ? o.chunk : o.read_len;
     conf.control_socket = "";
     sources::http_settings src;
     src.url = n.base_url();
@@ -301,6 +304,7 @@ int main(int argc, char** argv) {
     options o;
     o.size = std::stoull(opt(argc, argv, "--size", "128")) * MiB;
     o.read_len = std::stoull(opt(argc, argv, "--read", "1024")) * KiB;
+    o.chunk = std::stoull(opt(argc, argv, "--chunk", "0")) * KiB;
     o.window = static_cast<unsigned>(std::stoul(opt(argc, argv, "--window", "64")));
     o.reps = static_cast<unsigned>(std::stoul(opt(argc, argv, "--reps", "3")));
     o.connections = static_cast<unsigned>(std::stoul(opt(argc, argv, "--connections", "4")));
@@ -310,11 +314,13 @@ int main(int argc, char** argv) {
     const bool info_only = flag(argc, argv, "--info-only");
     const bool daemon_only = flag(argc, argv, "--daemon-only");
     const std::string suffix = tag.empty() ? "" : " [" + tag + "]";
-    const std::string name = fmt::format("http: blob via daemon vs curl, {} KiB ranges, bytes/s{}", o.read_len / KiB,
-                                         suffix);
+    const std::string chunk_note = o.chunk && o.chunk != o.read_len ? fmt::format(" in {} KiB chunks", o.chunk / KiB) : "";
+    const std::string name = fmt::format("http: blob via daemon vs curl, {} KiB ranges{}, bytes/s{}", o.read_len / KiB,
+                                         chunk_note, suffix);
     if (o.size < MiB || o.window == 0 || o.reps == 0 || o.connections == 0 || o.read_len < 4 * KiB ||
-        (o.read_len & (o.read_len - 1)) != 0) {
-        die("bad --size, --read (a power of two >= 4 KiB), --window, --reps or --connections");
+        (o.read_len & (o.read_len - 1)) != 0 || (o.chunk && (o.chunk < 4 * KiB || o.chunk > o.read_len || (o.chunk & (o.chunk - 1)) != 0))) {
+        die("bad --size, --read (a power of two >= 4 KiB), --chunk (a power of two, 4 KiB..--read), --window, --reps "
+            "or --connections");
     }
     if (find_program("nginx").empty()) {
         skip_line(name, "nginx not installed (apt-get install nginx-light)");
@@ -326,9 +332,10 @@ int main(int argc, char** argv) {
     }
     log::set_max_level(log::level::warning);
     if (sanitized_build()) fmt::print("# warning: sanitizer build: the figures below mean nothing\n");
-    fmt::print("# http_throughput: blob {} MiB served by nginx from {}, READs of {} KiB (= chunk), window {}, "
+    fmt::print("# http_throughput: blob {} MiB served by nginx from {}, READs of {} KiB, chunks of {} KiB, window {}, "
                "{} connections, cache files in {}, {} reps\n",
-               o.size / MiB, o.blob_dir, o.read_len / KiB, o.window, o.connections, o.cache_dir, o.reps);
+               o.size / MiB, o.blob_dir, o.read_len / KiB, (o.chunk ? o.chunk : o.read_len) / KiB, o.window, o.connections,
+               o.cache_dir, o.reps);
     nginx n(o.blob_dir, o.size);
     // Warm nginx's page cache of the blob (and the connection path) once before timing, and the
     // daemon's process: its first run faults in the fetch buffer pool (64 MiB, process-wide), a
@@ -445,8 +452,11 @@ int main(int argc, char** argv) {
                 mib_s(cpu_limit), "curl " + mib_s(c_rate), fmt::format("{:.2f}x", cpu_limit / c_rate), "-", "info");
     result_line("http: ceiling: the blob's cache-file writes alone (no network, one thread) vs curl" + suffix,
                 rate(w_s), "curl " + rate(c_s), fmt::format("{:.2f}x", ratio(c_s, w_s)), "-", "info");
+    // The default path (store on) writes every byte twice, into the store and the cache file:
+    // the target (issue 16) is still curl writing it once.
     result_line("http: blob via daemon with the blob store on (default), vs curl writing files, bytes/s" + suffix,
-                rate(st_s), "curl -o " + rate(cf_s), fmt::format("{:.2f}x", ratio(cf_s, st_s)), "-", "info");
+                rate(st_s), "curl -o " + rate(cf_s), fmt::format("{:.2f}x", ratio(cf_s, st_s)), ">= 1.00x",
+                info_only ? "info" : (ratio(cf_s, st_s) >= 1.0 ? "PASS" : "FAIL"));
     fs::remove_all(store_parent);
     result_line("http: curl, 1 connection / --parallel-max " + std::to_string(o.connections) + suffix, rate(c1_s),
                 rate(cp_s), "-", "-", "info");

@@ -8,7 +8,7 @@
 #   BENCH_BIN     dir with erofs-blobd and erofs-blobctl
 #   BENCH_TOOLS   dir with simple_daemon and randread (built by run.sh)
 #   BENCH_DATA    fixtures: blobs/ (images and blobs, named by cookie), src/ (their trees), sizes
-#   BENCH_REPS    repetitions (3)        BENCH_ONLY   subset of "abcd" to run (abcd)
+#   BENCH_REPS    repetitions (3)        BENCH_ONLY   subset of "abcde" to run (abcde)
 #   BENCH_OPS1    random reads for the single reader (2000)
 #   BENCH_OPS16   random reads in all for the 16 readers (8000)
 #   BENCH_CHUNKS  erofs-blobd chunk sizes to measure; the first is the headline (1048576 65536)
@@ -20,6 +20,8 @@
 #     ubd: cache dir, blob sources and the loop-mounted image on the ext4 ubd disk (its host file
 #          is on the host's /dev/shm): every cache write / source read is a UML block I/O round
 #          trip, whose completion latency is erratic (0.5..10 ms), like a slow disk.
+#   BENCH_LZ      e's network: LATENCY_MS:MBIT (5:200)
+#   BENCH_LZ_TOOLS   bench/lazy-start (netem.py, workset.py)
 #   BENCH_BLOBD_ENV  extra NAME=VALUE words for erofs-blobd's environment (experiments; default none)
 #   BENCH_STEP_TIMEOUT  seconds one timed step may take before it counts as hung (300)
 # A hung step (a reader that never returns) is fatal: the kernel's blocked tasks (sysrq-w), the
@@ -27,7 +29,8 @@
 set -u
 : "${BENCH_BIN:?}" "${BENCH_TOOLS:?}" "${BENCH_DATA:?}" "${BLOBD_UML_RUN:?}" "${BLOBD_CACHE_MNT:?}"
 REPS=${BENCH_REPS:-3}
-ONLY=${BENCH_ONLY:-abcd}
+ONLY=${BENCH_ONLY:-abcde}
+BENCH_LZ=${BENCH_LZ:-5:200}
 OPS1=${BENCH_OPS1:-2000}
 OPS16=${BENCH_OPS16:-8000}
 STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-300}
@@ -128,13 +131,19 @@ new_cache() {
 # erofs-blobd is started and stopped by the e2e tests' helpers (blobd_start, blobd_stop).
 . "${BASH_SOURCE[0]%/*}/../../tests/e2e/daemon.sh" || die "cannot source tests/e2e/daemon.sh"
 DAEMON='' DAEMON_PID='' BLOBD_PID='' SIMPLE_PID=''
+# start_daemon blobd CHUNK|default [SOURCES_JSON] | start_daemon simple: SIMPLE_SOURCE says where
+# the simple daemon reads blobs (default: --blobs $SRC); SOURCES_JSON erofs-blobd's (default: local $SRC).
+SIMPLE_SOURCE=()
 start_daemon() {
     new_cache
     DAEMON=$1
     if [ "$1" = blobd ]; then
+        local chunk= sources="[{\"type\": \"local\", \"path\": \"$SRC\"}]"
+        [ "$2" = default ] || chunk="\"chunk_size\": $2, "
+        [ -z "${3:-}" ] || sources=$3
         cat >/run/blobd/config.json <<JSON
-{"cache": {"dir": "$CACHE", "tag": "bench"}, "chunk_size": $2,
- "sources": [{"type": "local", "path": "$SRC"}], "control_socket": "$SOCK", "log_level": "notice"}
+{"cache": {"dir": "$CACHE", "tag": "bench"}, $chunk
+ "sources": $sources, "control_socket": "$SOCK", "log_level": "notice"}
 JSON
         local rc=0
         # shellcheck disable=SC2086  # BENCH_BLOBD_ENV: NAME=VALUE words (experiments, e.g. GLIBC_TUNABLES)
@@ -147,7 +156,9 @@ JSON
         esac
     else
         : >/run/simple.log
-        "$BENCH_TOOLS/simple_daemon" --cache-dir "$CACHE" --tag bench --blobs "$SRC" 2>/run/simple.log &
+        local src=(--blobs "$SRC")
+        [ ${#SIMPLE_SOURCE[@]} = 0 ] || src=("${SIMPLE_SOURCE[@]}")
+        "$BENCH_TOOLS/simple_daemon" --cache-dir "$CACHE" --tag bench "${src[@]}" 2>/run/simple.log &
         SIMPLE_PID=$! DAEMON_PID=$!
         for _ in $(seq 1 200); do
             grep -q bound /run/simple.log && return 0
@@ -314,6 +325,83 @@ measure_domain() {  # with|without KEY
     rec "$2.secs" "$(( (e - s) / 1000000 )).$(printf %03d $(( (e - s) / 1000 % 1000 )))"
 }
 
+# e. lazy start over a network (bench/lazy-start, here with cachefiles): image limg + blob lblob
+# served by nginx on the guest's loopback behind netem.py (BENCH_LZ: a latency per request, one
+# shared bandwidth); a seeded 10 % of the files (lz.list) read from mount to the last byte by
+# erofs-blobd (default config, http source), by the simple daemon (one ranged GET per READ), and
+# pull-then-run (curl both files through the same link, loop devices, a plain erofs mount); the
+# limit is computed from the workload and the round trip the link measured.
+LZ_LIST=$BENCH_DATA/lz.list LZ_NGINX=18080 LZ_PORT=18081 LZ_WARM=0
+lz_up() {
+    ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up || die "cannot bring up lo"
+    mkdir -p /run/lz/tmp
+    cat >/run/lz/nginx.conf <<NGINX
+daemon off; master_process off; worker_processes 1; pid /run/lz/nginx.pid; error_log stderr warn;
+events { worker_connections 64; }
+http { access_log off; default_type application/octet-stream; sendfile on; keepalive_timeout 60s;
+  keepalive_requests 100000; client_body_temp_path /run/lz/tmp/body; proxy_temp_path /run/lz/tmp/proxy;
+  fastcgi_temp_path /run/lz/tmp/fastcgi; uwsgi_temp_path /run/lz/tmp/uwsgi; scgi_temp_path /run/lz/tmp/scgi;
+  server { listen 127.0.0.1:$LZ_NGINX; root $SRC; } }
+NGINX
+    nginx -e stderr -p /run/lz -c /run/lz/nginx.conf 2>"$LOGS/nginx.log" &
+    LZ_NGINX_PID=$!
+    python3 "$BENCH_LZ_TOOLS/netem.py" --listen "$LZ_PORT" --upstream "$LZ_NGINX" --latency-ms "${BENCH_LZ%%:*}" \
+        --mbit "${BENCH_LZ##*:}" --ready /run/lz/netem.ready 2>"$LOGS/netem.log" &
+    LZ_NETEM_PID=$!
+    for _ in $(seq 1 200); do
+        [ -e /run/lz/netem.ready ] && curl -sf -o /dev/null "http://127.0.0.1:$LZ_PORT/limg" && return 0
+        sleep 0.1
+    done
+    die "nginx or netem.py did not start: $(cat "$LOGS/nginx.log" "$LOGS/netem.log")"
+}
+lz_read() {  # lz_read ROOT [--verify SRC]: reads the working set
+    guard "working set under $1" python3 "$BENCH_LZ_TOOLS/workset.py" read "$1" "$LZ_LIST" "${@:2}" >/dev/null ||
+        die "reading the working set under $1 failed"
+}
+secs_since() { local d=$(( $(us) - $1 )); echo "$((d / 1000000)).$(printf %06d $((d % 1000000)))"; }
+measure_lazy() {  # blobd|simple|pull KEY
+    local s la lb secs
+    if [ "$1" = pull ]; then
+        new_cache
+        drop
+        s=$(us)
+        curl -sf -o "$CACHE/limg" "http://127.0.0.1:$LZ_PORT/limg" && curl -sf -o "$CACHE/lblob" "http://127.0.0.1:$LZ_PORT/lblob" ||
+            die "curl through the link failed"
+        rec "$2.download_secs" "$(secs_since "$s")"
+        lb=$(losetup -f --show -r "$CACHE/lblob") && la=$(losetup -f --show -r "$CACHE/limg") || die "losetup failed"
+        mkdir -p /run/mnt/z
+        mount -t erofs -o ro,device="$lb" "$la" /run/mnt/z || die "plain mount of limg + lblob failed"
+        lz_read /run/mnt/z
+        secs=$(secs_since "$s")
+        # The reads alone, everything in memory: the floor under any fetcher.
+        local w0; w0=$(us); lz_read /run/mnt/z; LZ_WARM=$(secs_since "$w0"); rec "$2.warm_secs" "$LZ_WARM"
+        umount /run/mnt/z; losetup -d "$la"; losetup -d "$lb"
+    else
+        SIMPLE_SOURCE=(--http "$LZ_PORT")
+        start_daemon "$1" default "[{\"type\": \"http\", \"url\": \"http://127.0.0.1:$LZ_PORT\"}]"
+        SIMPLE_SOURCE=()
+        drop
+        s=$(us)
+        mount_fs /run/mnt/z fsid=limg
+        lz_read /run/mnt/z
+        secs=$(secs_since "$s")
+        daemon_counters "$2"
+        if [ "$rep" = 1 ]; then lz_read /run/mnt/z --verify "$BENCH_DATA/src/lz"; say "  verified the working set byte for byte"; fi
+        umount /run/mnt/z
+        stop_daemon
+    fi
+    rec "$2.secs" "$secs"
+}
+lz_limit() {  # prints "WIRE RTT": a perfect fetcher's wire time (bench/lazy-start/run.sh: wire_secs), the round trip
+    local rtt w
+    rtt=$(python3 "$BENCH_LZ_TOOLS/netem.py" --probe "$LZ_PORT" --path /lblob --size 4096) || die "netem.py --probe failed"
+    w=$(awk '/^# files=/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } print v["files"], v["blocks"] }' "$LZ_LIST")
+    awk -v t="$rtt" -v m="${BENCH_LZ##*:}" -v ib="$(size_of limg)" -v bb="$(size_of lblob)" -v w="$w" '
+        BEGIN { split(w, ws, " "); r = m * 1e6 / 8; l = t - 4096 / r; if (l < 0) l = 0
+                demand = (ib + ws[2] * 4096) / r + l * (1 + ws[1]); stream = (ib + bb) / r + 2 * l
+                printf "%.6f %.6f\n", (demand < stream ? demand : stream), l }'
+}
+
 echo "R|0|blob_size|$(size_of dblob)" >>"$OUT"
 echo "R|0|tree_bytes|$(find "$BENCH_DATA/src/dom" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')" >>"$OUT"
 
@@ -347,12 +435,23 @@ for rep in $(seq 1 "$REPS"); do
         done
         use_storage "$STORAGE"
     fi
+    if [[ $ONLY == *e* ]]; then
+        say "e. lazy start over a network (${BENCH_LZ%%:*} ms, ${BENCH_LZ##*:} Mbit/s): working set of $(grep -c -v '^#' "$LZ_LIST") files"
+        [ -n "${LZ_NETEM_PID:-}" ] || lz_up
+        if [ $odd = 1 ]; then measure_lazy blobd lz.blobd; measure_lazy simple lz.simple; measure_lazy pull lz.pull
+        else measure_lazy pull lz.pull; measure_lazy simple lz.simple; measure_lazy blobd lz.blobd; fi
+        read -r wire rtt < <(lz_limit)
+        rec lz.rtt_ms "$(awk -v x="$rtt" 'BEGIN { printf "%.3f", x * 1000 }')"
+        rec lz.lat_ms "${BENCH_LZ%%:*}"
+        rec lz.limit.secs "$(awk -v w="$wire" -v x="$LZ_WARM" 'BEGIN { printf "%.4f", w + x }')"
+    fi
     if [[ $ONLY == *d* ]]; then
         say "d. 8 mounts sharing one blob, read concurrently"
         if [ $odd = 1 ]; then measure_domain with dom.with; measure_domain without dom.without
         else measure_domain without dom.without; measure_domain with dom.with; fi
     fi
 done
+[ -n "${LZ_NETEM_PID:-}" ] && kill "$LZ_NETEM_PID" "$LZ_NGINX_PID" 2>/dev/null
 [ -n "$CACHE" ] && rm -rf "$CACHE"
 umount /run/cachefs && losetup -d "$CACHEDEV"
 say "done"

@@ -6,11 +6,15 @@
 #   c. a deliberately simple synchronous daemon (bench/uml/simple_daemon.cpp): 16 concurrent
 #      random 4 KiB readers on a chunked image whose data lives in a blob (ops/s)
 #   d. 8 mounts of images sharing one blob, with one domain_id vs without: bytes fetched
+#   e. lazy start over a network (bench/lazy-start with cachefiles): a seeded 10 % of a real tree's
+#      files read from mount to the last byte, blobs from nginx behind a latency + bandwidth link
+#      (netem.py) in the guest: erofs-blobd vs the simple daemon (one GET per READ) vs pull-then-run
+#      vs the limit computed from the workload (secs)
 # Each measurement: fresh daemon, fresh cache dir, `echo 3 > drop_caches` before the timed read.
 # Repeated --reps times in the boot; medians are printed. See bench/uml/README.md.
 #
-# usage: bench/uml/run.sh [--reps 3] [--only abcd] [--bin DIR] [--data DIR] [--storage ram|ubd]
-#                         [--c-storages "ram ubd"]
+# usage: bench/uml/run.sh [--reps 3] [--only abcde] [--bin DIR] [--data DIR] [--storage ram|ubd]
+#                         [--c-storages "ram ubd"] [--lz-tree DIR] [--lz-net 5:200]
 #                         [--chunks "1048576 65536"] [--ops1 2000] [--ops16 8000] [--mem 2G]
 #                         [--timeout 1800] [--keep] [--no-pin] [--no-rt] [--nice N] [--blobd-env 'NAME=VALUE ...']
 #   --bin DIR    erofs-blobd and erofs-blobctl (default: $BLOBD_BIN or <repo>/build/bin)
@@ -21,6 +25,9 @@
 #                host file is on /dev/shm): block I/O round trips, whose latency in UML is erratic
 #   --c-storages the storages c runs on (default both: "ram ubd"), one ROW each
 #   --chunks     erofs-blobd chunk sizes; the first is the headline figure, others are INFO rows
+#   --lz-tree    e's tree (default /usr/share/perl: about 1200 files, 21 MiB); copied, then built
+#                into image limg + blob lblob, 10 % of its files (seed 1) the working set
+#   --lz-net     e's link: LATENCY_MS:MBIT (default 5:200; MBIT > 0)
 #   --keep       keep the work dir (UML logs, daemon logs, raw results)
 #   --no-pin     by default the UML kernel runs pinned to the host's last CPU (taskset): its
 #                processes (UML kernel, guest processes under ptrace, ubd I/O thread) then never
@@ -39,7 +46,7 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
 
-reps=3 only=abcd bin=${BLOBD_BIN:-$top/build/bin} data='' storage=ram c_storages="ram ubd" chunks="1048576 65536" ops1=2000 ops16=8000
+reps=3 only=abcde lz_tree=/usr/share/perl lz_net=5:200 bin=${BLOBD_BIN:-$top/build/bin} data='' storage=ram c_storages="ram ubd" chunks="1048576 65536" ops1=2000 ops16=8000
 mem=2G timeout_s=1800 keep=0 nice_n=0 rt=1 pin=1 blobd_env=
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -50,6 +57,8 @@ while [ $# -gt 0 ]; do
         --storage) storage=${2:?}; shift 2 ;;
         --c-storages) c_storages=${2:?}; shift 2 ;;
         --chunks) chunks=${2:?}; shift 2 ;;
+        --lz-tree) lz_tree=${2:?}; shift 2 ;;
+        --lz-net) lz_net=${2:?}; shift 2 ;;
         --ops1) ops1=${2:?}; shift 2 ;;
         --ops16) ops16=${2:?}; shift 2 ;;
         --mem) mem=${2:?}; shift 2 ;;
@@ -71,7 +80,10 @@ log() { echo "bench/uml: $*" >&2; }
 if [ -z "${BLOBD_UML_KERNEL:-}" ]; then
     ls /usr/src/linux-source-6.1.tar.* >/dev/null 2>&1 || skip "linux-source-6.1 not installed: no UML kernel (scripts/install-deps.sh)"
 fi
-for t in mkfs.erofs mkfs.ext4 losetup g++ python3; do
+[[ $lz_net =~ ^[0-9.]+:[0-9.]*[1-9][0-9.]*$ ]] || { echo "bench/uml/run.sh: --lz-net wants LATENCY_MS:MBIT, MBIT > 0" >&2; exit 2; }
+tools=(mkfs.erofs mkfs.ext4 losetup g++ python3)
+[[ $only == *e* ]] && tools+=(nginx curl)
+for t in "${tools[@]}"; do
     command -v "$t" >/dev/null || skip "$t not installed"
 done
 bin_abs=$(cd "$bin" 2>/dev/null && pwd) || skip "no build dir $bin (build erofs-blobd first, or --bin DIR)"
@@ -120,6 +132,18 @@ if [ ! -s "$data/sizes" ]; then
         { echo "bench/uml: mkblobimg failed" >&2; exit 1; }
     (cd "$data/blobs" && for f in *; do echo "$f $(stat -c %s "$f")"; done) >"$data/sizes.tmp" && mv "$data/sizes.tmp" "$data/sizes"
 fi
+# e: a copy of a real tree (its files as they are on this machine) as image limg + blob lblob, and
+# the working set (bench/lazy-start/workset.py: seeded, packages in a random order).
+if [[ $only == *e* ]] && [ ! -s "$data/lz.list" ]; then
+    [ -d "$lz_tree" ] || skip "--lz-tree $lz_tree is not a directory"
+    log "making the lazy-start fixture from $lz_tree"
+    rm -rf "$data/src/lz"; mkdir -p "$data/src/lz"
+    cp -a "$lz_tree/." "$data/src/lz/" &&
+        "$top/scripts/mkblobimg" --quiet --out "$data/blobs" --blob lblob --image limg="$data/src/lz" >&2 &&
+        python3 "$top/bench/lazy-start/workset.py" pick "$data/src/lz" --seed 1 --percent 10 >"$data/lz.list.tmp" &&
+        mv "$data/lz.list.tmp" "$data/lz.list" || { echo "bench/uml: the lazy-start fixture failed" >&2; exit 1; }
+    (cd "$data/blobs" && for f in *; do echo "$f $(stat -c %s "$f")"; done) >"$data/sizes.tmp" && mv "$data/sizes.tmp" "$data/sizes"
+fi
 
 # The cache disk (ubd0): on the host's /dev/shm when possible. ubd turns every guest flush (ext4
 # journal commits, which cachefiles' block allocations cause) into an fsync() of the disk file:
@@ -142,6 +166,7 @@ log "          chunks='$chunks' ops1=$ops1 ops16=$ops16 mem=$mem sched='${sched[
     --env BENCH_BIN="$work/bin" --env BENCH_TOOLS="$work/tools" --env BENCH_DATA="$data" \
     --env BENCH_REPS="$reps" --env BENCH_ONLY="$only" --env BENCH_STORAGE="$storage" --env BENCH_C_STORAGES="$c_storages" --env BENCH_CHUNKS="$chunks" \
     --env BENCH_OPS1="$ops1" --env BENCH_OPS16="$ops16" --env BENCH_BLOBD_ENV="$blobd_env" \
+    --env BENCH_LZ="$lz_net" --env BENCH_LZ_TOOLS="$top/bench/lazy-start" \
     -- "$here/guest.sh" >&2
 rc=$?
 rm -rf "$disk_dir"
@@ -170,11 +195,11 @@ fi
 # A guest that "passed" without figures, or a summary that crashed, is a failed run, not an empty one.
 py_rc=0
 [ -s "$work/uml/results" ] || { [ $rc = 0 ] && rc=1 why="the guest recorded no figures"; keep=1; }
-[ -s "$work/uml/results" ] && python3 - "$work/uml/results" "$chunks" "$storage" "$c_storages" <<'PY' || py_rc=$?
+[ -s "$work/uml/results" ] && python3 - "$work/uml/results" "$chunks" "$storage" "$c_storages" "$lz_net" <<'PY' || py_rc=$?
 import statistics, sys
 from collections import defaultdict
 
-path, chunks, storage, c_storages = sys.argv[1], sys.argv[2].split(), sys.argv[3], sys.argv[4].split()
+path, chunks, storage, c_storages, lz_net = sys.argv[1], sys.argv[2].split(), sys.argv[3], sys.argv[4].split(), sys.argv[5]
 vals = defaultdict(dict)   # key -> rep -> value
 for line in open(path):
     parts = line.rstrip("\n").split("|")
@@ -223,9 +248,11 @@ def kib(c):
     return f"{c >> 20}M" if c >= 1 << 20 else f"{c >> 10}K"
 
 head = chunks[0]
-row("uml cold seq read MB/s (blobd vs loop)", "seq.blobd.mbps", "seq.loop.mbps", 1, ">=0.9")
+# The >= 0.9x-of-loop target is retired (issue 16): the source -> cache file copy the cold path
+# must do bounds it (rows below); bench/lazy-start is the real-kernel figure users feel. Info only.
+row("uml cold seq read MB/s (blobd vs loop)", "seq.blobd.mbps", "seq.loop.mbps", 1)
 for c in chunks[1:]:
-    row(f"uml cold seq read MB/s (blobd chunk {kib(c)} vs loop)", f"seq.blobd{c}.mbps", "seq.loop.mbps", 1, ">=0.9", "INFO")
+    row(f"uml cold seq read MB/s (blobd chunk {kib(c)} vs loop)", f"seq.blobd{c}.mbps", "seq.loop.mbps", 1)
 row("uml cold seq read MB/s (simple daemon vs loop)", "seq.simple.mbps", "seq.loop.mbps", 1)
 row("uml cache-hit seq read MB/s (blobd, data in cache file, vs cold loop)", "seq.blobd.warm.mbps", "seq.loop.mbps", 1)
 # Why the cold read stays far below the loop device: its time is the cache-hit read plus the
@@ -264,6 +291,18 @@ for st in c_storages:
     row(f"uml 16 rand readers: kernel READs, {w} (blobd vs simple daemon)", f"rand16.{st}.blobd.reads", f"rand16.{st}.simple.reads", 0)
     for c in chunks[1:]:
         row(f"uml 16 rand readers ops/s, {w} (blobd chunk {kib(c)} vs simple daemon)", f"rand16.{st}.blobd{c}.ops", f"rand16.{st}.simple.ops", 0, ">=2", "INFO")
+# e: lazy start. Times in seconds; "vs" rows are measured / baseline, so "simple daemon vs
+# erofs-blobd" is how many times faster erofs-blobd is.
+if "lz.blobd.secs" in vals:
+    lat, mbit = lz_net.split(":")
+    net = f"{lat} ms, {mbit} Mbit/s"
+    row(f"uml lazy start secs [{net}] (erofs-blobd vs the limit)", "lz.blobd.secs", "lz.limit.secs", 3, "<=1.3")
+    row(f"uml lazy start secs [{net}] (simple daemon vs erofs-blobd)", "lz.simple.secs", "lz.blobd.secs", 3, ">=2")
+    row(f"uml lazy start secs [{net}] (pull-then-run vs erofs-blobd)", "lz.pull.secs", "lz.blobd.secs", 3, ">=3")
+    # The most any fetcher that does not know the working set could reach against pull-then-run.
+    row(f"uml lazy start secs [{net}] (pull-then-run vs the limit)", "lz.pull.secs", "lz.limit.secs", 3)
+    row(f"uml lazy start kernel READs [{net}] (erofs-blobd vs simple daemon)", "lz.blobd.reads", "lz.simple.reads", 0)
+    row(f"uml lazy start round trip ms [{net}] (measured on the link vs the latency set)", "lz.rtt_ms", "lz.lat_ms", 3)
 # d: bytes fetched for the blob by 8 mounts, against the blob's size (MiB)
 if "dom.with.blob_fetched" in vals:
     blob = med("blob_size")
