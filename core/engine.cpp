@@ -211,17 +211,20 @@ void engine::submit_write(write_run w) {
         effects out;
         for (std::uint64_t i = 0; i < w.chunks; ++i) {
             const std::uint64_t clen = std::min(registry_.chunk_size(), w.len - i * registry_.chunk_size());
-            effects e = registry_.on_written(w.object, w.chunk + i, res < 0 ? res : static_cast<int>(clen));
-            if (out.empty()) {
-                out = std::move(e);
-            } else {
-                std::move(e.begin(), e.end(), std::back_inserter(out));
-                registry_.recycle(std::move(e));
-            }
+            append(out, registry_.on_written(w.object, w.chunk + i, res < 0 ? res : static_cast<int>(clen)));
         }
         execute(std::move(out));
         pump_fetches();
     });
+}
+
+void engine::append(effects& out, effects&& more) {
+    if (out.empty()) {
+        out = std::move(more);
+    } else {
+        std::move(more.begin(), more.end(), std::back_inserter(out));
+        registry_.recycle(std::move(more));
+    }
 }
 
 deadline engine::due_from_now() const {
@@ -291,13 +294,7 @@ void engine::fetched(const std::vector<fetch_chunk>& chunks, result<buffer_ptr, 
                 if (!alive.expired()) registry_.forget_failure(id, chunk);
             });
         }
-        effects e = registry_.on_fetched(f.blob, f.chunk, r, static_cast<std::size_t>(f.off - first.off));
-        if (out.empty()) {
-            out = std::move(e);
-        } else {
-            std::move(e.begin(), e.end(), std::back_inserter(out));
-            registry_.recycle(std::move(e));
-        }
+        append(out, registry_.on_fetched(f.blob, f.chunk, r, static_cast<std::size_t>(f.off - first.off)));
     }
     // One batch: the chunks' writes into each object go out as one write.
     execute(std::move(out));

@@ -185,6 +185,8 @@ public:
 
 private:
     void execute(effects&& effs);
+    /// Moves `more` to the end of `out` (several registry calls executed as one batch).
+    void append(effects& out, effects&& more);
     struct queued_fetch;
     /// Starts the fetch at the front of `q` with the chunks queued right behind it that continue
     /// it (same blob, the next chunk), up to merge_bytes, as one source call.
