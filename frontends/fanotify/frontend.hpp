@@ -37,6 +37,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <deque>
@@ -79,6 +80,7 @@ struct fanotify_stats {
     std::uint64_t adopted_mounts = 0;  ///< mounts of a predecessor taken over at start
     std::uint64_t recovered_events = 0;  ///< a predecessor's unanswered events answered at start
     std::uint64_t unrecorded_events = 0;  ///< events served without an entry in the handoff table (full)
+    std::uint64_t self_events = 0;     ///< events raised by the daemon's own writes, allowed at once
     std::uint64_t events_pending = 0;  ///< events read and not answered yet (gauge)
     std::uint64_t files_completed = 0;  ///< cache files found complete, their marks removed
 };
@@ -100,6 +102,8 @@ inline constexpr auto fanotify_metrics = [] {
         counter(&s::adopted_mounts, "adopted_mounts", "Mounts of a previous daemon taken over at start."),
         counter(&s::recovered_events, "recovered_events", "A previous daemon's unanswered events answered at start."),
         counter(&s::unrecorded_events, "unrecorded_events", "Events served without a handoff table entry (the table was full)."),
+        counter(&s::self_events, "self_events",
+                "Events raised by the daemon's own cache-file writes (an fd that notifies), allowed at once."),
         gauge(&s::events_pending, "events_pending", "Events read and not answered yet."),
         counter(&s::files_completed, "files_completed", "Cache files found complete: their marks removed, their reads raise no events."));
 }();
@@ -219,6 +223,7 @@ private:
     engine& core_;
     std::string cache_dir_, root_;
     unique_fd group_;
+    const pid_t self_pid_ = ::getpid();  // events of our own writes carry it (fanotify reports the tgid)
     std::optional<fanotify::inflight_table> inflight_;
     unique_fd mountinfo_;  // /proc/self/mountinfo, polled for changes
     std::shared_ptr<mount_op> pending_mount_;  // the mount whose mount(2) may be running
