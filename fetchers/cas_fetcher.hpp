@@ -15,8 +15,9 @@
 // the name identifies the content whatever source serves it. Any other name identifies content
 // only within one source: `<dir>/src-<16 hex>/<name>`, the hex naming the source (a hash of its
 // describe() text), so two servers with different "blob1"s never see each other's bytes.
-// Each file is sparse, of the blob's size; a chunk fetched from upstream is written there and a
-// later fetch of a range already present is served from it. What is present is read from the file
+// Each file is sparse, of the blob's size; a chunk fetched from upstream is written there (behind
+// the answer: the fetch is answered at once, and a fetch of that range while its write runs is
+// answered from the same buffer) and a later fetch of a range already present is served from it. What is present is read from the file
 // itself (SEEK_DATA/SEEK_HOLE, as cachefiles does for its cache files), so the store survives
 // restarts without any index.
 //
@@ -274,6 +275,9 @@ private:
     std::string source_dir_;   // "src-<16 hex>"
     // One read of the store or one upstream fetch per range, however many domains want it at once.
     std::map<range_key, std::vector<fetch_done>> inflight_;
+    // Ranges fetched from upstream whose write into the store is still running: their fetches were
+    // answered already; a fetch of one of them meanwhile is answered from this buffer.
+    std::map<range_key, buffer_ptr> storing_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
