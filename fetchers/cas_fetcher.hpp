@@ -17,9 +17,9 @@
 // describe() text), so two servers with different "blob1"s never see each other's bytes.
 // Each file is sparse, of the blob's size; a chunk fetched from upstream is written there (behind
 // the answer: the fetch is answered at once, and a fetch of that range while its write runs is
-// answered from the same buffer) and a later fetch of a range already present is served from it. What is present is read from the file
-// itself (SEEK_DATA/SEEK_HOLE, as cachefiles does for its cache files), so the store survives
-// restarts without any index.
+// answered from the same buffer) and a later fetch of a range already present is served from it.
+// What is present is read from the file itself (SEEK_DATA/SEEK_HOLE, as cachefiles does for its
+// cache files), so the store survives restarts without any index.
 //
 // Size: the disk space of every file (allocated blocks) is tracked, from a scan of the directory
 // at start (until it is done nothing is evicted) and an fstat after each write. With max_bytes set, once the store exceeds it the least
