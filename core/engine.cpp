@@ -123,13 +123,13 @@ void engine::execute(effects&& effs) {
                 auto run = std::find_if(runs.rbegin(), runs.rend(), [&](const write_run& r) {
                     return r.object == eff.object;
                 });
+                // Only whole chunks are followed by more: the run's chunks follow from its length.
                 if (run != runs.rend() && run->data == eff.data && run->at + run->len == eff.at &&
-                    run->off + run->len == eff.off && run->chunk + run->chunks == eff.chunk &&
-                    run->len == run->chunks * registry_.chunk_size()) {
+                    run->len % registry_.chunk_size() == 0 &&
+                    run->chunk + run->len / registry_.chunk_size() == eff.chunk) {
                     run->len += eff.len;
-                    ++run->chunks;
                 } else {
-                    runs.push_back(write_run{std::move(eff.object), eff.chunk, 1, eff.off, std::move(eff.data), eff.at, eff.len});
+                    runs.push_back(write_run{std::move(eff.object), eff.chunk, eff.off, std::move(eff.data), eff.at, eff.len});
                 }
             } else if constexpr (std::is_same_v<T, release_blob>) {
                 sources_.for_domain(eff.domain).release(blob_ref{eff.domain, eff.name});
@@ -149,7 +149,6 @@ void engine::execute(effects&& effs) {
 }
 
 void engine::queue_write(write_run w) {
-    ++writes_held_;
     bytes_held_ += w.len;
     write_lane& lane = write_lanes_[w.object.get()];
     if (lane.admits(w.len)) {
@@ -191,7 +190,6 @@ void engine::submit_write(write_run w) {
             if (res == -ENOBUFS || res == -ENOSPC) ++stats_.nospace_writes;
         }
         if (opts_.on_write) opts_.on_write(res);
-        --writes_held_;
         bytes_held_ -= w.len;
         // The next queued write into this file goes out before the registry reacts to this one.
         auto it = write_lanes_.find(w.object.get());
@@ -209,9 +207,10 @@ void engine::submit_write(write_run w) {
         if (lane.inflight == 0) write_lanes_.erase(it);
         // Each chunk of the run is settled with its own length (all whole chunks but a blob's tail).
         effects out;
-        for (std::uint64_t i = 0; i < w.chunks; ++i) {
-            const std::uint64_t clen = std::min(registry_.chunk_size(), w.len - i * registry_.chunk_size());
-            append(out, registry_.on_written(w.object, w.chunk + i, res < 0 ? res : static_cast<int>(clen)));
+        const std::uint64_t cs = registry_.chunk_size();
+        for (std::uint64_t at = 0; at < w.len; at += cs) {
+            const std::uint64_t clen = std::min(cs, w.len - at);
+            append(out, registry_.on_written(w.object, w.chunk + at / cs, res < 0 ? res : static_cast<int>(clen)));
         }
         execute(std::move(out));
         pump_fetches();

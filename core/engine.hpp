@@ -192,10 +192,10 @@ private:
     /// it (same blob, the next chunk), up to merge_bytes, as one source call.
     void start_fetch(std::deque<queued_fetch>& q);
     /// Adjacent chunks of one object filled by one fetch (one buffer): written with one write.
+    /// All its chunks are whole but the last, so their number follows from len.
     struct write_run {
         object_ptr object;
         std::uint64_t chunk = 0;   // the first
-        std::uint64_t chunks = 0;  // how many
         std::uint64_t off = 0;     // of the first, in the cache file
         buffer_ptr data;
         std::size_t at = 0;        // of the first, in data
@@ -245,7 +245,9 @@ private:
     bool sweep_armed_ = false;
     log::rate_limit deadline_warn_;
     std::size_t fetches_inflight_ = 0, prefetches_inflight_ = 0;  // source calls
-    std::uint64_t bytes_held_ = 0;  // fetch buffers in flight and chunk writes held (max_inflight_bytes)
+    /// Bytes of the fetches in flight and of the chunk writes waiting or running, against
+    /// max_inflight_bytes: the memory held stays bounded when writes are slower than fetches.
+    std::uint64_t bytes_held_ = 0;
     struct write_lane {
         unsigned inflight = 0;     // writes
         std::uint64_t bytes = 0;   // their bytes
@@ -254,9 +256,6 @@ private:
         bool admits(std::uint64_t len) const { return inflight == 0 || bytes + len <= max_write_bytes_per_file; }
     };
     std::unordered_map<const cache_object*, write_lane> write_lanes_;  // by object; only while it has writes
-    /// Chunk writes waiting or running: their bytes count in bytes_held_, so the memory held
-    /// stays bounded when writes are slower than fetches.
-    std::size_t writes_held_ = 0;
     engine_stats stats_;
     // When each READ not answered yet reached the engine (by request id), for read_seconds.
     std::unordered_map<std::uint64_t, std::chrono::steady_clock::time_point> read_started_;

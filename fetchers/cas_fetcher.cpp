@@ -607,9 +607,7 @@ void cas_fetcher::fetch(const blob_ref& blob, std::uint64_t off, std::uint64_t l
     range_key k{std::move(key), off, len};
     if (auto s = storing_.find(k); s != storing_.end()) {
         // Fetched a moment ago, on its way into the store: the same bytes, without a download.
-        ++store_->stats_.hits;
-        store_->stats_.bytes_saved += len;
-        stats_.bytes += len;
+        count_hits(len, 1);
         loop_.defer([done = std::move(done), data = s->second] { done(data); });
         return;
     }
@@ -636,11 +634,8 @@ void cas_fetcher::read_stored(const blob_ref& blob, const range_key& k, std::sha
                        if (!*alive) return;
                        const auto& [key, off, len] = k;
                        if (res >= 0 && static_cast<std::uint64_t>(res) == len && store->live(key, fd)) {
-                           const auto served = inflight_[k].size();
                            store->touch(key);
-                           store->stats_.hits += served;
-                           store->stats_.bytes_saved += len * served;
-                           stats_.bytes += len * served;
+                           count_hits(len, inflight_[k].size());
                            buf->filled = len;
                            return finish(k, buffer_ptr(buf));
                        }
@@ -652,6 +647,12 @@ void cas_fetcher::read_stored(const blob_ref& blob, const range_key& k, std::sha
                        }
                        from_upstream(blob, k, due);
                    });
+}
+
+void cas_fetcher::count_hits(std::uint64_t len, std::uint64_t served) {
+    store_->stats_.hits += served;
+    store_->stats_.bytes_saved += len * served;
+    stats_.bytes += len * served;
 }
 
 void cas_fetcher::finish(const range_key& k, const result<buffer_ptr, int>& r) {

@@ -265,6 +265,8 @@ private:
     void from_upstream(const blob_ref& blob, const range_key& k, deadline due);
     void store_and_finish(const blob_ref& blob, const range_key& k, const result<buffer_ptr, int>& r,
                           std::shared_ptr<unique_fd> fd);
+    /// `served` fetches of `len` bytes answered without a download: counted as store hits.
+    void count_hits(std::uint64_t len, std::uint64_t served);
     /// Answers every fetch waiting on `k`.
     void finish(const range_key& k, const result<buffer_ptr, int>& r);
 
